@@ -1,0 +1,50 @@
+"""Command-line front end: ``vidstyle <command> ...``.
+
+Each command group lives in its own module here and exposes ``register(subparsers)``, which adds its
+parser(s) and sets ``func`` to a handler taking the parsed arguments and returning an exit status.
+Handlers parse and call library functions; they hold no logic of their own. This is the one place where
+:class:`vidstyle.errors.VidstyleError` becomes a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from vidstyle import __version__
+from vidstyle.errors import VidstyleError
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vidstyle.cli import flows, infer, metrics, train
+
+    parser = argparse.ArgumentParser(
+        prog="vidstyle",
+        description="Temporally consistent neural style transfer for video.",
+    )
+    parser.add_argument("--version", action="version", version=f"vidstyle {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (flows, train, infer, metrics):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except VidstyleError as exc:
+        print(f"vidstyle: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("vidstyle: interrupted", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""`vidstyle infer`: placeholder until its issue lands."""
+
+from vidstyle.errors import ConfigError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("infer", help="(not yet available)")
+    p.add_argument("rest", nargs="*")
+    p.set_defaults(func=_not_yet)
+
+
+def _not_yet(args) -> int:
+    raise ConfigError("'vidstyle infer' is not available yet")
