@@ -1,0 +1,154 @@
+"""``vidstyle flows precompute | inspect | show``: the flow files of the training data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vidstyle.errors import ConfigError
+
+
+def register(sub) -> None:
+    flows = sub.add_parser("flows", help="precompute, inspect and view optical-flow files (HDF5)")
+    commands = flows.add_subparsers(dest="flows_command", metavar="ACTION", required=True)
+
+    p = commands.add_parser(
+        "precompute", help="compute frames, flows and masks of video clips into one HDF5 file each",
+        description="Find clips (video files or folders of numbered frames) under SRC, compute forward "
+                    "and backward optical flow and the consistency mask of every consecutive pair, "
+                    "and store each clip as OUT/<id>.h5. Finished files are skipped, so a rerun "
+                    "resumes. Exit status 1 if any clip failed (see OUT/manifest.jsonl).")
+    p.add_argument("sources", nargs="+", metavar="SRC", help="video files, frame folders, or folders of them")
+    p.add_argument("--out", default="flows", help="output folder (default: flows/)")
+    p.add_argument("--size", help="resize frames to WIDTHxHEIGHT first, e.g. 640x360 (default: keep)")
+    p.add_argument("--method", default="farneback", help="farneback (default), dis or deepflow")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="flow method parameter, repeatable, e.g. --param winsize=15")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="parallel clips (default: number of cores)")
+    p.add_argument("--shard", help="I/N: process only shard I of N (0-based), for N machines")
+    p.add_argument("--max-frames", type=int, help="use at most this many frames of each clip")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_precompute)
+
+    p = commands.add_parser("inspect", help="summarize and validate a flow file")
+    p.add_argument("file", metavar="FILE.h5")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_inspect)
+
+    p = commands.add_parser("show", help="picture of one pair: frames, flows as colour wheel, mask")
+    p.add_argument("file", metavar="FILE.h5")
+    p.add_argument("--pair", type=int, default=0, metavar="T", help="pair index t (frames t, t+1)")
+    p.add_argument("--out", required=True, metavar="X.png", help="image to write")
+    p.set_defaults(func=cmd_show)
+
+
+def _parse_params(items: list[str]) -> dict:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param takes KEY=VALUE, not {item!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def cmd_precompute(args: argparse.Namespace) -> int:
+    from vidstyle.flow import FLOW_METHODS
+    from vidstyle.precompute import FlowJob, format_summary, parse_shard, parse_size, run_batch
+
+    if args.method not in FLOW_METHODS:
+        raise ConfigError(f"unknown flow method {args.method!r}; choose from {', '.join(FLOW_METHODS)}")
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.max_frames is not None and args.max_frames < 2:
+        raise ConfigError("--max-frames must be at least 2")
+    job = FlowJob(method=args.method, params=_parse_params(args.param), size=parse_size(args.size),
+                  max_frames=args.max_frames)
+    summary = run_batch(args.sources, args.out, job, workers=args.workers,
+                        shard=parse_shard(args.shard), show_progress=not args.quiet)
+    for line in format_summary(summary):
+        print(line)
+    print(f"flow files in {args.out}; log in {Path(args.out) / 'manifest.jsonl'}")
+    return 1 if summary.count("failed") else 0
+
+
+def summarize(path: str) -> dict:
+    """Attributes and statistics of a valid flow file (raises FlowFileError if it is not valid)."""
+    from vidstyle.flowstore import FlowFile, validate
+
+    attrs = validate(path)
+    with FlowFile(path) as clip:
+        magnitudes, valid = [], []
+        for t in range(clip.num_pairs):
+            pair = clip.pair(t)
+            magnitudes.append(float(np.linalg.norm(pair.flow_fw, axis=-1).mean()))
+            valid.append(float(pair.mask.mean()))
+    return {
+        "file": str(path), "valid": True, "bytes": os.path.getsize(path),
+        "bytes_per_pair": os.path.getsize(path) // max(len(valid), 1),
+        "mean_flow_pixels": float(np.mean(magnitudes)), "mean_mask_valid": float(np.mean(valid)),
+        "attrs": attrs,
+    }
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    info = summarize(args.file)
+    if args.json:
+        json.dump(info, sys.stdout, indent=2, default=str)
+        print()
+        return 0
+    a = info["attrs"]
+    print(f"{info['file']}: valid {a['format']} file, {info['bytes'] / 1e6:.1f} MB "
+          f"({info['bytes_per_pair'] / 1e3:.0f} kB per pair)")
+    print(f"  source      {a['source']}")
+    print(f"  frames      {a['num_frames']} at {a['width']}x{a['height']}, {a['fps']:.3f} fps")
+    print(f"  flow        {a['flow_method']} {a['flow_params']}")
+    print(f"  mean |flow| {info['mean_flow_pixels']:.2f} px; mask valid {100 * info['mean_mask_valid']:.1f}%")
+    print(f"  created     {a['created']} by vidstyle {a['vidstyle_version']}")
+    return 0
+
+
+def render_pair(path: str, t: int) -> np.ndarray:
+    """RGB picture of pair t, two rows: frame t | frame t+1 | mask (white = reliable), then
+    flow_fw | flow_bw (colour wheel, one scale) | frame t warped by flow_bw (should match frame t+1)."""
+    from vidstyle.flow import flow_to_color, warp
+    from vidstyle.flowstore import FlowFile
+
+    with FlowFile(path) as clip:
+        if not 0 <= t < clip.num_pairs:
+            raise ConfigError(f"--pair must be between 0 and {clip.num_pairs - 1} for {path}")
+        pair = clip.pair(t)
+    scale = float(max(np.abs(pair.flow_fw).max(), np.abs(pair.flow_bw).max(), 1e-6))
+    mask = np.repeat(pair.mask[..., None] * 255, 3, axis=2).astype(np.uint8)
+    top = np.concatenate([pair.frame_t, pair.frame_t1, mask], axis=1)
+    bottom = np.concatenate([flow_to_color(pair.flow_fw, scale), flow_to_color(pair.flow_bw, scale),
+                             warp(pair.frame_t, pair.flow_bw)], axis=1)
+    return np.concatenate([top, bottom], axis=0)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import cv2
+
+    from vidstyle.fsutil import atomic_output
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise ConfigError(f"--out must end in .png or .jpg, not {out.name!r}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"{out.parent}: no such folder for --out")
+    picture = render_pair(args.file, args.pair)
+    with atomic_output(out) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+            raise ConfigError(f"{out}: could not write the image")
+    print(f"wrote {out}: frame t | frame t+1 | mask (top); "
+          f"flow t->t+1 | flow t+1->t | frame t warped onto t+1 (bottom)")
+    return 0

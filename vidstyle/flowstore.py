@@ -1,0 +1,311 @@
+"""The HDF5 clip file, format ``vidstyle-flow/1``: schema, atomic writer, lazy reader, validation.
+
+One file per clip (see README "Flow files")::
+
+    frames   uint8   (T, H, W, 3)    RGB frames the flow was computed on
+    flow_fw  float16 (T-1, H, W, 2)  flow t -> t+1 on the grid of t, pixels (dx, dy)
+    flow_bw  float16 (T-1, H, W, 2)  flow t+1 -> t on the grid of t+1
+    mask     uint8   (T-1, H, W)     1 where warp(frame_t, flow_bw) is a reliable estimate of frame t+1
+
+A file is written under ``<name>.tmp`` and renamed when every frame and pair is in it, so a file that
+exists under its final name is whole. Each frame or pair is one chunk, so reading pair t touches only
+pair t's bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import h5py
+import numpy as np
+
+from vidstyle.errors import FlowFileError
+from vidstyle.fsutil import atomic_output
+
+FORMAT = "vidstyle-flow/1"
+REQUIRED_ATTRS = (
+    "format", "source", "source_size", "source_mtime", "fps", "num_frames", "height", "width",
+    "flow_method", "flow_params", "created", "vidstyle_version",
+)
+# Chosen by benchmarks/flow_bench.py (README "Flow files"): lzf stores a 640x360 pair in about the
+# same bytes as gzip-1 while reading several times faster, which matters more to a training loader.
+DEFAULT_COMPRESSION = "lzf"
+
+
+def _layout(num_frames: int, height: int, width: int) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Dataset name -> (dtype, shape) for a clip of ``num_frames`` frames of ``height`` x ``width``."""
+    pairs = max(num_frames - 1, 0)
+    return {
+        "frames": (np.dtype(np.uint8), (num_frames, height, width, 3)),
+        "flow_fw": (np.dtype(np.float16), (pairs, height, width, 2)),
+        "flow_bw": (np.dtype(np.float16), (pairs, height, width, 2)),
+        "mask": (np.dtype(np.uint8), (pairs, height, width)),
+    }
+
+
+@dataclass
+class FlowPair:
+    """Consecutive frames t, t+1 with their flows (float32, pixels) and mask (uint8, grid of t+1)."""
+
+    frame_t: np.ndarray
+    frame_t1: np.ndarray
+    flow_fw: np.ndarray
+    flow_bw: np.ndarray
+    mask: np.ndarray
+
+
+class FlowFileWriter:
+    """Write one clip file; it appears under ``path`` only if the ``with`` block ends cleanly.
+
+    ``num_frames`` is an upper bound: a clip whose decoder delivers fewer frames is trimmed to the
+    frames and pairs actually written, which must be contiguous from 0.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, num_frames: int, height: int, width: int,
+                 attrs: dict[str, Any], compression: str | None = DEFAULT_COMPRESSION):
+        if num_frames < 2:
+            raise FlowFileError(f"{path}: a clip needs at least 2 frames, got {num_frames}")
+        self.path = Path(path)
+        self.height, self.width = int(height), int(width)
+        self._capacity = int(num_frames)
+        self._attrs = dict(attrs)
+        self._compression = compression
+        self._frames_written = 0
+        self._pairs_written = 0
+        self._atomic = None
+        self._h5 = None
+
+    def __enter__(self) -> "FlowFileWriter":
+        self._atomic = atomic_output(self.path, tmp=self.path.with_name(self.path.name + ".tmp"))
+        tmp = self._atomic.__enter__()
+        try:
+            self._h5 = h5py.File(tmp, "w")
+            for name, (dtype, shape) in _layout(self._capacity, self.height, self.width).items():
+                self._h5.create_dataset(
+                    name, shape=shape, maxshape=(None, *shape[1:]), dtype=dtype,
+                    chunks=(1, *shape[1:]), compression=self._compression,
+                )
+        except BaseException as exc:
+            self._abort(exc)
+            raise
+        return self
+
+    def write_frame(self, t: int, frame: np.ndarray) -> None:
+        """Store frame ``t``: uint8 RGB (H, W, 3). Frames must come in order 0, 1, 2, ..."""
+        self._check_index("frame", t, self._frames_written)
+        self._check_shape("frame", frame, (self.height, self.width, 3))
+        self._h5["frames"][t] = frame
+        self._frames_written += 1
+
+    def write_pair(self, t: int, flow_fw: np.ndarray, flow_bw: np.ndarray, mask: np.ndarray) -> None:
+        """Store pair ``t`` (frames t, t+1): flows (H, W, 2) in pixels, mask (H, W) of 0/1."""
+        self._check_index("pair", t, self._pairs_written)
+        self._check_shape("flow_fw", flow_fw, (self.height, self.width, 2))
+        self._check_shape("flow_bw", flow_bw, (self.height, self.width, 2))
+        self._check_shape("mask", mask, (self.height, self.width))
+        self._h5["flow_fw"][t] = flow_fw.astype(np.float16)
+        self._h5["flow_bw"][t] = flow_bw.astype(np.float16)
+        self._h5["mask"][t] = (mask > 0).astype(np.uint8)
+        self._pairs_written += 1
+
+    def _check_index(self, what: str, t: int, expected: int) -> None:
+        if t != expected:
+            raise FlowFileError(f"{self.path}: {what} {t} written out of order (expected {expected})")
+        if t >= self._capacity:
+            raise FlowFileError(f"{self.path}: {what} {t} beyond the {self._capacity} frames declared")
+
+    def _check_shape(self, what: str, array: np.ndarray, shape: tuple[int, ...]) -> None:
+        if array.shape != shape:
+            raise FlowFileError(f"{self.path}: {what} has shape {array.shape}, expected {shape}")
+
+    def _finish(self) -> None:
+        frames, pairs = self._frames_written, self._pairs_written
+        if frames < 2 or pairs != frames - 1:
+            raise FlowFileError(
+                f"{self.path}: incomplete clip: {frames} frames and {pairs} pairs written")
+        if frames < self._capacity:
+            for name in ("frames", "flow_fw", "flow_bw", "mask"):
+                self._h5[name].resize(frames if name == "frames" else pairs, axis=0)
+        attrs = {**self._attrs, "format": FORMAT, "num_frames": frames,
+                 "height": self.height, "width": self.width}
+        for key, value in attrs.items():
+            self._h5.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+        missing = [key for key in REQUIRED_ATTRS if key not in self._h5.attrs]
+        if missing:
+            raise FlowFileError(f"{self.path}: missing attributes {', '.join(missing)}")
+
+    def _abort(self, exc: BaseException) -> None:
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            try:
+                self._finish()
+            except BaseException as finish_exc:
+                self._abort(finish_exc)
+                raise
+            self._h5.close()
+            self._h5 = None
+            self._atomic.__exit__(None, None, None)
+        else:
+            self._abort(exc)
+        return False
+
+
+def write_clip(path: str | os.PathLike, frames: np.ndarray, flows_fw: np.ndarray,
+               flows_bw: np.ndarray, masks: np.ndarray, attrs: dict[str, Any]) -> Path:
+    """Write a whole clip held in memory (tests, small tools). Arrays as in the module docstring."""
+    frames = np.asarray(frames)
+    num_frames, height, width = frames.shape[:3]
+    with FlowFileWriter(path, num_frames=num_frames, height=height, width=width, attrs=attrs) as out:
+        for t in range(num_frames):
+            out.write_frame(t, frames[t])
+            if t > 0:
+                out.write_pair(t - 1, flows_fw[t - 1], flows_bw[t - 1], masks[t - 1])
+    return Path(path)
+
+
+def _decode_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def _open_h5(path: Path) -> h5py.File:
+    if not path.is_file():
+        raise FlowFileError(f"{path}: no such flow file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise FlowFileError(f"{path}: not a readable HDF5 file (truncated or foreign): {exc}") from None
+
+
+class FlowFile:
+    """Read a clip file. The HDF5 handle opens on first use and reopens in a forked process, so one
+    instance can be handed to DataLoader workers."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._h5: h5py.File | None = None
+        self._pid: int | None = None
+        h5 = self._file()
+        fmt = _decode_attr(h5.attrs.get("format"))
+        if fmt != FORMAT:
+            self.close()
+            raise FlowFileError(f"{self.path}: not a {FORMAT} file (format attribute: {fmt!r})")
+        missing = [key for key in REQUIRED_ATTRS if key not in h5.attrs]
+        if missing:
+            self.close()
+            raise FlowFileError(f"{self.path}: missing attributes {', '.join(missing)}")
+        self.attrs = {key: _decode_attr(value) for key, value in h5.attrs.items()}
+        self.num_frames = int(self.attrs["num_frames"])
+        self.height = int(self.attrs["height"])
+        self.width = int(self.attrs["width"])
+        self.fps = float(self.attrs["fps"])
+
+    def _file(self) -> h5py.File:
+        if self._h5 is None or self._pid != os.getpid():
+            self._h5 = _open_h5(self.path)
+            self._pid = os.getpid()
+        return self._h5
+
+    @property
+    def num_pairs(self) -> int:
+        return self.num_frames - 1
+
+    def __len__(self) -> int:
+        return self.num_pairs
+
+    def frame(self, t: int) -> np.ndarray:
+        """Frame ``t``: uint8 RGB (H, W, 3)."""
+        return self._read("frames", t, self.num_frames)
+
+    def pair(self, t: int) -> FlowPair:
+        """Pair ``t``: frames t and t+1, flows as float32 pixels, mask uint8 on the grid of t+1."""
+        return FlowPair(
+            frame_t=self.frame(t),
+            frame_t1=self.frame(t + 1),
+            flow_fw=self._read("flow_fw", t, self.num_pairs).astype(np.float32),
+            flow_bw=self._read("flow_bw", t, self.num_pairs).astype(np.float32),
+            mask=self._read("mask", t, self.num_pairs),
+        )
+
+    def _read(self, name: str, t: int, count: int) -> np.ndarray:
+        if not 0 <= t < count:
+            raise IndexError(f"{name} index {t} out of range 0..{count - 1}")
+        try:
+            return self._file()[name][t]
+        except (OSError, KeyError) as exc:
+            raise FlowFileError(f"{self.path}: cannot read {name}[{t}]: {exc}") from None
+
+    def close(self) -> None:
+        if self._h5 is not None and self._pid == os.getpid():
+            self._h5.close()
+        self._h5 = None
+
+    def __enter__(self) -> "FlowFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_h5": None, "_pid": None}
+
+
+def validate(path: str | os.PathLike, check_values: bool = True) -> dict[str, Any]:
+    """Check a clip file completely; return its attributes, or raise FlowFileError saying what is wrong.
+
+    Checks the format tag, every required attribute, each dataset's dtype and shape against the
+    attributes, and (``check_values``) that every chunk decodes, flows are finite and masks are 0/1.
+    """
+    path = Path(path)
+    with FlowFile(path) as clip:
+        h5 = clip._file()
+        if clip.num_frames < 2:
+            raise FlowFileError(f"{path}: {clip.num_frames} frames; a clip needs at least 2")
+        for name, (dtype, shape) in _layout(clip.num_frames, clip.height, clip.width).items():
+            if name not in h5:
+                raise FlowFileError(f"{path}: dataset {name!r} is missing")
+            if h5[name].dtype != dtype or h5[name].shape != shape:
+                raise FlowFileError(f"{path}: dataset {name!r} is {h5[name].dtype} {h5[name].shape}, "
+                                    f"expected {dtype} {shape}")
+        if check_values:
+            _check_values(clip)
+        return dict(clip.attrs)
+
+
+def _check_values(clip: FlowFile) -> None:
+    """Decode every chunk once: a truncated file fails here, and flows must be finite, masks 0/1."""
+    for name, count in (("frames", clip.num_frames), ("flow_fw", clip.num_pairs),
+                        ("flow_bw", clip.num_pairs), ("mask", clip.num_pairs)):
+        for t in range(count):
+            chunk = clip._read(name, t, count)
+            if name.startswith("flow") and not np.isfinite(chunk).all():
+                raise FlowFileError(f"{clip.path}: {name}[{t}] holds NaN or infinite values")
+            if name == "mask" and chunk.max(initial=0) > 1:
+                raise FlowFileError(f"{clip.path}: mask[{t}] holds values other than 0 and 1")
+
+
+def find_flow_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Flow files named directly or found (``*.h5``, not recursively) in the folders given."""
+    found: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            found.extend(sorted(entry.glob("*.h5")))
+        elif entry.is_file():
+            found.append(entry)
+        else:
+            raise FlowFileError(f"{entry}: no such flow file or folder")
+    if not found:
+        raise FlowFileError(f"no flow files (*.h5) in {', '.join(map(str, paths))}")
+    return found
