@@ -160,11 +160,13 @@ class FlowFileWriter:
 
 
 def write_clip(path: str | os.PathLike, frames: np.ndarray, flows_fw: np.ndarray,
-               flows_bw: np.ndarray, masks: np.ndarray, attrs: dict[str, Any]) -> Path:
+               flows_bw: np.ndarray, masks: np.ndarray, attrs: dict[str, Any],
+               compression: str | None = DEFAULT_COMPRESSION) -> Path:
     """Write a whole clip held in memory (tests, small tools). Arrays as in the module docstring."""
     frames = np.asarray(frames)
     num_frames, height, width = frames.shape[:3]
-    with FlowFileWriter(path, num_frames=num_frames, height=height, width=width, attrs=attrs) as out:
+    with FlowFileWriter(path, num_frames=num_frames, height=height, width=width, attrs=attrs,
+                        compression=compression) as out:
         for t in range(num_frames):
             out.write_frame(t, frames[t])
             if t > 0:

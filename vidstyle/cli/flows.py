@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidstyle.errors import ConfigError
+from vidstyle.errors import ConfigError, VideoError
 
 
 def register(sub) -> None:
@@ -22,7 +22,8 @@ def register(sub) -> None:
         description="Find clips (video files or folders of numbered frames) under SRC, compute forward "
                     "and backward optical flow and the consistency mask of every consecutive pair, "
                     "and store each clip as OUT/<id>.h5. Finished files are skipped, so a rerun "
-                    "resumes. Exit status 1 if any clip failed (see OUT/manifest.jsonl).")
+                    "resumes. Exit status 1 if some clips failed (see OUT/manifest.jsonl), "
+                    "2 if no clip could be processed.")
     p.add_argument("sources", nargs="+", metavar="SRC", help="video files, frame folders, or folders of them")
     p.add_argument("--out", default="flows", help="output folder (default: flows/)")
     p.add_argument("--size", help="resize frames to WIDTHxHEIGHT first, e.g. 640x360 (default: keep)")
@@ -78,7 +79,12 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     for line in format_summary(summary):
         print(line)
     print(f"flow files in {args.out}; log in {Path(args.out) / 'manifest.jsonl'}")
-    return 1 if summary.count("failed") else 0
+    failed = [r for r in summary.results if r.status == "failed"]
+    if failed and len(failed) == len(summary.results):
+        # Nothing usable came out: the input itself is bad, reported like any other bad input.
+        more = f" (and {len(failed) - 1} more failed clips)" if len(failed) > 1 else ""
+        raise VideoError(f"{failed[0].error}{more}")
+    return 1 if failed else 0
 
 
 def summarize(path: str) -> dict:

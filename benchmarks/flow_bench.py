@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Flow precompute benchmark: the batch job's speed per method, its worker scaling, and storage.
+
+Runs ``vidstyle.precompute.run_batch`` itself (decode + resize + flow fw + bw + mask + HDF5 write) on
+real clips, once with one worker pinned to one core and once with one worker per core, and prints:
+
+1. pairs/s per flow method, 1 core and N cores, and the scaling against N x the 1-core rate;
+2. for the chosen store layout and alternatives: bytes per pair, write and read ms per pair.
+
+    python benchmarks/flow_bench.py                       # ../shared/data clips, 640x360
+    python benchmarks/flow_bench.py clip1.mp4 clip2.mp4 --pairs 20 --methods farneback dis
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vidstyle.flowstore import FlowFile, write_clip  # noqa: E402
+from vidstyle.precompute import FlowJob, parse_size, run_batch  # noqa: E402
+
+SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
+OPENCV_SAMPLE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+def default_clips(count: int) -> list[Path]:
+    found = sorted(SHARED_CLIPS.glob("davis_*.mp4"))[:count]
+    if len(found) < count and OPENCV_SAMPLE.exists():
+        found.append(OPENCV_SAMPLE)
+    if not found:
+        sys.exit("no clips given and none found in ../shared/data/clips or opencv-doc")
+    return found
+
+
+def time_batch(clips: list[Path], job: FlowJob, workers: int) -> tuple[float, int, int]:
+    """(pairs/s, pairs, bytes stored) of one fresh run of the batch job."""
+    import cv2
+
+    with tempfile.TemporaryDirectory() as out:
+        if workers == 1:
+            cv2.setNumThreads(1)  # the one-core number; pool workers pin themselves
+        start = time.perf_counter()
+        summary = run_batch(clips, out, job, workers=workers, show_progress=False)
+        seconds = time.perf_counter() - start
+        cv2.setNumThreads(os.cpu_count() or 1)
+        failed = [r.error for r in summary.results if r.status == "failed"]
+        if failed:
+            sys.exit(f"benchmark clip failed: {failed[0]}")
+        stored = sum(p.stat().st_size for p in Path(out).glob("*.h5"))
+    return summary.pairs / seconds, summary.pairs, stored
+
+
+def storage_table(clip: Path, job: FlowJob, pairs: int) -> list[tuple[str, float, float, float]]:
+    """Bytes, write ms and read ms per pair of one clip's arrays stored with each compression."""
+    with tempfile.TemporaryDirectory() as out:
+        run_batch([clip], out, FlowJob(job.method, job.params, job.size, pairs + 1), show_progress=False)
+        with FlowFile(next(Path(out).glob("*.h5"))) as source:
+            frames = np.stack([source.frame(t) for t in range(source.num_frames)])
+            arrays = [np.stack([getattr(source.pair(t), name) for t in range(source.num_pairs)])
+                      for name in ("flow_fw", "flow_bw", "mask")]
+            attrs = dict(source.attrs)
+        rows = []
+        for compression in (None, "lzf", "gzip"):
+            path = Path(out) / f"{compression}.h5"
+            start = time.perf_counter()
+            write_clip(path, frames, *arrays, attrs=attrs, compression=compression)
+            write_ms = (time.perf_counter() - start) * 1e3 / pairs
+            with FlowFile(path) as clip:
+                start = time.perf_counter()
+                for t in range(clip.num_pairs):
+                    clip.pair(t)
+                read_ms = (time.perf_counter() - start) * 1e3 / pairs
+            rows.append((compression or "none", path.stat().st_size / pairs, write_ms, read_ms))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clips", nargs="*", type=Path, help="real clips (default: 4 from ../shared/data)")
+    parser.add_argument("--size", default="640x360")
+    parser.add_argument("--pairs", type=int, default=16, help="pairs per clip (default 16)")
+    parser.add_argument("--methods", nargs="+", default=["farneback", "dis", "deepflow"])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    clips = args.clips or default_clips(2 * args.workers)
+    size = parse_size(args.size)
+
+    print(f"{len(clips)} clips x {args.pairs} pairs at {args.size}; {os.cpu_count()} cores; "
+          f"decode + flow fw + bw + mask + HDF5 write\n")
+    print(f"| method | 1 core pairs/s | {args.workers} workers pairs/s | scaling vs linear | kB/pair stored |")
+    print("|---|---|---|---|---|")
+    for method in args.methods:
+        job = FlowJob(method=method, size=size, max_frames=args.pairs + 1)
+        one, pairs, stored = time_batch(clips, job, 1)
+        many, _, _ = time_batch(clips, job, args.workers)
+        print(f"| {method} | {one:.1f} | {many:.1f} | {many / (args.workers * one):.2f} "
+              f"| {stored / pairs / 1e3:.0f} |", flush=True)
+
+    print(f"\nstorage of one clip ({clips[0].name}, {args.pairs} pairs, farneback):\n")
+    print("| compression | kB/pair | write ms/pair | read ms/pair |")
+    print("|---|---|---|---|")
+    for name, size_b, write_ms, read_ms in storage_table(clips[0], FlowJob(size=size), args.pairs):
+        print(f"| {name} | {size_b / 1e3:.0f} | {write_ms:.1f} | {read_ms:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m vidstyle ...`` is the ``vidstyle`` command."""
+
+from vidstyle.cli import run
+
+run()
