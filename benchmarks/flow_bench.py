@@ -60,6 +60,8 @@ def time_batch(clips: list[Path], job: FlowJob, workers: int) -> tuple[float, in
 
 def storage_table(clip: Path, job: FlowJob, pairs: int) -> list[tuple[str, float, float, float]]:
     """Bytes, write ms and read ms per pair of one clip's arrays stored with each compression."""
+    import vidstyle.flowstore as store
+
     with tempfile.TemporaryDirectory() as out:
         run_batch([clip], out, FlowJob(job.method, job.params, job.size, pairs + 1), show_progress=False)
         with FlowFile(next(Path(out).glob("*.h5"))) as source:
@@ -67,9 +69,10 @@ def storage_table(clip: Path, job: FlowJob, pairs: int) -> list[tuple[str, float
             arrays = [np.stack([getattr(source.pair(t), name) for t in range(source.num_pairs)])
                       for name in ("flow_fw", "flow_bw", "mask")]
             attrs = dict(source.attrs)
-        rows = []
-        for compression in (None, "lzf", "gzip"):
-            path = Path(out) / f"{compression}.h5"
+        rows: list[tuple[str, float, float, float]] = []
+        for label, compression in (("mask lzf (default)", store.DEFAULT_COMPRESSION),
+                                   ("none", None), ("lzf everywhere", "lzf"), ("gzip everywhere", "gzip")):
+            path = Path(out) / f"{label.split()[0]}-{len(rows)}.h5"
             start = time.perf_counter()
             write_clip(path, frames, *arrays, attrs=attrs, compression=compression)
             write_ms = (time.perf_counter() - start) * 1e3 / pairs
@@ -78,7 +81,7 @@ def storage_table(clip: Path, job: FlowJob, pairs: int) -> list[tuple[str, float
                 for t in range(clip.num_pairs):
                     clip.pair(t)
                 read_ms = (time.perf_counter() - start) * 1e3 / pairs
-            rows.append((compression or "none", path.stat().st_size / pairs, write_ms, read_ms))
+            rows.append((label, path.stat().st_size / pairs, write_ms, read_ms))
     return rows
 
 

@@ -40,9 +40,11 @@ def test_find_clips_gives_stable_relative_ids_and_counts_frame_folders_as_clips(
     make_clips(tmp_path / "videos" / "sub", count=1)
     make_frame_folder(tmp_path / "videos" / "shot", moving_square_clip(3, 48, 64))
     (tmp_path / "videos" / "notes.txt").write_text("not a clip")
+    # Numbered pictures beside videos (as in opencv-doc's samples) do not make the folder a clip.
+    make_frame_folder(tmp_path / "videos", moving_square_clip(2, 48, 64))
     clips, others = find_clips([tmp_path / "videos"])
     assert [c.id for c in clips] == ["clip0", "shot", "sub__clip0"]
-    assert others == [tmp_path / "videos" / "notes.txt"]
+    assert [p.name for p in others] == ["00000.png", "00001.png", "notes.txt"]
 
 
 def test_two_clips_with_one_id_are_an_error_not_an_overwrite(tmp_path):

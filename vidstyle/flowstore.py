@@ -31,9 +31,11 @@ REQUIRED_ATTRS = (
     "format", "source", "source_size", "source_mtime", "fps", "num_frames", "height", "width",
     "flow_method", "flow_params", "created", "vidstyle_version",
 )
-# Chosen by benchmarks/flow_bench.py (README "Flow files"): lzf stores a 640x360 pair in about the
-# same bytes as gzip-1 while reading several times faster, which matters more to a training loader.
-DEFAULT_COMPRESSION = "lzf"
+# Measured with benchmarks/flow_bench.py on real 640x360 video (README "Flow files"): lzf shrinks the
+# mask 16x for 1 ms a pair, but frames by 12% and float16 flows (noisy low bits) by nothing, at 7-20x
+# the write and read time; gzip with byte shuffling saves 25% overall at 20x the time. So only the
+# mask is compressed. A str or None applies one choice to every dataset.
+DEFAULT_COMPRESSION = {"frames": None, "flow_fw": None, "flow_bw": None, "mask": "lzf"}
 
 
 def _layout(num_frames: int, height: int, width: int) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
@@ -66,14 +68,15 @@ class FlowFileWriter:
     """
 
     def __init__(self, path: str | os.PathLike, *, num_frames: int, height: int, width: int,
-                 attrs: dict[str, Any], compression: str | None = DEFAULT_COMPRESSION):
+                 attrs: dict[str, Any], compression: str | dict | None = DEFAULT_COMPRESSION):
         if num_frames < 2:
             raise FlowFileError(f"{path}: a clip needs at least 2 frames, got {num_frames}")
         self.path = Path(path)
         self.height, self.width = int(height), int(width)
         self._capacity = int(num_frames)
         self._attrs = dict(attrs)
-        self._compression = compression
+        self._compression = (compression if isinstance(compression, dict)
+                             else dict.fromkeys(DEFAULT_COMPRESSION, compression))
         self._frames_written = 0
         self._pairs_written = 0
         self._atomic = None
@@ -87,7 +90,7 @@ class FlowFileWriter:
             for name, (dtype, shape) in _layout(self._capacity, self.height, self.width).items():
                 self._h5.create_dataset(
                     name, shape=shape, maxshape=(None, *shape[1:]), dtype=dtype,
-                    chunks=(1, *shape[1:]), compression=self._compression,
+                    chunks=(1, *shape[1:]), compression=self._compression.get(name),
                 )
         except BaseException as exc:
             self._abort(exc)
@@ -161,7 +164,7 @@ class FlowFileWriter:
 
 def write_clip(path: str | os.PathLike, frames: np.ndarray, flows_fw: np.ndarray,
                flows_bw: np.ndarray, masks: np.ndarray, attrs: dict[str, Any],
-               compression: str | None = DEFAULT_COMPRESSION) -> Path:
+               compression: str | dict | None = DEFAULT_COMPRESSION) -> Path:
     """Write a whole clip held in memory (tests, small tools). Arrays as in the module docstring."""
     frames = np.asarray(frames)
     num_frames, height, width = frames.shape[:3]

@@ -284,16 +284,27 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 def is_clip(path: str | os.PathLike) -> bool:
     """True for a path with a video extension (VIDEO_EXTENSIONS, whether or not it exists yet) and
-    for a folder holding at least 2 numbered images. Hidden names (".x.mp4") are never clips."""
+    for a frame folder. Hidden names (".x.mp4") are never clips.
+
+    A frame folder holds no video file, and its longest numbered sequence of images (at least 2) is
+    at least half of its images: a folder of videos beside a few numbered pictures, or of photos that
+    happen to carry numbers, is a folder to search, not a clip.
+    """
     path = Path(path)
     if path.name.startswith("."):
         return False
-    if path.is_dir():
-        try:
-            return len(_numbered_images(path)) >= 2
-        except VideoError:
-            return False
-    return path.suffix.lower() in VIDEO_EXTENSIONS
+    if not path.is_dir():
+        return path.suffix.lower() in VIDEO_EXTENSIONS
+    try:
+        names = os.listdir(path)
+        frames = _numbered_images(path)
+    except (OSError, VideoError):
+        return False
+    suffixes = [os.path.splitext(name)[1].lower() for name in names if not name.startswith(".")]
+    if any(suffix in VIDEO_EXTENSIONS for suffix in suffixes):
+        return False
+    images = sum(suffix in IMAGE_EXTENSIONS for suffix in suffixes)
+    return len(frames) >= 2 and 2 * len(frames) >= images
 
 
 # --- reading ------------------------------------------------------------------------------------
