@@ -13,7 +13,6 @@ import ctypes
 import json
 import multiprocessing as mp
 import os
-import queue
 import re
 import signal
 import time
@@ -204,9 +203,14 @@ def process_clip(clip: Clip, out_dir: Path, job: FlowJob, progress=None) -> Clip
     return result
 
 
-def _init_worker(threads: int) -> None:
+_worker_progress = None  # in pool workers: the queue that counts finished pairs for the parent
+
+
+def _init_worker(threads: int, progress) -> None:
     """Pool worker set-up: die with the parent (a killed job leaves no orphan writing files), let the
     parent alone handle Ctrl-C, and pin OpenCV's threads so N workers share N cores evenly."""
+    global _worker_progress
+    _worker_progress = progress
     try:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -215,6 +219,10 @@ def _init_worker(threads: int) -> None:
     import cv2
 
     cv2.setNumThreads(threads)
+
+
+def _process_clip_in_worker(clip: Clip, out_dir: Path, job: FlowJob) -> ClipResult:
+    return process_clip(clip, out_dir, job, _worker_progress)
 
 
 def append_manifest(out_dir: Path, result: ClipResult) -> None:
@@ -292,10 +300,10 @@ def run_batch(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = mp.get_context("spawn")
-        with ctx.Manager() as manager, ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
-            progress = manager.Queue()
-            pending = {pool.submit(process_clip, clip, out_dir, job, progress) for clip in todo}
+        progress = ctx.SimpleQueue()
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(threads, progress)) as pool:
+            pending = {pool.submit(_process_clip_in_worker, clip, out_dir, job) for clip in todo}
             while pending:
                 done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
                 tick(_drain(progress))
@@ -318,11 +326,9 @@ class _Counter:
 
 def _drain(q) -> int:
     n = 0
-    while True:
-        try:
-            n += q.get_nowait()
-        except queue.Empty:
-            return n
+    while not q.empty():
+        n += q.get()
+    return n
 
 
 def format_summary(summary: BatchSummary) -> Iterable[str]:
