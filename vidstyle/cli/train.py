@@ -1,13 +1,89 @@
-"""`vidstyle train`: placeholder until its issue lands."""
+"""``vidstyle train`` (and ``train_temporal.py``): train a temporally consistent style model."""
+
+from __future__ import annotations
+
+import argparse
 
 from vidstyle.errors import ConfigError
 
+_S = argparse.SUPPRESS   # options not given stay out of the namespace, so --resume knows what changed
+
+
+class _ConfigDefaults(argparse.HelpFormatter):
+    """Fills "{default}" in help texts from TrainConfig, importing torch only when help is shown."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "{default}" in text:
+            from vidstyle.train import TrainConfig
+
+            text = text.replace("{default}", f"{getattr(TrainConfig(), action.dest)}")
+        return text
+
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="(not yet available)")
-    p.add_argument("rest", nargs="*")
-    p.set_defaults(func=_not_yet)
+    p = sub.add_parser(
+        "train", help="train a style model on precomputed flow files (two-frame synergic training)",
+        formatter_class=_ConfigDefaults,
+        description="Train the stylizing network for one style image on pairs of consecutive frames "
+                    "(flow files from 'vidstyle flows precompute') and optionally still photos. "
+                    "Writes runs/NAME/: config.json, losses.csv, checkpoint.pt, previews/, and the "
+                    "final model NAME.safetensors + NAME.json.")
+    p.add_argument("--style", metavar="IMG", default=_S, help="style image")
+    p.add_argument("--flows", nargs="+", metavar="DIR", default=_S, help="flow files or folders of them")
+    p.add_argument("--photos", nargs="+", metavar="DIR", default=_S,
+                   help="folders of photos used as extra content (pairs made by a random camera motion)")
+    p.add_argument("--photo-fraction", type=float, metavar="F", default=_S,
+                   help="share of photo pairs when mixing with --flows (default: by count)")
+    p.add_argument("--name", default=_S, help="run name: output in runs/NAME/")
+    p.add_argument("--runs", dest="runs_dir", metavar="DIR", default=_S, help="default: {default}/")
+    p.add_argument("--net", default=_S, help="huang or johnson (default: {default})")
+    p.add_argument("--steps", type=int, default=_S, help="optimizer steps (default: {default})")
+    p.add_argument("--batch", type=int, default=_S, help="frame pairs per step and GPU (default: {default})")
+    p.add_argument("--size", type=int, default=_S, help="training crop side, pixels (default: {default})")
+    p.add_argument("--style-size", type=int, default=_S,
+                   help="longer side of the style image, pixels (default: {default})")
+    for term in ("content", "style", "tv", "temporal"):
+        p.add_argument(f"--{term}-weight", type=float, default=_S, help="default: {default}")
+    p.add_argument("--lr", type=float, default=_S, help="Adam learning rate (default: {default})")
+    p.add_argument("--seed", type=int, default=_S, help="default: {default}")
+    p.add_argument("--device", default=_S, help="auto (default: cuda if available), cpu, cuda, cuda:N")
+    p.add_argument("--threads", type=int, default=_S, help="CPU threads (default: torch's choice)")
+    p.add_argument("--workers", type=int, default=_S,
+                   help="data loader processes (default: up to 8 on GPU, 0 on CPU)")
+    p.add_argument("--preview-every", type=int, default=_S, help="steps (default: {default})")
+    p.add_argument("--checkpoint-every", type=int, default=_S, help="steps (default: {default})")
+    p.add_argument("--log-every", type=int, default=_S, help="steps (default: {default})")
+    p.add_argument("--no-amp", dest="amp", action="store_false", default=_S, help="float32 on CUDA too")
+    p.add_argument("--resume", action="store_true", help="continue runs/NAME from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start runs/NAME again from scratch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--describe", action="store_true", help="print the networks' parameter counts and exit")
+    p.set_defaults(func=cmd_train)
 
 
-def _not_yet(args) -> int:
-    raise ConfigError("'vidstyle train' is not available yet")
+_FLAGS = ("resume", "overwrite", "quiet", "describe", "func", "command")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from vidstyle.train import TrainConfig, describe_nets, resume_config, train
+
+    if args.describe:
+        for line in describe_nets():
+            print(line)
+        return 0
+    given = {k: v for k, v in vars(args).items() if k not in _FLAGS}
+    if args.resume:
+        if "name" not in given:
+            raise ConfigError("--resume needs the --name of the run to continue")
+        config = resume_config(given.get("runs_dir", TrainConfig.runs_dir), given.pop("name"), given)
+    else:
+        config = TrainConfig.from_dict(given)
+    result = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    losses = ", ".join(f"{k} {result.losses[k]:.4g}" for k in ("total", "content", "style", "temporal")
+                       if k in result.losses)
+    print(f"trained {result.steps} steps in {result.seconds:.0f} s ({losses})")
+    if result.weights:
+        print(f"model: {result.weights} (+ {result.weights.with_suffix('.json').name}); "
+              f"previews in {result.run_dir / 'previews'}")
+    return 0

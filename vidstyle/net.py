@@ -1,0 +1,138 @@
+"""The stylizing networks: Huang et al.'s small one (default) and Johnson et al.'s larger one.
+
+Both are the same encoder / residual / decoder shape, differing only in widths and end kernels:
+
+    encoder    conv k x k   3 -> c1, stride 1     (each conv: reflection pad, conv, instance norm, ReLU)
+               conv 3x3    c1 -> c2, stride 2
+               conv 3x3    c2 -> c3, stride 2
+    residual   R blocks of c3: conv-IN-ReLU-conv-IN, plus the identity skip
+    decoder    upsample x2 (nearest), conv 3x3 c3 -> c2   (nearest upsampling then a conv avoids the
+               upsample x2 (nearest), conv 3x3 c2 -> c1    checkerboard of transposed convolutions)
+               conv k x k  c1 -> 3, stride 1, then sigmoid
+
+=========  ============  ===========  ==========
+name       channels      end kernel   parameters
+=========  ============  ===========  ==========
+huang      16, 32, 48    3            ~0.25 M
+johnson    32, 64, 128   9            ~1.68 M
+=========  ============  ===========  ==========
+
+Output: ``sigmoid(z)``, which equals ``(tanh(z / 2) + 1) / 2``, i.e. the paper's tanh output moved to
+[0, 1]; written as a sigmoid because it is one op. Input and output: RGB in [0, 1], (N, 3, H, W), any H
+and W: the input is padded (reflect) to a multiple of 4 and at least 8 pixels so that both stride-2
+stages divide evenly, and the output is cropped back to H x W.
+
+A network is rebuilt from its small config dict (``net.config``, stored in model cards):
+``build_net(**net.config)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vidstyle.errors import ModelError
+
+_MULTIPLE = 4   # two stride-2 stages
+_MIN_SIDE = 8   # so that the quarter-resolution maps are at least 2x2 (instance norm needs > 1 pixel)
+
+NET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "huang": {"channels": (16, 32, 48), "res_blocks": 5, "end_kernel": 3},
+    "johnson": {"channels": (32, 64, 128), "res_blocks": 5, "end_kernel": 9},
+}
+NETS = frozenset(NET_DEFAULTS)
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection pad, conv (k x k, ``stride``), then instance norm (``norm``) and ReLU (``relu``)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int = 3, stride: int = 1, *,
+                 relu: bool = True, norm: bool = True):
+        layers: list[nn.Module] = [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel, stride)]
+        if norm:
+            layers.append(nn.InstanceNorm2d(c_out, affine=True))
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """x + IN(conv(ReLU(IN(conv(x))))): two 3x3 convs of ``channels`` with the identity skip."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(ConvLayer(channels, channels), ConvLayer(channels, channels, relu=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UpsampleConv(nn.Sequential):
+    """Nearest-neighbour upsampling x2, then a 3x3 conv layer."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(c_in, c_out))
+
+
+class StyleNet(nn.Module):
+    """Feed-forward stylizing network (see the module docstring for the layout).
+
+    channels: widths (c1, c2, c3) of the three resolutions. res_blocks: residual blocks at 1/4
+    resolution. end_kernel: kernel size of the first and last convolutions (odd).
+    """
+
+    def __init__(self, channels: Sequence[int] = (16, 32, 48), res_blocks: int = 5, end_kernel: int = 3,
+                 name: str = "huang"):
+        super().__init__()
+        c1, c2, c3 = (int(c) for c in channels)
+        self.config = {"name": name, "channels": [c1, c2, c3], "res_blocks": int(res_blocks),
+                       "end_kernel": int(end_kernel)}
+        self.encoder = nn.Sequential(
+            ConvLayer(3, c1, end_kernel), ConvLayer(c1, c2, 3, 2), ConvLayer(c2, c3, 3, 2))
+        self.residuals = nn.Sequential(*(ResidualBlock(c3) for _ in range(res_blocks)))
+        self.decoder = nn.Sequential(
+            UpsampleConv(c3, c2), UpsampleConv(c2, c1),
+            ConvLayer(c1, 3, end_kernel, relu=False, norm=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB [0, 1] (N, 3, H, W) -> stylized RGB [0, 1] (N, 3, H, W)."""
+        height, width = x.shape[-2:]
+        x = _pad_to_multiple(x)
+        y = self.decoder(self.residuals(self.encoder(x)))
+        return torch.sigmoid(y[..., :height, :width])
+
+
+def _pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
+    """Pad right and bottom so both sides are multiples of 4 and at least 8 pixels."""
+    height, width = x.shape[-2:]
+    pad_h = max(-(-height // _MULTIPLE) * _MULTIPLE, _MIN_SIDE) - height
+    pad_w = max(-(-width // _MULTIPLE) * _MULTIPLE, _MIN_SIDE) - width
+    if pad_h == 0 and pad_w == 0:
+        return x
+    # Reflection needs the pad to be smaller than the side; tiny inputs fall back to edge replication.
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def build_net(name: str = "huang", **kwargs: Any) -> StyleNet:
+    """A fresh (untrained) network: ``name`` in NETS, ``kwargs`` override its defaults
+    (``channels``, ``res_blocks``, ``end_kernel``). ``build_net(**net.config)`` rebuilds ``net``."""
+    if name not in NET_DEFAULTS:
+        raise ModelError(f"unknown network {name!r}; choose from {', '.join(sorted(NETS))}")
+    unknown = set(kwargs) - set(NET_DEFAULTS[name])
+    if unknown:
+        raise ModelError(f"network {name!r} has no option(s) {', '.join(sorted(unknown))}")
+    options = {**NET_DEFAULTS[name], **kwargs}
+    if len(options["channels"]) != 3 or min(options["channels"]) < 1 or options["res_blocks"] < 0:
+        raise ModelError(f"network {name!r}: channels must be three positive widths and res_blocks >= 0")
+    if options["end_kernel"] < 1 or options["end_kernel"] % 2 == 0:
+        raise ModelError(f"network {name!r}: end_kernel must be odd, got {options['end_kernel']}")
+    return StyleNet(name=name, **options)
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters of ``module`` (only those with requires_grad if ``trainable_only``)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

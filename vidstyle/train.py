@@ -1,0 +1,515 @@
+"""Two-frame synergic training (Huang et al. 2017): config, loop, checkpoints, previews, export.
+
+Each step takes ``batch`` pairs per process, runs frames t and t+1 of every pair through the network
+in one batch, and minimizes :class:`vidstyle.losses.HybridLoss` (content, style and TV on both
+outputs, temporal between them) with Adam.
+
+A run lives in ``runs/NAME/``::
+
+    config.json          the TrainConfig (written at the start)
+    losses.csv           step, the four terms and the weighted total (means over --log-every steps)
+    checkpoint.pt        model, optimizer, step, RNG states and config; written atomically
+    previews/step_N.png  fixed pair: input t | output t | output t+1
+    NAME.safetensors     final weights (fp16) + NAME.json model card (vidstyle.zoo format)
+
+Resuming (``resume=True``) restores model, optimizer, step and RNG. The data stream is a pure function
+of (seed, step) (see vidstyle.data), so on CPU a resumed run reproduces an uninterrupted one bit for
+bit; on CUDA it matches up to cuDNN's non-deterministic kernels.
+
+Device, AMP and memory format are decided once in :func:`setup_device`: on CUDA, bf16 autocast and
+channels_last; on CPU, float32. Several GPUs: start with ``torchrun``; its environment variables
+(RANK, LOCAL_RANK, WORLD_SIZE) turn on DistributedDataParallel, each rank drawing its own shard of
+the data stream; rank 0 alone logs, previews, checkpoints and exports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from vidstyle.data import DrawSampler, PairDataset
+from vidstyle.errors import ConfigError
+from vidstyle.fsutil import atomic_output
+from vidstyle.losses import CONTENT_LAYERS, STYLE_LAYERS, TERMS, HybridLoss, LossWeights
+from vidstyle.net import NETS, build_net, count_parameters
+from vidstyle.vgg import LAYERS, VGG19
+
+CHECKPOINT_FORMAT = "vidstyle-train-checkpoint/1"
+CSV_FIELDS = ("step", "total", *TERMS, "lr", "seconds")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Settings a resumed run may change: they affect speed and output cadence, never the numbers.
+RESUMABLE_OVERRIDES = ("steps", "device", "threads", "workers", "preview_every", "checkpoint_every",
+                       "log_every")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved as runs/NAME/config.json and in every checkpoint.
+
+    Sizes in pixels: ``size`` is the side of the square training crop, ``style_size`` the longer side
+    the style image is resized to before its Gram matrices are taken (the ratio of the two sets the
+    scale of brush strokes). ``batch``: pairs per step per process (2 * batch images).
+    """
+
+    style: str = ""
+    name: str = ""
+    flows: list[str] = field(default_factory=list)
+    photos: list[str] = field(default_factory=list)
+    photo_fraction: float | None = None
+    runs_dir: str = "runs"
+    net: str = "huang"
+    steps: int = 4000
+    batch: int = 2
+    size: int = 256
+    style_size: int = 512
+    content_weight: float = LossWeights.content
+    style_weight: float = LossWeights.style
+    tv_weight: float = LossWeights.tv
+    temporal_weight: float = LossWeights.temporal
+    style_layers: list[str] = field(default_factory=lambda: list(STYLE_LAYERS))
+    content_layers: list[str] = field(default_factory=lambda: list(CONTENT_LAYERS))
+    lr: float = 1e-3
+    scale: list[float] | None = field(default_factory=lambda: [0.8, 1.25])
+    flip: bool = True
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    threads: int | None = None
+    workers: int | None = None
+    preview_every: int = 100
+    checkpoint_every: int = 200
+    log_every: int = 10
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(self.content_weight, self.style_weight, self.tv_weight, self.temporal_weight)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def check(self) -> None:
+        """Raise ConfigError for values that cannot work (before anything is loaded)."""
+        if not self.name or not _NAME_RE.match(self.name):
+            raise ConfigError(f"--name {self.name!r}: use letters, digits, '_', '-' and '.' only")
+        if not self.style:
+            raise ConfigError("--style is required: the style image to learn")
+        if not Path(self.style).is_file():
+            raise ConfigError(f"style image not found: {self.style}")
+        if not self.flows and not self.photos:
+            raise ConfigError("--flows (folders of precomputed flow files) or --photos is required")
+        if self.net not in NETS:
+            raise ConfigError(f"--net {self.net!r}: choose from {', '.join(sorted(NETS))}")
+        for key in ("steps", "batch", "preview_every", "checkpoint_every", "log_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"--{key.replace('_', '-')} must be at least 1")
+        if self.size < 16 or self.style_size < 16:
+            raise ConfigError("--size and --style-size must be at least 16 pixels")
+        if min(self.content_weight, self.style_weight, self.tv_weight, self.temporal_weight) < 0:
+            raise ConfigError("loss weights must not be negative")
+        if not self.lr > 0:
+            raise ConfigError("--lr must be positive")
+        unknown = set(self.style_layers) | set(self.content_layers)
+        unknown -= set(LAYERS)
+        if unknown:
+            raise ConfigError(f"unknown VGG layer(s) {', '.join(sorted(unknown))}")
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced. ``losses``: the last logged means (CSV_FIELDS)."""
+
+    run_dir: Path
+    weights: Path | None
+    steps: int
+    seconds: float
+    losses: dict[str, float]
+    world_size: int
+    distributed: bool
+
+
+@dataclass
+class Setup:
+    """Where and how the run computes (decided once, passed down)."""
+
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    distributed: bool = False
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self, enabled: bool) -> contextlib.AbstractContextManager:
+        if self.is_cuda and enabled:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.is_cuda else torch.contiguous_format
+
+
+def setup_device(spec: str = "auto", threads: int | None = None) -> Setup:
+    """Resolve ``--device`` (auto, cpu, cuda, cuda:N) and join the torchrun process group if any.
+
+    Under torchrun (WORLD_SIZE in the environment) each process takes GPU LOCAL_RANK, or the CPU
+    with the gloo backend when the device is the CPU.
+    """
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise ConfigError(f"--device {spec!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda asked for, but no CUDA GPU is available (try --device cpu)")
+        device = torch.device("cuda", device.index if device.index is not None else local_rank)
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    elif device.type != "cpu":
+        raise ConfigError(f"--device {spec!r}: use auto, cpu, cuda or cuda:N")
+    if threads:
+        torch.set_num_threads(threads)
+    if "WORLD_SIZE" not in os.environ:
+        return Setup(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Setup(device, dist.get_rank(), dist.get_world_size(), distributed=True)
+
+
+def load_style_image(path: str | os.PathLike, long_side: int) -> torch.Tensor:
+    """RGB [0, 1] (1, 3, H, W), resized so that its longer side is ``long_side`` pixels."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ConfigError(f"{path}: cannot read the style image (not an image file?)")
+    factor = long_side / max(image.shape[:2])
+    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
+    rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+
+
+def describe_nets() -> list[str]:
+    """One line per network: name, parameter count and config (``vidstyle train --describe``)."""
+    lines = []
+    for name in sorted(NETS):
+        net = build_net(name)
+        lines.append(f"{name:8s} {count_parameters(net):>10,d} parameters  {json.dumps(net.config)}")
+    return lines
+
+
+def resume_config(runs_dir: str | os.PathLike, name: str, overrides: dict[str, Any]) -> TrainConfig:
+    """The saved config of run ``name``, with the settings in ``overrides`` changed.
+
+    Only RESUMABLE_OVERRIDES may differ from the saved values; anything else would silently make the
+    continued run a different experiment, so it is refused.
+    """
+    path = Path(runs_dir) / name / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"nothing to resume: {path} does not exist")
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: unreadable run config ({exc})") from None
+    config = TrainConfig.from_dict(saved)
+    for key, value in overrides.items():
+        current = getattr(config, key)
+        if key in RESUMABLE_OVERRIDES:
+            setattr(config, key, value)
+        elif _normalized(value) != _normalized(current):
+            raise ConfigError(f"--resume continues run '{name}' with its saved {key}={current!r}; "
+                              f"start a new --name to train with {key}={value!r}")
+    return config
+
+
+def _normalized(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+class RunFiles:
+    """The files of ``runs/NAME/`` (written by rank 0 only)."""
+
+    def __init__(self, run_dir: Path):
+        self.dir = run_dir
+        self.config = run_dir / "config.json"
+        self.losses = run_dir / "losses.csv"
+        self.checkpoint = run_dir / "checkpoint.pt"
+        self.previews = run_dir / "previews"
+
+    def prepare(self, config: TrainConfig, resume: bool, overwrite: bool) -> None:
+        """Create the folder and write config.json; refuse to start over an existing run by accident."""
+        if not resume and self.checkpoint.exists() and not overwrite:
+            raise ConfigError(f"{self.dir} already holds a run; use --resume to continue it, "
+                              "--overwrite to start it again, or another --name")
+        try:
+            self.previews.mkdir(parents=True, exist_ok=True)
+            with atomic_output(self.config) as tmp:
+                tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write the run folder {self.dir}: {exc.strerror or exc}") from None
+
+    def start_log(self, start_step: int) -> None:
+        """Keep the logged rows up to ``start_step`` (a resumed run rewrites what followed)."""
+        rows = []
+        if start_step > 0 and self.losses.is_file():
+            with open(self.losses, newline="", encoding="utf-8") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start_step]
+        with atomic_output(self.losses) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def log(self, row: dict[str, float]) -> None:
+        with open(self.losses, "a", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, CSV_FIELDS).writerow(row)
+
+    def read_log(self) -> list[dict[str, float]]:
+        with open(self.losses, newline="", encoding="utf-8") as f:
+            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                    config: TrainConfig, seconds: float) -> None:
+    """Everything a resume needs, written atomically (a crash mid-write keeps the previous file)."""
+    state = {
+        "format": CHECKPOINT_FORMAT, "step": step, "seconds": seconds, "config": config.to_dict(),
+        "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+        "rng": {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+    }
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"nothing to resume: {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several unrelated types for damaged files
+        raise ConfigError(f"{path}: unreadable checkpoint ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(f"{path}: not a vidstyle training checkpoint")
+    return state
+
+
+def render_preview(net: torch.nn.Module, item: dict[str, torch.Tensor], setup: Setup,
+                   amp: bool) -> np.ndarray:
+    """uint8 RGB picture: input frame t | output t | output t+1 (item from PairDataset)."""
+    frames = torch.stack([item["frame_t"], item["frame_t1"]]).to(setup.device)
+    with torch.no_grad(), setup.autocast(amp):
+        out = net(frames.contiguous(memory_format=setup.memory_format)).float()
+    row = torch.cat([frames[0], out[0], out[1]], dim=2)
+    return (row.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    with atomic_output(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise ConfigError(f"{path}: could not write the image")
+
+
+def build_loss(config: TrainConfig, setup: Setup) -> HybridLoss:
+    """The hybrid loss of ``config`` on ``setup.device``: VGG-19 up to the deepest layer used, style
+    Gram targets from the style image at ``style_size``."""
+    layers = config.style_layers + config.content_layers
+    vgg = VGG19(last_layer=max(layers, key=LAYERS.index))
+    style = load_style_image(config.style, config.style_size)
+    loss_fn = HybridLoss(vgg, style, config.loss_weights(), config.style_layers, config.content_layers)
+    return loss_fn.to(setup.device, memory_format=setup.memory_format)
+
+
+def _restore(state: dict[str, Any], net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             setup: Setup) -> None:
+    net.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if setup.is_cuda and state["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+
+def _make_loader(dataset: PairDataset, config: TrainConfig, setup: Setup, start_step: int) -> DataLoader:
+    # On CPU the step dwarfs loading and worker processes would take cores from it.
+    workers = config.workers if config.workers is not None else (min(8, os.cpu_count() or 1)
+                                                                 if setup.is_cuda else 0)
+    sampler = DrawSampler(dataset, config.batch, start_step, setup.rank, setup.world_size)
+    return DataLoader(dataset, batch_size=config.batch, sampler=sampler, num_workers=workers,
+                      pin_memory=setup.is_cuda, persistent_workers=workers > 0,
+                      prefetch_factor=4 if workers > 0 else None)
+
+
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
+          progress: bool = True) -> TrainResult:
+    """Run (or continue, ``resume``) the training ``config`` describes; returns what it produced.
+
+    Raises ConfigError / FlowFileError for bad settings or data, and ConfigError if a loss or gradient
+    becomes NaN or infinite (the last checkpoint written is kept; it was taken at a finite step).
+    """
+    config.check()
+    setup = setup_device(config.device, config.threads)
+    files = RunFiles(config.run_dir)
+    if setup.master:
+        files.prepare(config, resume, overwrite)
+    state = load_checkpoint(files.checkpoint) if resume else None
+    if state:
+        _check_same_run(state["config"], config)
+    start_step = int(state["step"]) if state else 0
+
+    torch.manual_seed(config.seed)
+    net = build_net(config.net).to(setup.device, memory_format=setup.memory_format)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    if state:
+        _restore(state, net, optimizer, setup)
+    model = (torch.nn.parallel.DistributedDataParallel(net, device_ids=[setup.device] if setup.is_cuda
+                                                       else None) if setup.distributed else net)
+    loss_fn = build_loss(config, setup)
+
+    dataset = PairDataset(config.flows, crop=config.size, flip=config.flip,
+                          scale=tuple(config.scale) if config.scale else None, photos=config.photos,
+                          photo_fraction=config.photo_fraction, seed=config.seed)
+    preview = dataset.preview_item()
+    batches = iter(_make_loader(dataset, config, setup, start_step))   # endless; the loop stops it
+    if setup.master:
+        files.start_log(start_step)
+
+    seconds = float(state["seconds"]) if state else 0.0
+    sums = torch.zeros(len(TERMS) + 1, device=setup.device)
+    counted, last_row = 0, {}
+    bar = tqdm(total=config.steps, initial=start_step, disable=not (progress and setup.master),
+               unit="step", dynamic_ncols=True, desc=config.name)
+    clock = time.perf_counter()
+    for step in range(start_step + 1, config.steps + 1):
+        batch = {k: v.to(setup.device, non_blocking=True) for k, v in next(batches).items()}
+        terms = pair_loss(model, loss_fn, batch, setup, config.amp)
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), float("inf"))
+        _stop_unless_finite(terms, grad_norm, step, setup, files)
+        optimizer.step()
+
+        sums += torch.stack([terms["total"].detach()] + [terms[k].detach() for k in TERMS])
+        counted += 1
+        bar.update(1)
+        if step % config.log_every == 0 or step == config.steps:
+            if setup.distributed:
+                dist.all_reduce(sums)
+            elapsed = seconds + time.perf_counter() - clock
+            last_row = _log_row(sums / (counted * setup.world_size), step, config.lr, elapsed)
+            sums.zero_()
+            counted = 0
+            if setup.master:
+                files.log(last_row)
+                bar.set_postfix({k: f"{last_row[k]:.3g}" for k in ("total", *TERMS)}, refresh=False)
+        if setup.master and (step % config.preview_every == 0 or step == config.steps):
+            write_png(files.previews / f"step_{step:06d}.png", render_preview(net, preview, setup, config.amp))
+        if setup.master and (step % config.checkpoint_every == 0 or step == config.steps):
+            save_checkpoint(files.checkpoint, net, optimizer, step,
+                            config, seconds + time.perf_counter() - clock)
+    bar.close()
+    seconds += time.perf_counter() - clock
+    if not last_row and setup.master:   # resumed a finished run: nothing new was logged
+        last_row = (files.read_log() or [{}])[-1]
+    weights = export_model(net, config, setup, seconds, last_row) if setup.master else None
+    if setup.distributed:
+        dist.barrier()
+    return TrainResult(files.dir, weights, config.steps, seconds, last_row, setup.world_size,
+                       setup.distributed)
+
+
+def _check_same_run(saved: dict[str, Any], config: TrainConfig) -> None:
+    current = _normalized(config.to_dict())
+    changed = [k for k, v in saved.items() if k not in RESUMABLE_OVERRIDES and current.get(k) != v]
+    if changed:
+        raise ConfigError(f"the checkpoint in {config.run_dir} was trained with other settings "
+                          f"({', '.join(changed)}); resume with the saved config.json")
+
+
+def pair_loss(model: torch.nn.Module, loss_fn: HybridLoss, batch: dict[str, torch.Tensor], setup: Setup,
+              amp: bool) -> dict[str, torch.Tensor]:
+    """Stylize frames t and t+1 of N pairs in one batch and return the loss terms (see HybridLoss).
+
+    batch: the PairDataset item dict with a leading N axis, already on ``setup.device``.
+    """
+    frames = torch.cat([batch["frame_t"], batch["frame_t1"]]).contiguous(memory_format=setup.memory_format)
+    with setup.autocast(amp):
+        out_t, out_t1 = model(frames).float().chunk(2)
+        return loss_fn(batch["frame_t"], batch["frame_t1"], out_t, out_t1, batch["flow_bw"], batch["mask"])
+
+
+def _log_row(means: torch.Tensor, step: int, lr: float, seconds: float) -> dict[str, float]:
+    values = means.tolist()
+    return {"step": step, "total": values[0], **dict(zip(TERMS, values[1:])), "lr": lr,
+            "seconds": round(seconds, 3)}
+
+
+def _stop_unless_finite(terms: dict[str, torch.Tensor], grad_norm: torch.Tensor, step: int,
+                        setup: Setup, files: RunFiles) -> None:
+    """Raise ConfigError before the optimizer applies a NaN/inf update (all ranks agree)."""
+    finite = (torch.isfinite(terms["total"]) & torch.isfinite(grad_norm)).float()
+    if setup.distributed:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    if finite.item() == 1.0:
+        return
+    bad = [k for k in TERMS if not math.isfinite(terms[k].item())] or ["gradient"]
+    kept = (f"last good checkpoint: {files.checkpoint}" if files.checkpoint.exists()
+            else "no checkpoint was written yet")
+    raise ConfigError(f"training diverged at step {step}: {', '.join(bad)} became NaN or infinite; "
+                      f"{kept}; try a lower --lr or smaller loss weights")
+
+
+def export_model(net: torch.nn.Module, config: TrainConfig, setup: Setup, seconds: float,
+                 last: dict[str, float]) -> Path:
+    """Write runs/NAME/NAME.safetensors (fp16) and NAME.json, the model card vidstyle.zoo reads."""
+    from vidstyle.zoo import ModelCard, save_model
+
+    card = ModelCard(
+        name=config.name,
+        net=dict(net.config),
+        style_image=config.style,
+        description=f"{config.net} network trained on {Path(config.style).name}",
+        trained={"steps": config.steps, "size": config.size, "style_size": config.style_size,
+                 "batch": config.batch, "world_size": setup.world_size, "device": _device_name(setup),
+                 "seconds": round(seconds, 1), "lr": config.lr,
+                 "weights": config.loss_weights().as_dict(), "data": config.flows + config.photos},
+        metrics={"style_loss": last.get("style"), "content_loss": last.get("content"),
+                 "temporal_loss": last.get("temporal"), "warping_error": None, "clip": None},
+    )
+    return save_model(net, config.run_dir / f"{config.name}.safetensors", card, dtype=torch.float16)
+
+
+def _device_name(setup: Setup) -> str:
+    return torch.cuda.get_device_name(setup.device) if setup.is_cuda else "cpu"
