@@ -1,0 +1,193 @@
+"""The model zoo: safetensors round trips, lookup of shipped / user / path models, bad model files."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from vidstyle.errors import ModelError
+from vidstyle.net import build_net
+from vidstyle.zoo import (CARD_KEY, ModelCard, describe, find_model, list_models, load_model,
+                          save_model)
+
+
+def _net(name="huang", seed=0):
+    torch.manual_seed(seed)
+    net = build_net(name)
+    with torch.no_grad():  # untrained instance norms start at weight 1, bias 0: make them distinct
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return net
+
+
+def _save(folder, name, net=None, **card):
+    net = net or _net()
+    return save_model(net, folder / f"{name}.safetensors",
+                      ModelCard(name=name, net=net.config, **card))
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """Shipped, runs/ and $VIDSTYLE_MODELS folders, all empty, as keyword arguments for the zoo."""
+    shipped, runs, extra = tmp_path / "weights", tmp_path / "runs", tmp_path / "mine"
+    for folder in (shipped, runs, extra):
+        folder.mkdir()
+    return dict(weights_dir=shipped, runs_dir=runs, env={"VIDSTYLE_MODELS": str(extra)})
+
+
+def test_saved_model_loads_with_identical_tensors_and_output(tmp_path):
+    net = _net()
+    path = _save(tmp_path, "round", net, style_image="s.jpg", description="d",
+                 trained={"steps": 3}, metrics={"style_loss": 1.5})
+    loaded = load_model(path)
+    for key, tensor in net.state_dict().items():
+        assert torch.equal(loaded.net.state_dict()[key], tensor), key
+    x = torch.rand(1, 3, 20, 28)
+    with torch.no_grad():
+        assert torch.equal(loaded.net(x), net.eval()(x))
+    assert loaded.card.metrics == {"style_loss": 1.5} and loaded.card.trained == {"steps": 3}
+    assert json.loads(path.with_suffix(".json").read_text())["net"] == net.config
+    assert not loaded.net.training and not any(p.requires_grad for p in loaded.net.parameters())
+
+
+def test_fp16_file_is_half_the_size_and_loads_as_fp32_close_to_original(tmp_path):
+    net = _net()
+    full = save_model(net, tmp_path / "a.safetensors", ModelCard("a", net.config))
+    half = save_model(net, tmp_path / "b.safetensors", ModelCard("b", net.config), dtype=torch.float16)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = load_model(half).net
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for key, tensor in net.state_dict().items():
+        assert torch.allclose(loaded.state_dict()[key], tensor, rtol=1e-3, atol=1e-4), key
+
+
+def test_lone_safetensors_file_loads_from_the_card_in_its_header(tmp_path):
+    net = _net("johnson")
+    path = _save(tmp_path, "lone", net)
+    path.with_suffix(".json").unlink()
+    loaded = load_model(path)
+    assert loaded.card.net_name == "johnson" and loaded.card.name == "lone"
+
+
+def test_zoo_finds_shipped_user_run_and_env_models(folders):
+    _save(folders["weights_dir"], "shipped_one")
+    run = folders["runs_dir"] / "my_run"
+    run.mkdir()
+    _save(run, "my_run")
+    _save(folders["runs_dir"].parent / "mine", "from_env")
+    found = {e.name: e.source for e in list_models(**folders)}
+    assert found == {"shipped_one": "shipped", "my_run": "user", "from_env": "user"}
+    assert find_model("my_run", **folders).weights == run / "my_run.safetensors"
+    assert load_model("shipped_one", **folders).entry.source == "shipped"
+
+
+def test_run_folder_ignores_checkpoints_not_named_after_the_run(folders):
+    run = folders["runs_dir"] / "exp"
+    run.mkdir()
+    _save(run, "exp")
+    _save(run, "step_1000")
+    assert [e.name for e in list_models(**folders)] == ["exp"]
+
+
+def test_user_model_shadows_shipped_model_of_the_same_name(folders):
+    _save(folders["weights_dir"], "starwars_blue", description="shipped")
+    _save(folders["runs_dir"].parent / "mine", "starwars_blue", description="retrained")
+    assert load_model("starwars_blue", **folders).card.description == "retrained"
+    both = list_models(include_shadowed=True, **folders)
+    assert [e.source for e in both] == ["user", "shipped"]
+
+
+def test_model_given_by_path_or_run_folder(tmp_path):
+    path = _save(tmp_path / "run7", "run7")
+    assert find_model(str(path)).source == "path"
+    assert find_model(str(tmp_path / "run7")).weights == path
+
+
+def test_unknown_name_error_lists_the_known_names(folders):
+    _save(folders["weights_dir"], "alpha")
+    _save(folders["weights_dir"], "beta")
+    with pytest.raises(ModelError, match=r"unknown model 'gamma'.*alpha, beta"):
+        find_model("gamma", **folders)
+
+
+def test_missing_model_file_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        load_model(str(tmp_path / "nope.safetensors"))
+
+
+def test_pickle_checkpoints_are_refused_without_being_opened(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"anything")
+    with pytest.raises(ModelError, match="pickle"):
+        load_model(str(path))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_safetensors_file_is_a_model_error(tmp_path, damage):
+    path = _save(tmp_path, "bad")
+    data = path.read_bytes()
+    path.write_bytes(b"\x00garbage" * 50 if damage == "garbage" else data[: len(data) // 2])
+    with pytest.raises(ModelError, match="bad.safetensors"):
+        load_model(path)
+
+
+def test_foreign_safetensors_file_is_a_model_error(tmp_path):
+    path = tmp_path / "foreign.safetensors"
+    save_file({"embedding.weight": torch.zeros(10, 4)}, str(path),
+              metadata={CARD_KEY: json.dumps({"name": "foreign", "net": {"name": "huang"}})})
+    with pytest.raises(ModelError, match="missing"):
+        load_model(path)
+
+
+def test_weights_of_another_network_than_the_card_says_are_refused(tmp_path):
+    path = _save(tmp_path, "mixed", _net("huang"))
+    card = json.loads(path.with_suffix(".json").read_text())
+    card["net"] = build_net("johnson").config
+    path.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="shape"):
+        load_model(path)
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    net = _net()
+    with torch.no_grad():
+        next(net.parameters())[0] = float("nan")
+    with pytest.raises(ModelError, match="finite"):
+        load_model(_save(tmp_path, "nan", net))
+
+
+def test_file_without_any_card_is_a_model_error(tmp_path):
+    path = tmp_path / "bare.safetensors"
+    save_file(dict(_net().state_dict()), str(path))
+    with pytest.raises(ModelError, match="no model card"):
+        load_model(path)
+
+
+def test_card_naming_an_unknown_network_is_a_model_error(tmp_path):
+    path = _save(tmp_path, "odd")
+    path.with_suffix(".json").write_text(json.dumps({"name": "odd", "net": {"name": "resnet9000"}}))
+    with pytest.raises(ModelError, match="resnet9000"):
+        load_model(path)
+
+
+def test_saving_weights_that_do_not_fit_the_card_fails_before_writing(tmp_path):
+    wrapped = torch.nn.Sequential(_net())   # names gain a "0." prefix, as DDP adds "module."
+    card = ModelCard("wrapped", _net().config)
+    with pytest.raises(ModelError, match="missing"):
+        save_model(wrapped, tmp_path / "wrapped.safetensors", card)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_names_with_path_characters_cannot_be_saved(tmp_path):
+    net = _net()
+    with pytest.raises(ModelError, match="name"):
+        save_model(net, tmp_path / "x.safetensors", ModelCard("../x", net.config))
+
+
+def test_describe_lists_unusable_models_with_the_reason(folders):
+    _save(folders["weights_dir"], "good", description="fine")
+    (folders["weights_dir"] / "broken.safetensors").write_bytes(b"junk")
+    rows = {r["name"]: r for r in describe(list_models(**folders))}
+    assert rows["good"]["description"] == "fine" and rows["good"]["net"] == "huang"
+    assert rows["broken"]["description"].startswith("(unusable:")

@@ -1,0 +1,287 @@
+"""Named models: the shipped ones in ``vidstyle/weights/``, the user's own, and model files by path.
+
+A model is two files side by side: ``<name>.safetensors``, the stylizing network's state dict (fp32 or
+fp16; safetensors, never pickle, so opening a model cannot run code), and ``<name>.json``, its card::
+
+    {"name": "starwars_blue", "net": {"name": "huang", ...build_net kwargs},
+     "style_image": "data/styles/poster_blue.jpg", "description": "...",
+     "trained": {"steps": ..., "size": ..., "device": ..., "seconds": ...},
+     "metrics": {"style_loss": ..., "content_loss": ..., "warping_error": ..., "clip": ...}}
+
+:func:`save_model` also stores the card in the safetensors header, so a lone ``.safetensors`` file
+still loads. Where names are looked up, first match wins:
+
+1. each folder in ``$VIDSTYLE_MODELS`` (``os.pathsep``-separated),
+2. ``runs/`` in the working directory (train output: ``runs/NAME/NAME.safetensors`` + ``NAME.json``),
+3. the shipped models in ``vidstyle/weights/``.
+
+User folders come first so that retraining a shipped name on one's own style image
+(``train_temporal.py --name starwars_blue ...``) makes ``--model starwars_blue`` use the new model.
+In a folder, a model is ``<name>.safetensors`` or ``<name>/<name>.safetensors``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from vidstyle.errors import ModelError
+from vidstyle.fsutil import atomic_output
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+ENV_VAR = "VIDSTYLE_MODELS"
+RUNS_DIR = Path("runs")
+SUFFIX = ".safetensors"
+CARD_KEY = "vidstyle_card"      # safetensors header metadata entry holding the card as JSON
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".bin", ".pkl"}
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model is: the network to build, what it was trained on, how well it does."""
+
+    name: str
+    net: dict[str, Any]                    # {"name": "huang" | "johnson", **build_net kwargs}
+    style_image: str = ""
+    description: str = ""
+    trained: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def net_name(self) -> str:
+        return str(self.net["name"])
+
+    @property
+    def net_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.net.items() if k != "name"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> "ModelCard":
+        """Check and convert a parsed card; ``where`` names its file in error messages."""
+        if not isinstance(data, dict):
+            raise ModelError(f"{where}: model card is not a JSON object")
+        net = data.get("net")
+        if not isinstance(net, dict) or not isinstance(net.get("name"), str):
+            raise ModelError(f"{where}: model card lacks \"net\": {{\"name\": ...}}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("name", Path(where).stem)
+        for key in ("trained", "metrics"):
+            if not isinstance(values.get(key, {}), dict):
+                raise ModelError(f"{where}: \"{key}\" in the model card is not an object")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Where a model lives. ``source`` is "shipped", "user" or "path"."""
+
+    name: str
+    weights: Path
+    source: str
+
+    @property
+    def card_path(self) -> Path:
+        return self.weights.with_suffix(".json")
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference (eval mode, no gradients, fp32 on CPU) and its card."""
+
+    net: torch.nn.Module
+    card: ModelCard
+    entry: ModelEntry
+
+
+def model_folders(runs_dir: str | os.PathLike | None = RUNS_DIR,
+                  weights_dir: str | os.PathLike = WEIGHTS_DIR,
+                  env: Mapping[str, str] | None = None) -> list[tuple[str, Path]]:
+    """The folders searched for named models, first match first: ``[(source, folder), ...]``."""
+    env = os.environ if env is None else env
+    folders = [("user", Path(p).expanduser()) for p in env.get(ENV_VAR, "").split(os.pathsep) if p]
+    if runs_dir is not None:
+        folders.append(("user", Path(runs_dir)))
+    folders.append(("shipped", Path(weights_dir)))
+    return folders
+
+
+def _models_in(folder: Path) -> list[Path]:
+    """``<name>.safetensors`` and ``<name>/<name>.safetensors`` in ``folder``, sorted by name."""
+    if not folder.is_dir():
+        return []
+    found = {p.stem: p for p in folder.glob(f"*/*{SUFFIX}") if p.stem == p.parent.name}
+    # "x.tmp.safetensors" is a model still being written (fsutil.atomic_output): not one yet.
+    found.update({p.stem: p for p in folder.glob(f"*{SUFFIX}")
+                  if p.is_file() and not p.stem.endswith(".tmp")})
+    return [found[name] for name in sorted(found)]
+
+
+def list_models(include_shadowed: bool = False, **folders_kw) -> list[ModelEntry]:
+    """Every named model, in lookup order; a name found twice is listed once (the one that wins)
+    unless ``include_shadowed``. ``folders_kw`` go to :func:`model_folders`."""
+    entries, seen = [], set()
+    for source, folder in model_folders(**folders_kw):
+        for path in _models_in(folder):
+            if include_shadowed or path.stem not in seen:
+                entries.append(ModelEntry(path.stem, path, source))
+            seen.add(path.stem)
+    return entries
+
+
+def _looks_like_path(spec: str) -> bool:
+    return "/" in spec or os.sep in spec or Path(spec).suffix in {SUFFIX, *_PICKLE_SUFFIXES}
+
+
+def find_model(spec: str | os.PathLike, **folders_kw) -> ModelEntry:
+    """Resolve ``--model``: a path to a ``.safetensors`` file (or a run folder holding
+    ``NAME/NAME.safetensors``), else a name looked up as the module docstring says.
+
+    Raises ModelError for a missing file, a pickle file, or an unknown name (listing the known ones).
+    """
+    spec = os.fspath(spec)
+    if _looks_like_path(spec):
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            path = path / f"{path.name}{SUFFIX}"
+        if path.suffix in _PICKLE_SUFFIXES:
+            raise ModelError(f"{spec}: only .safetensors model files are accepted "
+                             "(pickle checkpoints can run code when opened)")
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        return ModelEntry(path.stem, path, "path")
+    entries = list_models(**folders_kw)
+    for entry in entries:
+        if entry.name == spec:
+            return entry
+    names = ", ".join(e.name for e in entries) or "none installed"
+    raise ModelError(f"unknown model '{spec}'; known models: {names}")
+
+
+def read_card(entry: ModelEntry) -> ModelCard:
+    """The model's card: ``<name>.json`` beside the weights, else the copy in the file's header."""
+    if entry.card_path.is_file():
+        try:
+            data = json.loads(entry.card_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{entry.card_path}: unreadable model card ({exc})") from None
+        return ModelCard.from_dict(data, str(entry.card_path))
+    meta = _open_weights(entry.weights, lambda f: f.metadata()) or {}
+    if CARD_KEY not in meta:
+        raise ModelError(f"{entry.weights}: no model card ({entry.card_path.name} is missing and the "
+                         "file carries none), so the network it belongs to is unknown")
+    try:
+        data = json.loads(meta[CARD_KEY])
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{entry.weights}: the model card in its header is not JSON ({exc})") from None
+    return ModelCard.from_dict(data, str(entry.weights))
+
+
+def _open_weights(path: Path, read):
+    """Apply ``read`` to the open safetensors file; any failure to parse it becomes ModelError."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return read(f)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: not a readable .safetensors model file ({exc})") from None
+
+
+def build_from_card(card: ModelCard, where: str = "") -> torch.nn.Module:
+    """The (untrained) network the card describes; ModelError if the card's net cannot be built."""
+    from vidstyle.net import build_net
+
+    try:
+        return build_net(card.net_name, **card.net_kwargs)
+    except ModelError as exc:
+        raise ModelError(f"{where or card.name}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{where or card.name}: cannot build its network from the card: {exc}") from None
+
+
+def check_state_dict(tensors: Mapping[str, torch.Tensor], net: torch.nn.Module, where: str) -> None:
+    """Raise ModelError unless ``tensors`` fit ``net`` exactly: same names, shapes, finite floats."""
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        detail = "; ".join(part for part in (
+            f"{len(missing)} tensors missing (e.g. {missing[0]})" if missing else "",
+            f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "") if part)
+        raise ModelError(f"{where}: does not hold the weights of its network: {detail}")
+    for key, ref in expected.items():
+        t = tensors[key]
+        if tuple(t.shape) != tuple(ref.shape):
+            raise ModelError(f"{where}: tensor {key} has shape {tuple(t.shape)}, the network needs "
+                             f"{tuple(ref.shape)}")
+        if ref.is_floating_point() and not (t.is_floating_point() and bool(torch.isfinite(t).all())):
+            raise ModelError(f"{where}: tensor {key} is not finite floating point (corrupt file?)")
+
+
+def load_model(spec: str | os.PathLike | ModelEntry, **folders_kw) -> LoadedModel:
+    """Find, check and load a model for inference. ModelError on anything wrong with it."""
+    entry = spec if isinstance(spec, ModelEntry) else find_model(spec, **folders_kw)
+    card = read_card(entry)
+    net = build_from_card(card, str(entry.weights))
+    tensors = _open_weights(entry.weights, lambda f: {k: f.get_tensor(k) for k in f.keys()})
+    check_state_dict(tensors, net, str(entry.weights))
+    net.load_state_dict({k: t.float() if t.is_floating_point() else t for k, t in tensors.items()})
+    net.eval().requires_grad_(False)
+    return LoadedModel(net, card, entry)
+
+
+def save_model(net: torch.nn.Module, path: str | os.PathLike, card: ModelCard,
+               dtype: torch.dtype = torch.float32) -> Path:
+    """Write ``net``'s weights to ``path`` (``.safetensors``) and the card beside it (``.json``).
+
+    Both appear atomically, the card first, so a listed model always has its card. Floating point
+    tensors are stored as ``dtype`` (float16 halves the file). ModelError if the weights do not fit
+    the network the card names. Returns the weights path.
+    """
+    path = Path(path)
+    if path.suffix != SUFFIX:
+        raise ModelError(f"{path}: model files must end in {SUFFIX}")
+    if not _NAME_RE.match(card.name):
+        raise ModelError(f"model name '{card.name}' may hold only letters, digits, '_', '-' and '.'")
+    tensors = {k: (t.to(dtype) if t.is_floating_point() else t).detach().cpu().contiguous()
+               for k, t in net.state_dict().items()}
+    # Refuse now what load_model would refuse later (a compiled or DDP-wrapped module's prefixed
+    # names, a card describing another network): the mistake is cheapest to fix at save time.
+    check_state_dict(tensors, build_from_card(card, str(path)), str(path))
+    text = json.dumps(card.to_dict(), indent=2, sort_keys=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path.with_suffix(".json")) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata={CARD_KEY: text})
+        os.chmod(tmp, 0o644)  # safetensors creates it owner-only; a shipped model must be readable
+    return path
+
+
+def describe(entries: Iterable[ModelEntry]) -> list[dict[str, str]]:
+    """One row per model for ``vidstyle models``: name, source, net, style image, description.
+
+    A model whose card cannot be read is listed with the reason instead of hiding it.
+    """
+    rows = []
+    for entry in entries:
+        try:
+            card = read_card(entry)
+            row = {"net": card.net_name, "style_image": card.style_image or "-",
+                   "description": card.description or "-"}
+        except ModelError as exc:
+            row = {"net": "?", "style_image": "-", "description": f"(unusable: {exc})"}
+        rows.append({"name": entry.name, "source": entry.source, "path": str(entry.weights), **row})
+    return rows
