@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_data import write_translation_clip
+from tests.flowfiles import write_translation_clip
 from vidstyle import losses
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
