@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("model", help="model name or .safetensors path")
     parser.add_argument("--clip", required=True, help="held-out clip")
     parser.add_argument("--style", required=True, help="the style image it was trained on")
+    parser.add_argument("--description", help="what the model is, for `vidstyle models` (default: keep)")
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--size", default="320x180", help="frames are resized to WIDTHxHEIGHT")
     parser.add_argument("--fidelity-every", type=int, default=10)
@@ -54,13 +55,18 @@ def main() -> None:
                       fidelity=Fidelity(style, config.style_size), style_image=args.style)
     source, result = report.videos
 
-    card = dataclasses.replace(model.card, metrics={
-        **model.card.metrics,
-        "clip": f"{Path(args.clip).name}, first {len(frames)} frames at {size[0]}x{size[1]} (held out)",
-        "warping_error": result.e_warp, "warping_error_input": source.e_warp,
-        "warping_error_ratio": result.e_warp_ratio, "luminance_flicker": result.luminance_flicker,
-        "style_loss_heldout": result.style_loss, "content_loss_heldout": result.content_loss,
-    })
+    style_path = Path(args.style).resolve()
+    card = dataclasses.replace(
+        model.card,
+        style_image=str(style_path.relative_to(ROOT)) if style_path.is_relative_to(ROOT) else style_path.name,
+        description=args.description or model.card.description,
+        metrics={
+            **model.card.metrics,
+            "clip": f"{Path(args.clip).name}, first {len(frames)} frames at {size[0]}x{size[1]} (held out)",
+            "warping_error": result.e_warp, "warping_error_input": source.e_warp,
+            "warping_error_ratio": result.e_warp_ratio, "luminance_flicker": result.luminance_flicker,
+            "style_loss_heldout": result.style_loss, "content_loss_heldout": result.content_loss,
+        })
     args.out.mkdir(parents=True, exist_ok=True)
     save_model(model.net, args.out / f"{card.name}.safetensors", card, dtype=torch.float16)
 
