@@ -169,15 +169,23 @@ def markdown_table(means: dict, methods: list[Method], clips: list[Path], num_fr
 
 
 def target_lines(means: dict, methods: list[Method]) -> list[str]:
-    temporal, baseline = (means.get(m.label, {}) for m in methods[:2])
+    """The two targets for the temporal model and for each further model, against the per-frame one."""
+    baseline = means.get(methods[1].label, {})
     lines = []
-    for key, what, target in (("e_warp", "E_warp", E_WARP_TARGET), ("style_loss", "style loss", STYLE_TARGET)):
-        if temporal.get(key) is None or not baseline.get(key):
-            continue
-        ratio = temporal[key] / baseline[key]
-        verdict = "met" if ratio <= target else "NOT met"
-        lines.append(f"- {what}, temporal / per-frame: {ratio:.3f} (target <= {target:.3g}): {verdict}")
+    for m in [methods[0], *(m for m in methods[2:] if m.kind == "model")]:
+        row = means.get(m.label, {})
+        for key, what, target in (("e_warp", "E_warp", E_WARP_TARGET), ("style_loss", "style loss", STYLE_TARGET)):
+            if row.get(key) is None or not baseline.get(key):
+                continue
+            ratio = row[key] / baseline[key]
+            verdict = "met" if ratio <= target else "NOT met"
+            lines.append(f"- {m.label}: {what} / per-frame's: {ratio:.3f} (target <= {target:.3g}): {verdict}")
     return lines
+
+
+def model_label(spec: str) -> str:
+    """A row label for a model given by zoo name or path: its file stem."""
+    return Path(spec).stem
 
 
 def plot(reports: list[metrics.MetricsReport], means: dict, methods: list[Method], path: Path) -> None:
@@ -203,6 +211,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--temporal", required=True, metavar="MODEL", help="model trained with the temporal loss")
     p.add_argument("--baseline", required=True, metavar="MODEL", help="same net and style, no temporal loss")
+    p.add_argument("--also", nargs="+", default=[], metavar="MODEL",
+                   help="more models of the same net and style (e.g. other temporal weights), one row each")
     p.add_argument("--clips", nargs="+", required=True, type=Path, help="held-out clips (not used in training)")
     p.add_argument("--style", help="style image for the fidelity losses (default: the temporal model's)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/temporal_gain"))
@@ -236,7 +246,8 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     args.style = resolve_style(args)
     methods = [Method("vidstyle temporal", "model", args.temporal),
-               Method("vidstyle per-frame", "model", args.baseline)]
+               Method("vidstyle per-frame", "model", args.baseline),
+               *(Method(f"vidstyle {model_label(spec)}", "model", spec) for spec in args.also)]
     peer_why = "left out (--no-peer)" if args.no_peer else peer_problem()
     methods += [Method(f"{PEER} style {args.peer_style}", "peer", f"-s {args.peer_style}", peer_why),
                 Method(f"{PEER} style {args.peer_style} --smooth {args.peer_smooth}", "peer",
