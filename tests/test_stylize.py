@@ -51,7 +51,10 @@ def test_engine_matches_the_network_applied_by_hand():
     with torch.no_grad():
         x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
         expected = (net(x) * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-    assert np.array_equal(Stylizer(net, CPU)(frames), expected)
+    diff = np.abs(Stylizer(net, CPU)(frames).astype(int) - expected)
+    # The engine may run the convolutions with another thread split than this call, so a value that
+    # lands within float rounding of .5 can round the other way; anything else is a real difference.
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= diff.size // 1000
 
 
 @pytest.mark.parametrize("width,height", [(333, 241), (9, 7), (64, 48)])
