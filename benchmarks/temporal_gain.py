@@ -9,6 +9,7 @@ per pair and shared by all methods), and one markdown table of the means over cl
 
     python benchmarks/temporal_gain.py --temporal MODEL_T --baseline MODEL_B \\
         --style data/styles/STYLE.jpg --clips CLIP.mp4 ... --out benchmarks/results/temporal_gain
+        [--also MODEL ...]     # more rows, e.g. the same style at other temporal weights
 
 Models are zoo names or ``.safetensors`` paths, run by ``vidstyle.stylize`` as ``vidstyle infer`` runs
 them (fp16 on CUDA); their frames are scored straight from memory (no encode); the peer writes MPEG-4 files, whose compression adds some error of its own. Written
