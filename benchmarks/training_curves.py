@@ -12,7 +12,6 @@ over the first and the last quarter of the logged steps.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -25,16 +24,17 @@ TERMS = ("style", "content", "temporal", "total")
 
 def read_losses(run: Path) -> dict[str, np.ndarray]:
     """Columns of ``run/losses.csv`` as float arrays (``step`` included)."""
-    path = run / "losses.csv"
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    from vidstyle.train import RunFiles
+
+    files = RunFiles(run)
+    rows = files.read_log()
     if not rows:
-        raise SystemExit(f"training_curves: {path} holds no logged steps")
-    return {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
+        raise SystemExit(f"training_curves: {files.losses} holds no logged steps")
+    return {key: np.array([r[key] for r in rows]) for key in rows[0]}
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    window = max(1, min(window, len(values)))
+    """Means over ``window`` consecutive values: ``len(values) - window + 1`` of them."""
     return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
@@ -69,9 +69,9 @@ def main() -> int:
     fig = figure.Figure(figsize=(9, 9), layout="constrained")
     axes = fig.subplots(len(TERMS), 1, sharex=True)
     for name, log in logs.items():
-        steps = log["step"][len(log["step"]) - len(moving_average(log["step"], args.window)):]
-        for ax, term in zip(axes, TERMS):
-            ax.plot(steps, moving_average(log[term], args.window), label=name)
+        window = max(1, min(args.window, len(log["step"])))
+        for ax, term in zip(axes, TERMS):   # each average is plotted at the last step it covers
+            ax.plot(log["step"][window - 1:], moving_average(log[term], window), label=name)
     for ax, term in zip(axes, TERMS):
         ax.set_ylabel(term + (" (unweighted)" if term != "total" else " (weighted)"))
         ax.set_yscale("log")
