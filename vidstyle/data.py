@@ -42,6 +42,16 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Photos are kept in memory at most this many crop sizes on their shorter side: enough for the
 # zoom range of a view, and it bounds the cache.
 _PHOTO_SIDE_IN_CROPS = 2.0
+# A crop whose luma varies less than this (standard deviation, [0, 1]) is all but constant: a black
+# frame, a letterbox bar, a blank sky. Instance norm divides by that spread, so through the network's
+# stacked norms the gradient of such a crop grows by ~1/sqrt(eps) a layer and overflows (NaN).
+MIN_CROP_STD = 0.01
+# A pair whose reliable-flow share is below this is a scene cut or a failed flow: nothing to learn
+# about temporal consistency, and the style/content terms see two unrelated pictures.
+MIN_VALID_FRACTION = 0.2
+# Tries to find a usable crop of one pair (then the next pair is tried), so that a clip of black
+# frames cannot stall the stream.
+_CROP_TRIES = 8
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,16 @@ def camera_motion_pair(photo: np.ndarray, size: int, rng: np.random.Generator,
     return frame_t, frame_t1, flow_bw, points_inside(flow_bw).astype(np.uint8)
 
 
+def usable_pair(frame_t: np.ndarray, frame_t1: np.ndarray, flow_bw: np.ndarray, mask: np.ndarray) -> bool:
+    """Whether a (cropped) pair can be trained on: neither frame nearly constant (luma standard
+    deviation at least MIN_CROP_STD) and at least MIN_VALID_FRACTION of the mask reliable."""
+    def luma_std(frame: np.ndarray) -> float:
+        return float(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).std()) / 255.0
+
+    return (float(mask.mean()) >= MIN_VALID_FRACTION and luma_std(frame_t) >= MIN_CROP_STD
+            and luma_std(frame_t1) >= MIN_CROP_STD)
+
+
 def to_tensors(frame_t: np.ndarray, frame_t1: np.ndarray, flow_bw: np.ndarray,
                mask: np.ndarray) -> dict[str, torch.Tensor]:
     """numpy (H, W, C) uint8 frames, float flow, uint8 mask -> the item dict of the module docstring."""
@@ -232,14 +252,25 @@ class PairDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"pair index {index} out of range 0..{len(self) - 1}")
         rng = self.rng(draw)
-        if index < self.num_video:
-            arrays = self._video_pair(index, rng)
+        # Unusable crops (near-constant frames, cuts) are redrawn: first elsewhere in the same pair,
+        # then from the following pairs, all from the same (seed, draw) stream, so resuming still
+        # reproduces the run exactly.
+        for attempt in range(len(self) * _CROP_TRIES):
+            current = (index + attempt // _CROP_TRIES) % len(self)
+            arrays = self._draw(current, rng)
+            if usable_pair(*arrays):
+                break
         else:
-            photo = _load_photo(self.photos[index - self.num_video], int(_PHOTO_SIDE_IN_CROPS * self.crop))
-            arrays = camera_motion_pair(photo, self.crop, rng, self.motion)
+            raise ConfigError("no usable training pair: every frame is (nearly) constant or a scene cut")
         if self.flip and rng.random() < 0.5:
             arrays = flip_pair(*arrays)
         return to_tensors(*arrays)
+
+    def _draw(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        if index < self.num_video:
+            return self._video_pair(index, rng)
+        photo = _load_photo(self.photos[index - self.num_video], int(_PHOTO_SIDE_IN_CROPS * self.crop))
+        return camera_motion_pair(photo, self.crop, rng, self.motion)
 
     def _read(self, index: int) -> tuple[np.ndarray, ...]:
         f, t = self.pairs[index]

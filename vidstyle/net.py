@@ -22,6 +22,13 @@ Output: ``sigmoid(z)``, which equals ``(tanh(z / 2) + 1) / 2``, i.e. the paper's
 and W: the input is padded (reflect) to a multiple of 4 and at least 8 pixels so that both stride-2
 stages divide evenly, and the output is cropped back to H x W.
 
+Tone: instance norm discards each picture's brightness, so a black frame would come out as a flat
+mid-grey picture. With ``tone = t > 0`` the output is multiplied by a gate that follows the input's
+local brightness: ``clamp(L / t, 0, 1)``, L the input's luma (Rec. 601) averaged over 8x8 blocks and
+upsampled bilinearly. Where the input is brighter than t nothing changes; below it the output darkens
+in proportion, down to black for black input, keeping its hue. The gate has no parameters, so it can
+be switched on for a trained network too.
+
 A network is rebuilt from its small config dict (``net.config``, stored in model cards):
 ``build_net(**net.config)``.
 """
@@ -39,9 +46,12 @@ from vidstyle.errors import ModelError
 _MULTIPLE = 4   # two stride-2 stages
 _MIN_SIDE = 8   # so that the quarter-resolution maps are at least 2x2 (instance norm needs > 1 pixel)
 
+_TONE_BLOCK = 8  # pixels averaged per side for the tone gate's local brightness
+_LUMA = (0.299, 0.587, 0.114)
+
 NET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "huang": {"channels": (16, 32, 48), "res_blocks": 5, "end_kernel": 3},
-    "johnson": {"channels": (32, 64, 128), "res_blocks": 5, "end_kernel": 9},
+    "huang": {"channels": (16, 32, 48), "res_blocks": 5, "end_kernel": 3, "tone": 0.0},
+    "johnson": {"channels": (32, 64, 128), "res_blocks": 5, "end_kernel": 9, "tone": 0.0},
 }
 NETS = frozenset(NET_DEFAULTS)
 
@@ -81,15 +91,19 @@ class StyleNet(nn.Module):
     """Feed-forward stylizing network (see the module docstring for the layout).
 
     channels: widths (c1, c2, c3) of the three resolutions. res_blocks: residual blocks at 1/4
-    resolution. end_kernel: kernel size of the first and last convolutions (odd).
+    resolution. end_kernel: kernel size of the first and last convolutions (odd). tone: luma
+    threshold of the tone gate in [0, 1] (0: no gate; see the module docstring).
     """
 
     def __init__(self, channels: Sequence[int] = (16, 32, 48), res_blocks: int = 5, end_kernel: int = 3,
-                 name: str = "huang"):
+                 name: str = "huang", tone: float = 0.0):
         super().__init__()
         c1, c2, c3 = (int(c) for c in channels)
+        self.tone = float(tone)
         self.config = {"name": name, "channels": [c1, c2, c3], "res_blocks": int(res_blocks),
                        "end_kernel": int(end_kernel)}
+        if self.tone > 0:   # absent from the configs of networks without the gate, as before it existed
+            self.config["tone"] = self.tone
         self.encoder = nn.Sequential(
             ConvLayer(3, c1, end_kernel), ConvLayer(c1, c2, 3, 2), ConvLayer(c2, c3, 3, 2))
         self.residuals = nn.Sequential(*(ResidualBlock(c3) for _ in range(res_blocks)))
@@ -101,8 +115,21 @@ class StyleNet(nn.Module):
         """RGB [0, 1] (N, 3, H, W) -> stylized RGB [0, 1] (N, 3, H, W)."""
         height, width = x.shape[-2:]
         x = _pad_to_multiple(x)
-        y = self.decoder(self.residuals(self.encoder(x)))
-        return torch.sigmoid(y[..., :height, :width])
+        y = torch.sigmoid(self.decoder(self.residuals(self.encoder(x))))
+        if self.tone > 0:
+            y = y * tone_gate(x, self.tone)
+        return y[..., :height, :width]
+
+
+def tone_gate(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """(N, 1, H, W) in [0, 1]: the input's local luma over ``threshold``, clamped to 1.
+
+    x: RGB [0, 1] (N, 3, H, W) with H and W multiples of 4 (the padded input)."""
+    r, g, b = x.unbind(1)
+    luma = (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
+    blocks = F.avg_pool2d(luma, _TONE_BLOCK, ceil_mode=True, count_include_pad=False)
+    local = F.interpolate(blocks, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return (local / threshold).clamp(max=1.0)
 
 
 def _pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
@@ -130,6 +157,8 @@ def build_net(name: str = "huang", **kwargs: Any) -> StyleNet:
         raise ModelError(f"network {name!r}: channels must be three positive widths and res_blocks >= 0")
     if options["end_kernel"] < 1 or options["end_kernel"] % 2 == 0:
         raise ModelError(f"network {name!r}: end_kernel must be odd, got {options['end_kernel']}")
+    if not 0.0 <= options["tone"] <= 1.0:
+        raise ModelError(f"network {name!r}: tone must be in [0, 1], got {options['tone']}")
     return StyleNet(name=name, **options)
 
 

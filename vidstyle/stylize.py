@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from vidstyle.errors import ConfigError, VideoError
+from vidstyle.stabilize import Stabilizer, StabilizerConfig
 
 T = TypeVar("T")
 
@@ -315,7 +316,7 @@ class InferOptions:
     """What to make of the input. max_size: longest side of the frames stylized (pixels; the output
     has that size). start, duration: the part of the input to stylize, seconds. lossless, crf,
     preset: output coding (x264's crf and speed preset). side_by_side: write input | output, twice
-    as wide."""
+    as wide. stabilize: strength of the flow-guided stabilizer (:mod:`vidstyle.stabilize`), 0 = off."""
 
     max_size: int | None = None
     start: float = 0.0
@@ -375,6 +376,7 @@ def _check_job(input_path: Path, output: Path, options: InferOptions) -> None:
         raise ConfigError(f"--crf must be in 0..51, got {options.crf}")
     if options.preset not in X264_PRESETS:
         raise ConfigError(f"--preset must be one of {', '.join(X264_PRESETS)}, got '{options.preset}'")
+    StabilizerConfig(strength=options.stabilize).check()
 
 
 def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
@@ -415,16 +417,24 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
 
     result = InferResult(output, 0, width * (2 if options.side_by_side else 1), height, 0.0,
                          str(stylizer.plan.device), stylizer.compiled)
+    stabilizer = Stabilizer(StabilizerConfig(strength=options.stabilize))
     started = time.perf_counter()
     audio = str(input_path) if info.has_audio else None
     with VideoWriter(output, info.fps, lossless=options.lossless, crf=options.crf, preset=options.preset,
                      audio_from=audio, audio_start=options.start) as writer, \
             _progress_bar(total, progress) as bar, contextlib.closing(stylizer.pairs(frames())) as pairs:
-        sink = BackgroundSink(writer.write, stylizer.plan.queue_depth)
-        try:
-            for frame_in, frame_out in pairs:
-                sink.put(np.concatenate([frame_in, frame_out], axis=1) if options.side_by_side
+        def emit(pair: tuple[np.ndarray, np.ndarray]) -> None:
+            # In the encoder's thread: the stabilizer needs the frames in order, and its OpenCV
+            # calls release the GIL, so it overlaps the network's next frame.
+            frame_in, frame_out = pair
+            frame_out = stabilizer(frame_in, frame_out)
+            writer.write(np.concatenate([frame_in, frame_out], axis=1) if options.side_by_side
                          else frame_out)
+
+        sink = BackgroundSink(emit, stylizer.plan.queue_depth)
+        try:
+            for pair in pairs:
+                sink.put(pair)
                 result.frames += 1
                 bar.update(1)
             if source_errors and result.frames == 0:

@@ -48,10 +48,12 @@ from vidstyle.errors import ConfigError
 from vidstyle.fsutil import atomic_output
 from vidstyle.losses import CONTENT_LAYERS, STYLE_LAYERS, TERMS, HybridLoss, LossWeights
 from vidstyle.net import NETS, build_net, count_parameters
+from vidstyle.regularize import compound_loss, random_smooth_flow
 from vidstyle.vgg import LAYERS, VGG19
 
 CHECKPOINT_FORMAT = "vidstyle-train-checkpoint/1"
-CSV_FIELDS = ("step", "total", *TERMS, "lr", "seconds")
+TRAIN_TERMS = (*TERMS, "compound")
+CSV_FIELDS = ("step", "total", *TRAIN_TERMS, "lr", "seconds")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Settings a resumed run may change: they affect speed and output cadence, never the numbers.
 RESUMABLE_OVERRIDES = ("steps", "device", "threads", "workers", "preview_every", "checkpoint_every",
@@ -65,6 +67,9 @@ class TrainConfig:
     Sizes in pixels: ``size`` is the side of the square training crop, ``style_size`` the longer side
     the style image is resized to before its Gram matrices are taken (the ratio of the two sets the
     scale of brush strokes). ``batch``: pairs per step per process (2 * batch images).
+    ``compound_*``: weight, largest shift (pixels) and noise (RGB [0, 1]) of the stability term of
+    :mod:`vidstyle.regularize`. ``tone``: the network's tone-gate threshold (:mod:`vidstyle.net`).
+    ``init``: a trained model (name or .safetensors) whose weights start the run.
     """
 
     style: str = ""
@@ -82,6 +87,11 @@ class TrainConfig:
     style_weight: float = LossWeights.style
     tv_weight: float = LossWeights.tv
     temporal_weight: float = LossWeights.temporal
+    compound_weight: float = 1.0e8
+    compound_shift: float = 4.0
+    compound_noise: float = 0.02
+    tone: float = 0.25
+    init: str | None = None
     style_layers: list[str] = field(default_factory=lambda: list(STYLE_LAYERS))
     content_layers: list[str] = field(default_factory=lambda: list(CONTENT_LAYERS))
     lr: float = 1e-3
@@ -131,8 +141,14 @@ class TrainConfig:
                 raise ConfigError(f"--{key.replace('_', '-')} must be at least 1")
         if self.size < 16 or self.style_size < 16:
             raise ConfigError("--size and --style-size must be at least 16 pixels")
-        if min(self.content_weight, self.style_weight, self.tv_weight, self.temporal_weight) < 0:
-            raise ConfigError("loss weights must not be negative")
+        weights = (self.content_weight, self.style_weight, self.tv_weight, self.temporal_weight,
+                   self.compound_weight)
+        if not all(math.isfinite(w) and w >= 0 for w in weights):
+            raise ConfigError("loss weights must be finite and not negative")
+        if not (0 <= self.compound_shift <= self.size / 4 and 0 <= self.compound_noise <= 1):
+            raise ConfigError("--compound-shift must be in [0, size/4] pixels and --compound-noise in [0, 1]")
+        if not 0 <= self.tone <= 1:
+            raise ConfigError(f"--tone must be in [0, 1], got {self.tone}")
         if not self.lr > 0:
             raise ConfigError("--lr must be positive")
         unknown = set(self.style_layers) | set(self.content_layers)
@@ -298,8 +314,9 @@ class RunFiles:
             csv.DictWriter(f, CSV_FIELDS).writerow(row)
 
     def read_log(self) -> list[dict[str, float]]:
+        """The logged rows; a column a row lacks (logs of older versions) is left out of it."""
         with open(self.losses, newline="", encoding="utf-8") as f:
-            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+            return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
 def save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
@@ -390,7 +407,10 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     start_step = int(state["step"]) if state else 0
 
     torch.manual_seed(config.seed)
-    net = build_net(config.net).to(setup.device, memory_format=setup.memory_format)
+    net = build_net(config.net, tone=config.tone)
+    if config.init and not state:
+        _load_init(net, config.init)
+    net = net.to(setup.device, memory_format=setup.memory_format)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     if state:
         _restore(state, net, optimizer, setup)
@@ -407,21 +427,21 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         files.start_log(start_step)
 
     seconds = float(state["seconds"]) if state else 0.0
-    sums = torch.zeros(len(TERMS) + 1, device=setup.device)
+    sums = torch.zeros(len(TRAIN_TERMS) + 1, device=setup.device)
     counted, last_row = 0, {}
     bar = tqdm(total=config.steps, initial=start_step, disable=not (progress and setup.master),
                unit="step", dynamic_ncols=True, desc=config.name)
     clock = time.perf_counter()
     for step in range(start_step + 1, config.steps + 1):
         batch = {k: v.to(setup.device, non_blocking=True) for k, v in next(batches).items()}
-        terms = pair_loss(model, loss_fn, batch, setup, config.amp)
+        terms = pair_loss(model, loss_fn, batch, setup, config.amp, config)
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), float("inf"))
         _stop_unless_finite(terms, grad_norm, step, setup, files)
         optimizer.step()
 
-        sums += torch.stack([terms["total"].detach()] + [terms[k].detach() for k in TERMS])
+        sums += torch.stack([terms["total"].detach()] + [terms[k].detach() for k in TRAIN_TERMS])
         counted += 1
         bar.update(1)
         if step % config.log_every == 0 or step == config.steps:
@@ -433,7 +453,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             counted = 0
             if setup.master:
                 files.log(last_row)
-                bar.set_postfix({k: f"{last_row[k]:.3g}" for k in ("total", *TERMS)}, refresh=False)
+                bar.set_postfix({k: f"{last_row[k]:.3g}" for k in ("total", *TRAIN_TERMS)}, refresh=False)
         if setup.master and (step % config.preview_every == 0 or step == config.steps):
             write_png(files.previews / f"step_{step:06d}.png", render_preview(net, preview, setup, config.amp))
         if setup.master and (step % config.checkpoint_every == 0 or step == config.steps):
@@ -450,6 +470,19 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                        setup.distributed)
 
 
+def _load_init(net: torch.nn.Module, spec: str) -> None:
+    """Copy the weights of trained model ``spec`` (zoo name or .safetensors) into ``net``."""
+    from vidstyle.zoo import load_model
+
+    source = load_model(spec).net
+    mine = {k: v for k, v in net.config.items() if k != "tone"}
+    theirs = {k: v for k, v in source.config.items() if k != "tone"}
+    if mine != theirs:
+        raise ConfigError(f"--init {spec}: its network {json.dumps(theirs)} differs from this run's "
+                          f"{json.dumps(mine)}")
+    net.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
+
+
 def _check_same_run(saved: dict[str, Any], config: TrainConfig) -> None:
     current = _normalized(config.to_dict())
     changed = [k for k, v in saved.items() if k not in RESUMABLE_OVERRIDES and current.get(k) != v]
@@ -459,20 +492,29 @@ def _check_same_run(saved: dict[str, Any], config: TrainConfig) -> None:
 
 
 def pair_loss(model: torch.nn.Module, loss_fn: HybridLoss, batch: dict[str, torch.Tensor], setup: Setup,
-              amp: bool) -> dict[str, torch.Tensor]:
-    """Stylize frames t and t+1 of N pairs in one batch and return the loss terms (see HybridLoss).
+              amp: bool, config: TrainConfig | None = None) -> dict[str, torch.Tensor]:
+    """Stylize frames t and t+1 of N pairs in one batch and return the loss terms (see HybridLoss),
+    plus the compound stability term of :mod:`vidstyle.regularize` on frames t (weighted into
+    ``total`` when ``config.compound_weight`` > 0; 0 without a config).
 
     batch: the PairDataset item dict with a leading N axis, already on ``setup.device``.
     """
     frames = torch.cat([batch["frame_t"], batch["frame_t1"]]).contiguous(memory_format=setup.memory_format)
     with setup.autocast(amp):
         out_t, out_t1 = model(frames).float().chunk(2)
-        return loss_fn(batch["frame_t"], batch["frame_t1"], out_t, out_t1, batch["flow_bw"], batch["mask"])
+        terms = loss_fn(batch["frame_t"], batch["frame_t1"], out_t, out_t1, batch["flow_bw"], batch["mask"])
+        terms["compound"] = torch.zeros((), device=out_t.device)
+        if config is not None and config.compound_weight > 0:
+            n, _, height, width = out_t.shape
+            flow = random_smooth_flow(n, height, width, config.compound_shift, device=out_t.device)
+            terms["compound"] = compound_loss(model, batch["frame_t"], out_t, flow, config.compound_noise)
+            terms["total"] = terms["total"] + config.compound_weight * terms["compound"]
+    return terms
 
 
 def _log_row(means: torch.Tensor, step: int, lr: float, seconds: float) -> dict[str, float]:
     values = means.tolist()
-    return {"step": step, "total": values[0], **dict(zip(TERMS, values[1:])), "lr": lr,
+    return {"step": step, "total": values[0], **dict(zip(TRAIN_TERMS, values[1:])), "lr": lr,
             "seconds": round(seconds, 3)}
 
 
@@ -484,7 +526,7 @@ def _stop_unless_finite(terms: dict[str, torch.Tensor], grad_norm: torch.Tensor,
         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
     if finite.item() == 1.0:
         return
-    bad = [k for k in TERMS if not math.isfinite(terms[k].item())] or ["gradient"]
+    bad = [k for k in TRAIN_TERMS if not math.isfinite(terms[k].item())] or ["gradient"]
     kept = (f"last good checkpoint: {files.checkpoint}" if files.checkpoint.exists()
             else "no checkpoint was written yet")
     raise ConfigError(f"training diverged at step {step}: {', '.join(bad)} became NaN or infinite; "
@@ -504,7 +546,9 @@ def export_model(net: torch.nn.Module, config: TrainConfig, setup: Setup, second
         trained={"steps": config.steps, "size": config.size, "style_size": config.style_size,
                  "batch": config.batch, "world_size": setup.world_size, "device": _device_name(setup),
                  "seconds": round(seconds, 1), "lr": config.lr,
-                 "weights": config.loss_weights().as_dict(), "data": config.flows + config.photos},
+                 "weights": {**config.loss_weights().as_dict(), "compound": config.compound_weight},
+                 "compound": {"shift": config.compound_shift, "noise": config.compound_noise},
+                 "init": config.init, "data": config.flows + config.photos},
         metrics={"style_loss": last.get("style"), "content_loss": last.get("content"),
                  "temporal_loss": last.get("temporal"), "warping_error": None, "clip": None},
     )

@@ -16,6 +16,9 @@ from vidstyle.errors import VideoError
 # user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Chosen on held-out clips (README, Inference: the stabilizer's effect and cost).
+DEFAULT_STABILIZE = 0.6
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -39,6 +42,9 @@ def register(sub) -> None:
     p.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds")
     p.add_argument("--duration", type=float, metavar="S", help="stylize S seconds only")
     p.add_argument("--side-by-side", action="store_true", help="write input | output for comparison")
+    p.add_argument("--stabilize", type=float, default=DEFAULT_STABILIZE, metavar="S",
+                   help="flow-guided stabilizer strength in [0, 1): blend in the previous result, "
+                        f"carried by the motion, where the flow is reliable; 0 = off (default {DEFAULT_STABILIZE})")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the network (default: on CPU for long jobs only; "
                         "falls back to eager if compiling fails)")
@@ -69,7 +75,7 @@ def run_infer(args) -> int:
                           half=False if args.fp32 else None)
     options = InferOptions(max_size=args.max_size, start=args.start, duration=args.duration,
                            lossless=args.lossless, crf=args.crf, preset=args.preset,
-                           side_by_side=args.side_by_side)
+                           side_by_side=args.side_by_side, stabilize=args.stabilize)
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning
         result = stylize_video(args.input, output, model.net, engine, options, progress=not args.quiet)

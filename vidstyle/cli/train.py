@@ -43,8 +43,17 @@ def register(sub) -> None:
     p.add_argument("--size", type=int, default=_S, help="training crop side, pixels (default: {default})")
     p.add_argument("--style-size", type=int, default=_S,
                    help="longer side of the style image, pixels (default: {default})")
-    for term in ("content", "style", "tv", "temporal"):
+    for term in ("content", "style", "tv", "temporal", "compound"):
         p.add_argument(f"--{term}-weight", type=float, default=_S, help="default: {default}")
+    p.add_argument("--compound-shift", type=float, metavar="PX", default=_S,
+                   help="largest random shift of the stability term, pixels (default: {default})")
+    p.add_argument("--compound-noise", type=float, metavar="SD", default=_S,
+                   help="pixel noise of the stability term, RGB 0-1 (default: {default})")
+    p.add_argument("--tone", type=float, metavar="L", default=_S,
+                   help="tone gate: output darkens where the input's local luma is below L; 0 = off "
+                        "(default: {default})")
+    p.add_argument("--init", metavar="MODEL", default=_S,
+                   help="start from a trained model's weights (name or .safetensors; same network)")
     p.add_argument("--lr", type=float, default=_S, help="Adam learning rate (default: {default})")
     p.add_argument("--seed", type=int, default=_S, help="default: {default}")
     p.add_argument("--device", default=_S, help="auto (default: cuda if available), cpu, cuda, cuda:N")
