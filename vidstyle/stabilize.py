@@ -32,15 +32,15 @@ from vidstyle.flow import compute_flow, consistency_mask, warp
 class StabilizerConfig:
     """strength: S of the module docstring, in [0, 1) (0: off). flow_size: longer side of the frames
     the flow is computed on, pixels. preset: DIS preset ("ultrafast", "fast", "medium").
-    max_error: largest difference (grey levels, 0-255) between an input frame and its predecessor
-    warped onto it at which a pixel is still trusted. min_valid: share of trusted pixels below which
+    max_error: difference (grey levels, 0-255) between an input frame and its predecessor warped
+    onto it at which a pixel's trust reaches 0; it falls linearly from 1 at no difference. min_valid: share of trusted pixels below which
     a pair counts as a cut. erode: pixels (at flow size) by which the trusted region is shrunk, so
     that the blend stays clear of occlusion edges."""
 
     strength: float = 0.0
     flow_size: int = 320
     preset: str = "fast"
-    max_error: float = 24.0
+    max_error: float = 16.0
     min_valid: float = 0.3
     erode: int = 1
 
@@ -83,7 +83,7 @@ class Stabilizer:
         result = frame_out
         if prev_small is not None and prev_small.shape == small.shape and prev_out.shape == frame_out.shape:
             trust, flow_bw = self._trust(prev_small, small)
-            share = float(trust.mean())
+            share = float((trust > 0).mean())
             self.trusted += share
             if share < self.config.min_valid:
                 self.cuts += 1
@@ -103,17 +103,17 @@ class Stabilizer:
         return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
     def _trust(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float32 trust (h, w) in {0, 1} on the grid of ``cur`` and flow_bw (h, w, 2) from cur to prev."""
+        """float32 trust (h, w) in [0, 1] on the grid of ``cur`` and flow_bw (h, w, 2) from cur to prev."""
         preset = {"preset": self.config.preset}
         flow_fw = compute_flow(prev, cur, "dis", **preset)
         flow_bw = compute_flow(cur, prev, "dis", **preset)
-        trust = consistency_mask(flow_fw, flow_bw)
-        error = np.abs(warp(prev, flow_bw).astype(np.int16) - cur.astype(np.int16)).max(axis=2)
-        trust &= (error <= self.config.max_error).astype(np.uint8)
+        mask = consistency_mask(flow_fw, flow_bw)
         if self.config.erode:
             kernel = np.ones((2 * self.config.erode + 1,) * 2, np.uint8)
-            trust = cv2.erode(trust, kernel, borderType=cv2.BORDER_REPLICATE)
-        return trust.astype(np.float32), flow_bw
+            mask = cv2.erode(mask, kernel, borderType=cv2.BORDER_REPLICATE)
+        error = np.abs(warp(prev, flow_bw).astype(np.float32) - cur.astype(np.float32)).max(axis=2)
+        trust = np.clip(1.0 - error / self.config.max_error, 0.0, 1.0) * mask
+        return trust, flow_bw
 
     def _blend(self, frame_out: np.ndarray, prev_out: np.ndarray, trust: np.ndarray,
                flow_bw: np.ndarray) -> np.ndarray:
