@@ -47,18 +47,18 @@ def register(sub) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from vidstyle import metrics
+    from vidstyle import metrics, report
 
     if args.plot:
-        metrics.require_matplotlib()    # fail before minutes of work, not after
+        report.require_matplotlib()    # fail before minutes of work, not after
     config = metrics.MetricsConfig(flow_method=args.flow, style_size=args.style_size,
                                    fidelity_every=args.fidelity_every, device=args.device)
-    report = metrics.evaluate_videos(args.input, args.stylized, config=config, style_image=args.style,
+    scores = metrics.evaluate_videos(args.input, args.stylized, config=config, style_image=args.style,
                                      max_frames=args.max_frames, progress=not args.quiet)
-    print(metrics.format_table(report))
-    for path, write in ((args.json, metrics.write_json), (args.csv, metrics.write_csv),
-                        (args.plot, metrics.plot_report)):
+    print(report.format_table(scores))
+    for path, write in ((args.json, report.write_json), (args.csv, report.write_csv),
+                        (args.plot, report.plot_report)):
         if path:
-            write(report, path)
+            write(scores, path)
             print(f"wrote {path}")
     return 0
