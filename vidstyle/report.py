@@ -1,6 +1,7 @@
 """Output of ``vidstyle metrics``: the plain table, the JSON document, the per-pair CSV and the plot.
 
-Measuring lives in :mod:`vidstyle.metrics`; this module only presents a :class:`MetricsReport`.
+Measuring lives in :mod:`vidstyle.metrics` and :mod:`vidstyle.consistency`; this module only presents
+their reports (:class:`MetricsReport`, :class:`ConsistencyReport`).
 :func:`check_report_paths` vets every output path before the (long) measurement starts.
 """
 
@@ -9,10 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 from typing import Sequence
 
 from vidstyle import __version__
+from vidstyle.consistency import ConsistencyReport
+from vidstyle.definitions import DEFINITIONS
 from vidstyle.errors import ConfigError
 from vidstyle.fsutil import atomic_output
 from vidstyle.metrics import MetricsReport
@@ -183,3 +187,129 @@ def plot_report(report: MetricsReport, path: str | Path) -> None:
     draw_curves(axes, report)
     fig.suptitle(f"temporal consistency: {Path(report.input).name}")
     save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Definitions and gaps (vidstyle.consistency)
+
+CONSISTENCY_FORMAT = "vidstyle-consistency/1"
+CONSISTENCY_CSV_FIELDS = ("gap", "t", "video", "definition", "value")
+
+
+def _column(definition: str, gap: int) -> str:
+    return f"{definition} K={gap}"
+
+
+def _flow_line(report: ConsistencyReport) -> str:
+    flow = report.flow
+    if flow["source"] == "estimated":
+        return f"flow: estimated ({flow['method']}) between input frames t and t+K"
+    extra = "".join(f", {key} {flow[key]}" for key in ("occlusions", "invalid") if flow.get(key))
+    return f"flow: ground truth {flow['flow']}{extra}; chained over K steps"
+
+
+def format_consistency_table(report: ConsistencyReport) -> str:
+    """One row per video (input first), one column per definition and gap, then pairs and kept pixels."""
+    keys = [(d, k) for d in report.definitions for k in report.gaps]
+    rows = [["video", *(_column(d, k) for d, k in keys)]]
+    for v in report.videos:
+        label = f"{v.name} (input)" if v.is_input else v.name
+        rows.append([label, *(format_number(v.scores[key].value) for key in keys)])
+    first = report.videos[0].scores
+    rows.append(["pairs scored", *(str(first[key].pairs) for key in keys)])
+    rows.append(["kept pixels %", *(format_number(100 * first[key].kept_fraction, ".1f") for key in keys)])
+    lines = [f"input: {report.input} ({report.width}x{report.height}, {report.num_frames} frames); "
+             f"{_flow_line(report)}", "", *align_table(rows), ""]
+    lines += [f"{name}: {DEFINITIONS[name].formula}, {DEFINITIONS[name].paper}" for name in report.definitions]
+    lines.append("SSE: sum over kept pixels and R, G, B of the squared difference (RGB 0-1) between frame t "
+                 "and frame t+K warped onto it; N: kept pixels; P: all pixels.")
+    for gap, count in report.unscored.items():
+        if count:
+            lines.append(f"note: {count} pairs at K={gap} have no ground-truth flow and are not scored.")
+    for v in report.videos:
+        if v.resized_from:
+            lines.append(f"note: {v.name} is {v.resized_from[0]}x{v.resized_from[1]}, resized to "
+                         f"{report.width}x{report.height} for comparison.")
+    return "\n".join(lines)
+
+
+def consistency_to_dict(report: ConsistencyReport) -> dict:
+    """The JSON document (format ``vidstyle-consistency/1``).
+
+    Fields: ``format``, ``vidstyle_version``, ``input``, ``width``, ``height``, ``num_frames``, ``flow``
+    (``source`` "estimated" with ``method``, ``params``; or "ground truth" with ``flow``, ``occlusions``,
+    ``invalid`` folders), ``definitions`` [{``name``, ``formula``, ``paper``}], ``gaps``, ``unscored``
+    {gap: pairs without ground truth}, and ``videos``: input first, {``name``, ``role``, ``resized_from``,
+    ``scores``: [{``definition``, ``gap``, ``value``, ``pairs``, ``kept_fraction``}]}. Undefined is null.
+    """
+    return {
+        "format": CONSISTENCY_FORMAT,
+        "vidstyle_version": __version__,
+        "input": report.input,
+        "width": report.width,
+        "height": report.height,
+        "num_frames": report.num_frames,
+        "flow": report.flow,
+        "definitions": [{"name": n, "formula": DEFINITIONS[n].formula, "paper": DEFINITIONS[n].paper}
+                        for n in report.definitions],
+        "gaps": report.gaps,
+        "unscored": {str(k): v for k, v in report.unscored.items()},
+        "videos": [
+            {"name": v.name, "role": "input" if v.is_input else "stylized",
+             "resized_from": list(v.resized_from) if v.resized_from else None,
+             "scores": [{"definition": s.definition, "gap": s.gap, "value": _json_number(s.value),
+                         "pairs": s.pairs, "kept_fraction": _json_number(s.kept_fraction)}
+                        for s in v.scores.values()]}
+            for v in report.videos
+        ],
+    }
+
+
+def write_consistency_json(report: ConsistencyReport, path: str | Path) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(consistency_to_dict(report), indent=2) + "\n")
+
+
+def write_consistency_csv(report: ConsistencyReport, path: str | Path) -> None:
+    """Per-pair values, one row per (gap, t, video, definition); t is the later frame of the pair.
+
+    ``value`` is the definition's per-pair term before aggregation (before the root, for the
+    root-of-mean definitions); empty when the mask kept no pixel.
+    """
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CONSISTENCY_CSV_FIELDS)
+        for v in report.videos:
+            for s in v.scores.values():
+                for t, value in s.curve:
+                    writer.writerow([s.gap, t, v.name, s.definition, "" if math.isnan(value) else f"{value:.6g}"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Output paths, vetted before any work
+
+def check_report_paths(outputs: dict[str, str | None], inputs: Sequence[str | None]) -> None:
+    """ConfigError unless every report path can be written and overwrites no input.
+
+    ``outputs``: option name (``--json``) -> path or None; ``inputs``: every file or folder read. A
+    report may not be an input (symlinks resolved), lie inside an input folder, repeat another
+    report, or name a folder that does not exist or cannot be written.
+    """
+    read = [Path(p).resolve() for p in inputs if p]
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if not path:
+            continue
+        target = Path(path).resolve()
+        if target in read or any(r.is_dir() and r in target.parents for r in read):
+            raise ConfigError(f"{option} {path} would overwrite an input; write the report elsewhere")
+        if target in seen:
+            raise ConfigError(f"{option} and {seen[target]} both write {path}")
+        seen[target] = option
+        if target.is_dir():
+            raise ConfigError(f"{option} {path} is a folder; give a file name")
+        folder = target.parent
+        if not folder.is_dir():
+            raise ConfigError(f"{option} {path}: folder {Path(path).parent} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise ConfigError(f"{option} {path}: folder {Path(path).parent} is not writable")
