@@ -344,3 +344,61 @@ def test_cli_with_a_style_image_adds_style_and_content_columns(clip_files, tmp_p
 def test_cli_unknown_flow_method_is_a_clear_error(clip_files, capsys):
     assert _cli(clip_files["input"], clip_files["same"], "--flow", "magic") == 2
     assert "unknown flow method 'magic'" in capsys.readouterr().err
+
+
+# --- report paths are vetted before any work ----------------------------------------------------
+
+@pytest.fixture
+def own_copies(clip_files, tmp_path):
+    """Private copies of the input and an identical stylized video (a failing test may overwrite them)."""
+    import shutil
+
+    return {name: shutil.copy(clip_files[name], tmp_path / f"{name}.mp4") for name in ("input", "same")}
+
+
+def _no_work(monkeypatch):
+    monkeypatch.setattr(metrics, "evaluate_videos", lambda *a, **k: pytest.fail("work started"))
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv", "--plot"])
+@pytest.mark.parametrize("victim", ["input", "same"])
+def test_cli_refuses_a_report_path_that_is_one_of_the_inputs(own_copies, option, victim, capsys, monkeypatch):
+    _no_work(monkeypatch)
+    before = open(own_copies[victim], "rb").read()
+    rc = _cli(own_copies["input"], own_copies["same"], option, own_copies[victim])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "would overwrite an input" in err
+    assert open(own_copies[victim], "rb").read() == before
+
+
+def test_cli_refuses_a_report_path_that_is_a_symlink_to_an_input(own_copies, tmp_path, capsys, monkeypatch):
+    _no_work(monkeypatch)
+    link = tmp_path / "report.csv"
+    link.symlink_to(own_copies["same"])
+    assert _cli(own_copies["input"], own_copies["same"], "--csv", link) == 2
+    assert "would overwrite an input" in capsys.readouterr().err
+    assert link.is_symlink()
+
+
+def test_cli_refuses_a_report_inside_an_input_frame_folder(clip, tmp_path, capsys, monkeypatch):
+    from tests.clips import make_frame_folder
+
+    _no_work(monkeypatch)
+    folder = make_frame_folder(tmp_path / "frames", clip)
+    assert _cli(folder, folder, "--plot", folder / "99999.png") == 2
+    assert "would overwrite an input" in capsys.readouterr().err
+    assert not (folder / "99999.png").exists()
+
+
+def test_cli_report_in_a_missing_folder_fails_at_once_with_one_line(own_copies, tmp_path, capsys, monkeypatch):
+    _no_work(monkeypatch)
+    rc = _cli(own_copies["input"], own_copies["same"], "--json", tmp_path / "nodir" / "x.json")
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "does not exist" in err
+
+
+def test_cli_two_reports_to_one_path_are_refused(own_copies, tmp_path, capsys, monkeypatch):
+    _no_work(monkeypatch)
+    out = tmp_path / "m.out"
+    assert _cli(own_copies["input"], own_copies["same"], "--json", out, "--csv", out) == 2
+    assert "both write" in capsys.readouterr().err
