@@ -70,7 +70,8 @@ class ConsistencyReport:
     width: int
     height: int
     num_frames: int
-    flow: dict              # {"source": "ground truth", "flow", "occlusions", "invalid"} or {"source": "estimated", "method", "params"}
+    # {"source": "ground truth", "flow", "occlusions", "invalid"} or {"source": "estimated", "method", "params"}
+    flow: dict
     definitions: list[str]
     gaps: list[int]
     videos: list[VideoConsistency]
