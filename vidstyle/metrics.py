@@ -28,6 +28,9 @@ Definitions (RGB in [0, 1], frames t = 0 .. T-1, pairs t = 1 .. T-1):
 
 Stylized frames whose size differs from the input's are resized to it (area interpolation when
 shrinking, bilinear otherwise) and the report says so. Videos of different lengths are an error.
+
+The table, JSON, CSV and plot are written by :mod:`vidstyle.report`. Other papers' definitions of the
+temporal error, long gaps (frames t and t+K) and ground-truth flow: :mod:`vidstyle.consistency`.
 """
 
 from __future__ import annotations
