@@ -119,12 +119,11 @@ def test_occlusion_and_invalid_masks_drop_exactly_the_marked_pixels(tmp_path):
 
 
 def test_each_definition_matches_its_hand_computed_value_on_a_4x4_example(tmp_path):
-    # Frame 0 black; frame 1 has R = 0.5 on 4 pixels, one of them occluded; frame 2 equals frame 1.
-    # Zero flow, so pair 1 has SSE = 3 * 0.25 = 0.75 over N = 15 of P = 16 pixels, pair 2 has SSE 0.
-    half = np.zeros((4, 4, 3), np.float64)
-    half[0, :, 0] = 0.5
-    frames = np.stack([np.zeros((4, 4, 3), np.uint8), *(np.rint(half * 255).astype(np.uint8),) * 2])
-    scale = (np.rint(0.5 * 255) / 255 / 0.5) ** 2        # 128/255 is not exactly 0.5
+    # Frame 0 black; frames 1 and 2 have R = 51/255 = 0.2 on the top row, whose first pixel is occluded
+    # in pair 1. Zero flow: pair 1 has SSE = 3 * 0.2^2 = 0.12 over N = 15 of P = 16 pixels; pair 2 has 0.
+    lit = np.zeros((4, 4, 3), np.uint8)
+    lit[0, :, 0] = 51
+    frames = np.stack([np.zeros_like(lit), lit, lit])
     flow_dir = tmp_path / "flow"
     flow_dir.mkdir()
     for n in (1, 2):
@@ -133,17 +132,16 @@ def test_each_definition_matches_its_hand_computed_value_on_a_4x4_example(tmp_pa
     occluded[0, 0, 0] = True
     truth = GroundTruthFlow(flow_dir, write_mask_folder(tmp_path / "occ", occluded))
     report = _score(frames, frames, truth, ALL)
-    got = {name: report.videos[1].scores[(name, 1)].value for name in ALL}
     expected = {
-        "vidstyle": (0.75 / (3 * 15) + 0) / 2,
-        "lai2018": (0.75 / (3 * 15) + 0) / 2,
-        "huang2017": math.sqrt((0.75 / (3 * 16) + 0) / 2),
-        "reconet2018": math.sqrt((0.75 / 16 + 0) / 2),
-        "wang2020": (math.sqrt(0.75 / (3 * 15)) + 0) / 2,
+        "vidstyle": (0.12 / 45 + 0) / 2,
+        "lai2018": (0.12 / 45 + 0) / 2,
+        "huang2017": math.sqrt((0.12 / 48 + 0) / 2),
+        "reconet2018": math.sqrt((0.12 / 16 + 0) / 2),
+        "wang2020": (math.sqrt(0.12 / 45) + 0) / 2,
     }
     for name, value in expected.items():
-        power = 0.5 if definitions.DEFINITIONS[name].root_of_mean or name == "wang2020" else 1.0
-        assert got[name] == pytest.approx(value * scale ** power, rel=1e-6), name
+        assert report.videos[1].scores[(name, 1)].value == pytest.approx(value, rel=1e-6), name
+    assert report.videos[1].scores[("vidstyle", 1)].kept_fraction == pytest.approx((15 / 16 + 1) / 2)
 
 
 def test_chaining_constant_flows_adds_them_and_drops_paths_that_leave_the_frame():
