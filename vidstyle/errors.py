@@ -14,7 +14,7 @@ class VideoError(VidstyleError):
 
 
 class FlowFileError(VidstyleError):
-    """An HDF5 flow file is missing, foreign, truncated or inconsistent."""
+    """A flow file (HDF5 clip file, ground-truth .flo or mask) is missing, foreign, truncated or inconsistent."""
 
 
 class ModelError(VidstyleError):

@@ -28,12 +28,13 @@ Definitions (RGB in [0, 1], frames t = 0 .. T-1, pairs t = 1 .. T-1):
 
 Stylized frames whose size differs from the input's are resized to it (area interpolation when
 shrinking, bilinear otherwise) and the report says so. Videos of different lengths are an error.
+
+The table, JSON, CSV and plot are written by :mod:`vidstyle.report`. Other papers' definitions of the
+temporal error, long gaps (frames t and t+K) and ground-truth flow: :mod:`vidstyle.consistency`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from dataclasses import dataclass, field
 from itertools import zip_longest
@@ -44,15 +45,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from vidstyle import __version__
 from vidstyle.errors import ConfigError, VideoError
 from vidstyle.flow import FLOW_METHODS, compute_pair, warp
-from vidstyle.fsutil import atomic_output
 from vidstyle.video import iter_frames, probe
 
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-JSON_FORMAT = "vidstyle-metrics/1"
-CSV_FIELDS = ("t", "video", "e_warp", "luminance_change", "hf_change")
 
 
 @dataclass(frozen=True)
@@ -291,6 +288,30 @@ def _length_error(names: list[str], frames: tuple, t: int) -> VideoError:
     )
 
 
+def aligned_frames(streams: Sequence[Iterable[np.ndarray]], names: Sequence[str],
+                   resized: dict[int, tuple[int, int]] | None = None) -> Iterator[list[np.ndarray]]:
+    """Frame t of every stream, checked and brought to the size of the first stream's frame 0.
+
+    Each stream yields uint8 RGB (H, W, 3) frames; VideoError when one is not RGB uint8, when the
+    streams differ in length or when the first changes size. ``resized`` receives, for each stream
+    whose frames were resized, its index and original (width, height).
+    """
+    height = width = 0
+    for t, frames in enumerate(zip_longest(*streams, fillvalue=_END)):
+        if any(f is _END for f in frames):
+            raise _length_error(list(names), frames, t)
+        frames = [_check_frame(f, n, t) for f, n in zip(frames, names)]
+        if t == 0:
+            height, width = frames[0].shape[:2]
+            if resized is not None:
+                resized.update({i: (f.shape[1], f.shape[0]) for i, f in enumerate(frames)
+                                if i and f.shape[:2] != (height, width)})
+        elif frames[0].shape[:2] != (height, width):
+            raise VideoError(f"{names[0]}: frame {t} is {frames[0].shape[1]}x{frames[0].shape[0]}, "
+                             f"frame 0 was {width}x{height}")
+        yield [frames[0], *(fit_to(f, height, width) for f in frames[1:])]
+
+
 def evaluate(
     input_frames: Iterable[np.ndarray],
     stylized: Sequence[tuple[str, Iterable[np.ndarray]]],
@@ -315,21 +336,12 @@ def evaluate(
     streams = [iter(input_frames), *(iter(frames) for _, frames in stylized)]
     mask_fractions: list[float] = []
     prev_input = None
-    height = width = 0
-    num_frames = 0
+    resized: dict[int, tuple[int, int]] = {}
+    num_frames = height = width = 0
     bar = tqdm(total=total, disable=not progress, unit="frame", desc="metrics", leave=False)
     try:
-        for t, frames in enumerate(zip_longest(*streams, fillvalue=_END)):
-            if any(f is _END for f in frames):
-                raise _length_error(names, frames, t)
-            frames = [_check_frame(f, n, t) for f, n in zip(frames, names)]
-            if t == 0:
-                height, width = frames[0].shape[:2]
-                _note_resizes(tracks, frames, height, width)
-            elif frames[0].shape[:2] != (height, width):
-                raise VideoError(f"{input_name}: frame {t} is {frames[0].shape[1]}x{frames[0].shape[0]}, "
-                                 f"frame 0 was {width}x{height}")
-            frames = [frames[0], *(fit_to(f, height, width) for f in frames[1:])]
+        for t, frames in enumerate(aligned_frames(streams, names, resized)):
+            height, width = frames[0].shape[:2]
             flow_bw = mask = None
             if prev_input is not None:
                 _, flow_bw, mask = compute_pair(prev_input, frames[0], config.flow_method, **config.flow_params)
@@ -346,6 +358,8 @@ def evaluate(
         bar.close()
     if num_frames == 0:
         raise VideoError(f"{input_name}: no frames to compare")
+    for i, size in resized.items():
+        tracks[i].metrics.resized_from = size
     tracks[0].finish(math.nan)
     input_e_warp = tracks[0].metrics.e_warp
     tracks[0].metrics.e_warp_ratio = 1.0 if input_e_warp > 0 else math.nan
@@ -364,10 +378,19 @@ def evaluate(
     )
 
 
-def _note_resizes(tracks: list[_Track], frames: list[np.ndarray], height: int, width: int) -> None:
-    for track, frame in zip(tracks[1:], frames[1:]):
-        if frame.shape[:2] != (height, width):
-            track.metrics.resized_from = (frame.shape[1], frame.shape[0])
+def common_frame_count(input_path: str, stylized_paths: Sequence[str], max_frames: int | None) -> int:
+    """Frames every video will yield (after ``max_frames``); VideoError naming each count when they differ."""
+    if not stylized_paths:
+        raise ConfigError("give at least one stylized video to compare with the input")
+    if max_frames is not None and max_frames < 2:
+        raise ConfigError(f"--max-frames must be at least 2 (one pair), got {max_frames}")
+    infos = [probe(p) for p in (input_path, *stylized_paths)]
+    counts = [min(i.num_frames, max_frames) if max_frames else i.num_frames for i in infos]
+    if len(set(counts)) > 1:
+        listing = ", ".join(f"{p} has {n}" for p, n in zip((input_path, *stylized_paths), counts))
+        raise VideoError(f"frame counts differ ({listing}): the videos must have the same number of "
+                         f"frames (compare the first {min(counts)} with --max-frames {min(counts)})")
+    return counts[0]
 
 
 def evaluate_videos(
@@ -384,16 +407,7 @@ def evaluate_videos(
     Frame counts (after ``max_frames``) are checked before any work, so a mismatch fails at once.
     """
     check_config(config)
-    if not stylized_paths:
-        raise ConfigError("give at least one stylized video to compare with the input")
-    if max_frames is not None and max_frames < 2:
-        raise ConfigError(f"--max-frames must be at least 2 (one pair), got {max_frames}")
-    infos = [probe(p) for p in (input_path, *stylized_paths)]
-    counts = [min(i.num_frames, max_frames) if max_frames else i.num_frames for i in infos]
-    if len(set(counts)) > 1:
-        listing = ", ".join(f"{p} has {n}" for p, n in zip((input_path, *stylized_paths), counts))
-        raise VideoError(f"frame counts differ ({listing}): the videos must have the same number of "
-                         f"frames (compare the first {min(counts)} with --max-frames {min(counts)})")
+    count = common_frame_count(input_path, stylized_paths, max_frames)
     fidelity = None
     if style_image is not None:
         fidelity = Fidelity(load_image(style_image), config.style_size, config.device)
@@ -401,173 +415,5 @@ def evaluate_videos(
         iter_frames(input_path, max_frames=max_frames),
         [(p, iter_frames(p, max_frames=max_frames)) for p in stylized_paths],
         input_name=input_path, config=config, fidelity=fidelity, style_image=style_image,
-        total=counts[0], progress=progress,
+        total=count, progress=progress,
     )
-
-
-# ---------------------------------------------------------------------------------------------------
-# Output: table, JSON, CSV, plot
-
-SUMMARY_COLUMNS = (     # (VideoMetrics field, table title, number format)
-    ("e_warp", "E_warp", ".4g"),
-    ("e_warp_ratio", "ratio", ".2f"),
-    ("luminance_flicker", "lum flicker", ".4g"),
-    ("hf_flicker", "HF flicker", ".4g"),
-    ("style_loss", "style loss", ".4g"),
-    ("content_loss", "content loss", ".4g"),
-)
-FIDELITY_FIELDS = ("style_loss", "content_loss")
-
-
-def format_number(value: float | None, spec: str = ".4g") -> str:
-    """A table cell: ``-`` when not measured, ``n/a`` when undefined (NaN)."""
-    if value is None:
-        return "-"
-    if math.isnan(value):
-        return "n/a"
-    return format(value, spec)
-
-
-def format_table(report: MetricsReport) -> str:
-    """A plain-text table, one row per video (input first), with the notes a reader needs."""
-    columns = [c for c in SUMMARY_COLUMNS if c[0] not in FIDELITY_FIELDS or report.style_image]
-    rows = [["video", *(title for _, title, _ in columns)]]
-    for v in report.videos:
-        label = f"{v.name} (input)" if v.is_input else v.name
-        rows.append([label, *(format_number(getattr(v, key), spec) for key, _, spec in columns)])
-    lines = [
-        f"input: {report.input} ({report.width}x{report.height}, {report.num_frames} frames, "
-        f"flow {report.flow_method}, mask keeps {100 * report.mask_fraction:.1f}% of pixels)",
-        "",
-        *align_table(rows),
-        "",
-    ]
-    lines.append("E_warp: masked mean squared RGB error (0-1) of frame t-1 warped onto t with the input's flow; "
-                 "ratio: E_warp / input's.")
-    lines.append("lum flicker: mean |change| of mean luma per frame; HF flicker: mean relative change of "
-                 "Laplacian energy per frame.")
-    if report.style_image:
-        lines.append(f"style/content loss: VGG-19 on one frame in {report.fidelity_every} "
-                     f"({report.fidelity_frames} frames); style image {report.style_image} at "
-                     f"{report.style_size} px longer side.")
-    for v in report.videos:
-        if v.resized_from:
-            lines.append(f"note: {v.name} is {v.resized_from[0]}x{v.resized_from[1]}, resized to "
-                         f"{report.width}x{report.height} for comparison.")
-    return "\n".join(lines)
-
-
-def align_table(rows: list[list[str]]) -> list[str]:
-    """Lines of a plain table: first row the header, first column left-aligned, the rest right-aligned."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-
-    def line(row):
-        return "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths)))
-
-    return [line(rows[0]), "  ".join("-" * w for w in widths), *(line(r) for r in rows[1:])]
-
-
-def _json_number(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else value
-
-
-def report_to_dict(report: MetricsReport) -> dict:
-    """The JSON document ``--json`` writes (format ``vidstyle-metrics/1``).
-
-    Fields: ``format``, ``vidstyle_version``, ``input`` (path), ``width``, ``height`` (pixels),
-    ``num_frames``, ``num_pairs``, ``flow`` {``method``, ``params``}, ``mask_fraction`` (mean share of
-    pixels kept), ``fidelity`` (null without a style image, else {``style_image``, ``style_size``,
-    ``every``, ``frames``}) and ``videos``: a list, input first, of {``name``, ``role`` ("input" or
-    "stylized"), ``e_warp``, ``e_warp_ratio``, ``luminance_flicker``, ``hf_flicker``, ``style_loss``,
-    ``content_loss``, ``resized_from`` ([width, height] or null)}. Numbers that are undefined (no
-    fidelity, no reliable pixel) are null.
-    """
-    fidelity = None
-    if report.style_image:
-        fidelity = {"style_image": report.style_image, "style_size": report.style_size,
-                    "every": report.fidelity_every, "frames": report.fidelity_frames}
-    return {
-        "format": JSON_FORMAT,
-        "vidstyle_version": __version__,
-        "input": report.input,
-        "width": report.width,
-        "height": report.height,
-        "num_frames": report.num_frames,
-        "num_pairs": report.num_pairs,
-        "flow": {"method": report.flow_method, "params": report.flow_params},
-        "mask_fraction": _json_number(report.mask_fraction),
-        "fidelity": fidelity,
-        "videos": [
-            {
-                "name": v.name,
-                "role": "input" if v.is_input else "stylized",
-                **{key: _json_number(getattr(v, key)) for key, _, _ in SUMMARY_COLUMNS},
-                "resized_from": list(v.resized_from) if v.resized_from else None,
-            }
-            for v in report.videos
-        ],
-    }
-
-
-def write_json(report: MetricsReport, path: str | Path) -> None:
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(report_to_dict(report), indent=2) + "\n")
-
-
-def write_csv(report: MetricsReport, path: str | Path) -> None:
-    """Per-pair curves, one row per (t, video): ``t, video, e_warp, luminance_change, hf_change``.
-
-    t is the later frame of the pair (1 .. T-1); an empty e_warp means the mask kept no pixel.
-    """
-    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_FIELDS)
-        for v in report.videos:
-            for t, e, lum, hf in zip(report.t, v.e_warp_curve, v.luminance_change_curve, v.hf_change_curve):
-                writer.writerow([t, v.name, "" if math.isnan(e) else f"{e:.6g}", f"{lum:.6g}", f"{hf:.6g}"])
-
-
-def require_matplotlib():
-    """The ``matplotlib.figure`` module, or ConfigError saying how to install it."""
-    try:
-        from matplotlib import figure
-    except ImportError:
-        raise ConfigError("plotting needs matplotlib: pip install 'vidstyle[plot]' (or pip install matplotlib)") from None
-    return figure
-
-
-CURVE_PANELS = (     # (VideoMetrics curve, axis title, y scale)
-    # Log scale: a stylized video's E_warp is often 10-100x its input's, which would flatten the input.
-    ("e_warp_curve", "E_warp", "log"),
-    ("luminance_change_curve", "|change of mean luma|", "linear"),
-    ("hf_change_curve", "relative change of HF energy", "linear"),
-)
-
-
-def draw_curves(axes: Sequence, report: MetricsReport) -> None:
-    """Draw the three per-pair curves of ``report`` on three matplotlib axes, one line per video."""
-    for ax, (key, title, scale) in zip(axes, CURVE_PANELS):
-        for v in report.videos:
-            style = {"color": "black", "linestyle": "--"} if v.is_input else {}
-            ax.plot(report.t, getattr(v, key), label=Path(v.name).name, linewidth=1.2, **style)
-        ax.set_ylabel(title)
-        ax.set_yscale(scale)
-        ax.grid(True, alpha=0.3)
-    axes[-1].set_xlabel("frame t (pair t-1, t)")
-    axes[0].legend(fontsize="small")
-
-
-def save_figure(fig, path: str | Path) -> None:
-    """Write a matplotlib figure atomically; the format follows the extension of ``path``."""
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-
-
-def plot_report(report: MetricsReport, path: str | Path) -> None:
-    """PNG (or any matplotlib format by extension) of the per-pair curves of every video."""
-    figure = require_matplotlib()
-    fig = figure.Figure(figsize=(9, 8), layout="constrained")
-    axes = fig.subplots(len(CURVE_PANELS), 1, sharex=True)
-    draw_curves(axes, report)
-    fig.suptitle(f"temporal consistency: {Path(report.input).name}")
-    save_figure(fig, path)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from vidstyle.definitions import DEFINITIONS
+
+DEFINITION_NAMES = tuple(DEFINITIONS)
+
 EPILOG = """\
 what the columns mean (details: python -c "import vidstyle.metrics as m; help(m)"):
   E_warp       mean squared RGB error (RGB in 0-1) between frame t and frame t-1 warped onto it with
@@ -18,7 +22,13 @@ what the columns mean (details: python -c "import vidstyle.metrics as m; help(m)
 --json writes the table with its settings (format vidstyle-metrics/1); --csv writes per-frame curves
 (t, video, e_warp, luminance_change, hf_change); --plot draws them (needs matplotlib).
 Stylized videos of another size are resized to INPUT's; all videos need the same number of frames
-(--max-frames N compares the first N)."""
+(--max-frames N compares the first N).
+
+--definition, --gap, --gt-flow: the temporal error as published papers define it (README, "Flicker
+metrics"), between frames t and t+K, on INPUT's estimated flow or on ground-truth .flo files laid out
+like MPI Sintel (frame_NNNN.flo: flow from frame NNNN to NNNN+1). Example:
+  vidstyle metrics frames/ styled/ --gt-flow flow/ --gt-occlusions occlusions/ \\
+      --definition vidstyle huang2017 --gap 1 10 --json m.json"""
 
 
 def register(sub) -> None:
@@ -42,23 +52,69 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="OUT.json", help="write the table and settings as JSON")
     p.add_argument("--csv", metavar="OUT.csv", help="write per-frame curves as CSV")
     p.add_argument("--plot", metavar="OUT.png", help="plot the per-frame curves (needs matplotlib)")
+    g = p.add_argument_group(
+        "definitions, gaps and ground truth",
+        "Any of these prints one temporal error per definition and gap instead of the table above.")
+    g.add_argument("--definition", nargs="+", choices=list(DEFINITION_NAMES), metavar="NAME",
+                   help=f"published formula(s): {', '.join(DEFINITION_NAMES)} (default vidstyle, the E_warp above)")
+    g.add_argument("--gap", nargs="+", type=int, metavar="K",
+                   help="compare frames t and t+K (default 1); several allowed, e.g. --gap 1 10")
+    g.add_argument("--gt-flow", metavar="DIR",
+                   help="ground-truth forward flows frame_NNNN.flo (MPI Sintel layout) instead of estimated flow")
+    g.add_argument("--gt-occlusions", metavar="DIR", help="frame_NNNN.png, white where occluded (with --gt-flow)")
+    g.add_argument("--gt-invalid", metavar="DIR", help="frame_NNNN.png, white where invalid (with --gt-flow)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_metrics)
 
 
-def cmd_metrics(args: argparse.Namespace) -> int:
-    from vidstyle import metrics
+def _consistency_mode(args: argparse.Namespace) -> bool:
+    return bool(args.definition or args.gap or args.gt_flow or args.gt_occlusions or args.gt_invalid)
 
+
+def _check_paths(args: argparse.Namespace) -> None:
+    from vidstyle import report
+
+    report.check_report_paths(
+        {"--json": args.json, "--csv": args.csv, "--plot": args.plot},
+        [args.input, *args.stylized, args.style, args.gt_flow, args.gt_occlusions, args.gt_invalid])
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from vidstyle import metrics, report
+    from vidstyle.errors import ConfigError
+
+    _check_paths(args)
+    if _consistency_mode(args):
+        if args.style or args.plot:
+            raise ConfigError("--style and --plot go with the default table, not with --definition, "
+                              "--gap or --gt-flow; run the command twice")
+        return _cmd_consistency(args)
     if args.plot:
-        metrics.require_matplotlib()    # fail before minutes of work, not after
+        report.require_matplotlib()    # fail before minutes of work, not after
     config = metrics.MetricsConfig(flow_method=args.flow, style_size=args.style_size,
                                    fidelity_every=args.fidelity_every, device=args.device)
-    report = metrics.evaluate_videos(args.input, args.stylized, config=config, style_image=args.style,
+    scores = metrics.evaluate_videos(args.input, args.stylized, config=config, style_image=args.style,
                                      max_frames=args.max_frames, progress=not args.quiet)
-    print(metrics.format_table(report))
-    for path, write in ((args.json, metrics.write_json), (args.csv, metrics.write_csv),
-                        (args.plot, metrics.plot_report)):
+    print(report.format_table(scores))
+    for path, write in ((args.json, report.write_json), (args.csv, report.write_csv),
+                        (args.plot, report.plot_report)):
         if path:
-            write(report, path)
+            write(scores, path)
+            print(f"wrote {path}")
+    return 0
+
+
+def _cmd_consistency(args: argparse.Namespace) -> int:
+    from vidstyle import consistency, report
+
+    config = consistency.ConsistencyConfig(definitions=tuple(args.definition or ("vidstyle",)),
+                                           gaps=tuple(args.gap or (1,)), flow_method=args.flow)
+    scores = consistency.evaluate_consistency_paths(
+        args.input, args.stylized, config=config, gt_flow=args.gt_flow, gt_occlusions=args.gt_occlusions,
+        gt_invalid=args.gt_invalid, max_frames=args.max_frames, progress=not args.quiet)
+    print(report.format_consistency_table(scores))
+    for path, write in ((args.json, report.write_consistency_json), (args.csv, report.write_consistency_csv)):
+        if path:
+            write(scores, path)
             print(f"wrote {path}")
     return 0
