@@ -315,7 +315,8 @@ class InferOptions:
     """What to make of the input. max_size: longest side of the frames stylized (pixels; the output
     has that size). start, duration: the part of the input to stylize, seconds. lossless, crf,
     preset: output coding (x264's crf and speed preset). side_by_side: write input | output, twice
-    as wide."""
+    as wide. post_process: (input, stylized) uint8 (H, W, 3) -> uint8 (H, W, 3), applied to each
+    frame before it is written (colour and strength controls, :mod:`vidstyle.color`)."""
 
     max_size: int | None = None
     start: float = 0.0
@@ -324,6 +325,7 @@ class InferOptions:
     crf: int = 18
     preset: str = "medium"
     side_by_side: bool = False
+    post_process: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 @dataclass
@@ -423,6 +425,8 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
         sink = BackgroundSink(writer.write, stylizer.plan.queue_depth)
         try:
             for frame_in, frame_out in pairs:
+                if options.post_process is not None:
+                    frame_out = options.post_process(frame_in, frame_out)
                 sink.put(np.concatenate([frame_in, frame_out], axis=1) if options.side_by_side
                          else frame_out)
                 result.frames += 1
