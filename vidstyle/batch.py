@@ -160,15 +160,16 @@ def plan_outputs(items: list[Item], model_name: str, out: str | os.PathLike | No
 
     ``out`` None: the default name beside each input. ``batch`` (several inputs, or a folder
     argument) or an existing folder as ``out``: a folder, created if needed, holding the default
-    names under each input's relative path. Otherwise ``out`` is the one output file. Two inputs
+    names under each input's relative path (folders are created). Otherwise ``out`` is the one output file. Two inputs
     with one output are refused before any work.
     """
     def default(item: Item) -> Path:
         return (default_photo_output if item.kind == "photo" else default_output)(item.path, model_name)
 
+    to_folder = out is not None and (batch or Path(out).is_dir() or str(out).endswith(("/", os.sep)))
     if out is None:
         planned = [replace(item, output=default(item)) for item in items]
-    elif batch or Path(out).is_dir() or str(out).endswith(("/", os.sep)):
+    elif to_folder:
         folder = Path(out)
         if folder.exists() and not folder.is_dir():
             raise ConfigError(f"-o {out}: several inputs need an output folder, and this is a file")
@@ -183,6 +184,9 @@ def plan_outputs(items: list[Item], model_name: str, out: str | os.PathLike | No
             raise ConfigError(f"{seen[key].path} and {item.path} would both be written to "
                               f"{item.output}; rename one or use separate runs")
         seen[key] = item
+    if out is not None and to_folder:
+        for parent in sorted({item.output.parent for item in planned}):
+            parent.mkdir(parents=True, exist_ok=True)
     return planned
 
 

@@ -114,10 +114,10 @@ def run_infer(args) -> int:
             else run_items(items, pool, options, not args.quiet)
         for result in results:
             summary.results.append(result)
-            if not args.json:
+            if result.status == "failed" and not single:
+                print(f"vidstyle: {format_result(result, model.entry.name)}", file=sys.stderr)
+            elif not args.json:
                 print(format_result(result, model.entry.name))
-            if result.status == "failed" and (args.json or not single):
-                print(f"vidstyle: {result.input}: {result.error}", file=sys.stderr)
     summary.seconds = time.perf_counter() - started
     if args.json:
         print(json.dumps({"model": model.entry.name, **summary.to_dict()}, indent=2))
