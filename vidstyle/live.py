@@ -210,8 +210,9 @@ def run_live(stylizer: Stylizer, source: FrameSource, sinks: list[Sink], window=
                 if post_process is not None:
                     out = post_process(frame, out)
                 stats.stylized += 1
-                if previous is not None:
-                    _emit(sinks, previous[1], index - previous[0] - 1, stats)
+                # Slots of dropped frames hold the frame shown then; before the first, the first.
+                gap = index - (previous[0] if previous is not None else -1) - 1
+                _emit(sinks, previous[1] if previous is not None else out, gap, stats)
                 _emit(sinks, out, 1, stats)
                 previous = (index, out)
                 now = time.perf_counter()
