@@ -62,6 +62,7 @@ def register(sub) -> None:
                        description="List the models --model accepts by name: user models "
                                    "($VIDSTYLE_MODELS, runs/) first, then the shipped ones.")
     m.add_argument("--all", action="store_true", help="also list models hidden by one of the same name")
+    m.add_argument("--quiet", "-q", action="store_true", help="the names only, one per line")
     m.set_defaults(func=run_models)
 
 
@@ -135,6 +136,9 @@ def run_models(args) -> int:
     from vidstyle.zoo import ENV_VAR, describe, list_models, model_folders
 
     rows = describe(list_models(include_shadowed=args.all))
+    if args.quiet:
+        print("\n".join(row["name"] for row in rows))
+        return 0
     for row in rows:
         print(f"{row['name']}  ({row['source']}, {row['net']} net)  {row['path']}")
         print(f"    style image: {row['style_image']}")

@@ -42,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="OUT.json", help="write the table and settings as JSON")
     p.add_argument("--csv", metavar="OUT.csv", help="write per-frame curves as CSV")
     p.add_argument("--plot", metavar="OUT.png", help="plot the per-frame curves (needs matplotlib)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_metrics)
 
 
