@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clips import write_garbage
+from clips import distinct_frames, write_garbage, write_test_clip
 from testmodel import run_cli, save_untrained
 from vidstyle.photo import read_photo, write_photo
 from vidstyle.stylize import EngineConfig, Stylizer
@@ -100,6 +100,12 @@ def test_bad_photo_or_output_is_one_line_exit_2_and_no_file(capsys, tmp_path, mo
     code, _, err = run_cli(capsys, "infer", src, "--model", model, "-o", tmp_path / output)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / output).exists() and _leftovers(tmp_path) == []
+
+
+def test_a_video_with_a_photo_output_name_is_refused(capsys, tmp_path, model):
+    src = write_test_clip(tmp_path / "v.mp4", distinct_frames(2, 32, 24), fps=12)
+    code, _, err = run_cli(capsys, "infer", src, "--model", model, "-o", tmp_path / "v.png")
+    assert code == 2 and "is a video" in err and not (tmp_path / "v.png").exists()
 
 
 def test_failed_write_leaves_no_file_under_the_final_name(tmp_path, monkeypatch):

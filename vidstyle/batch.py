@@ -72,7 +72,7 @@ class ItemResult:
     error: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "seconds": round(self.seconds, 3)}
 
 
 @dataclass
@@ -238,6 +238,9 @@ def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bo
         photo = stylize_photo(item.path, item.output, stylizer, options)
         return ItemResult(str(item.path), "photo", "ok", str(photo.output), 1, photo.width,
                           photo.height, photo.seconds, photo.device, False)
+    if item.output.suffix.lower() in IMAGE_EXTENSIONS:
+        raise ConfigError(f"{item.path} is a video: write it as .mp4, .mov, .mkv or .webm, "
+                          f"not {item.output.name}")
     work, size = video_work(item.path, options)
     video = stylize_video(item.path, item.output, pool.get(work, size), options=options,
                           progress=progress)
