@@ -126,9 +126,8 @@ def run_infer(args) -> int:
         result = summary.results[0]
         raise VideoError(f"{result.error}; the {result.frames} frames that decode are stylized "
                          f"in {result.output}")
-    if not single:
-        if not args.json:
-            print(format_summary(summary))
+    if not single and not args.json:
+        print(format_summary(summary))
     return 1 if summary.count("failed") else 0
 
 
