@@ -316,7 +316,9 @@ class InferOptions:
     """What to make of the input. max_size: longest side of the frames stylized (pixels; the output
     has that size). start, duration: the part of the input to stylize, seconds. lossless, crf,
     preset: output coding (x264's crf and speed preset). side_by_side: write input | output, twice
-    as wide. stabilize: strength of the flow-guided stabilizer (:mod:`vidstyle.stabilize`), 0 = off."""
+    as wide. stabilize: strength of the flow-guided stabilizer (:mod:`vidstyle.stabilize`), 0 = off.
+    post_process: (input, stylized) uint8 (H, W, 3) -> uint8 (H, W, 3), applied to each frame after
+    the stabilizer, before it is written (colour and strength controls, :mod:`vidstyle.color`)."""
 
     max_size: int | None = None
     start: float = 0.0
@@ -325,6 +327,7 @@ class InferOptions:
     crf: int = 18
     preset: str = "medium"
     side_by_side: bool = False
+    post_process: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 @dataclass
@@ -428,6 +431,8 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
             # calls release the GIL, so it overlaps the network's next frame.
             frame_in, frame_out = pair
             frame_out = stabilizer(frame_in, frame_out)
+            if options.post_process is not None:
+                frame_out = options.post_process(frame_in, frame_out)
             writer.write(np.concatenate([frame_in, frame_out], axis=1) if options.side_by_side
                          else frame_out)
 

@@ -34,18 +34,21 @@ def register(sub) -> None:
                    help="parallel clips (default: number of cores)")
     p.add_argument("--shard", help="I/N: process only shard I of N (0-based), for N machines")
     p.add_argument("--max-frames", type=int, help="use at most this many frames of each clip")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_precompute)
 
     p = commands.add_parser("inspect", help="summarize and validate a flow file")
     p.add_argument("file", metavar="FILE.h5")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="print nothing: validate only (exit 0 if valid, one-line error and 2 if not)")
     p.set_defaults(func=cmd_inspect)
 
     p = commands.add_parser("show", help="picture of one pair: frames, flows as colour wheel, mask")
     p.add_argument("file", metavar="FILE.h5")
     p.add_argument("--pair", type=int, default=0, metavar="T", help="pair index t (frames t, t+1)")
     p.add_argument("--out", required=True, metavar="X.png", help="image to write")
+    p.add_argument("--quiet", "-q", action="store_true", help="no message when the image is written")
     p.set_defaults(func=cmd_show)
 
 
@@ -108,6 +111,8 @@ def summarize(path: str) -> dict:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     info = summarize(args.file)
+    if args.quiet:
+        return 0
     if args.json:
         json.dump(info, sys.stdout, indent=2, default=str)
         print()
@@ -155,6 +160,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     with atomic_output(out) as tmp:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
             raise ConfigError(f"{out}: could not write the image")
-    print(f"wrote {out}: frame t | frame t+1 | mask (top); "
-          f"flow t->t+1 | flow t+1->t | frame t warped onto t+1 (bottom)")
+    if not args.quiet:
+        print(f"wrote {out}: frame t | frame t+1 | mask (top); "
+              f"flow t->t+1 | flow t+1->t | frame t warped onto t+1 (bottom)")
     return 0

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import time
 import warnings
+from pathlib import Path
 
 from vidstyle.errors import VideoError
 
@@ -22,13 +25,19 @@ DEFAULT_STABILIZE = 0.6
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "infer", help="stylize a video with a named model",
-        description="Stylize a video file or folder of numbered frames with a named model, a model in "
-                    "runs/ or $VIDSTYLE_MODELS, or a .safetensors file. Writes INPUT_STEM.MODEL.mp4 "
-                    "beside the input unless -o is given. See `vidstyle models` for the names.")
-    p.add_argument("input", help="video file or folder of numbered frames")
+        "infer", help="stylize videos and photos with a named model",
+        description="Stylize videos, photos, folders of numbered frames, or folders of them, with a "
+                    "named model, a model in runs/ or $VIDSTYLE_MODELS, or a .safetensors file. "
+                    "Writes INPUT_STEM.MODEL.mp4 (photos: INPUT_STEM.MODEL.png) beside each input "
+                    "unless -o is given. With several inputs or a folder, a bad file is reported "
+                    "and skipped, and the exit status is 1 if any failed. See `vidstyle models` for "
+                    "the names.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video file, photo, folder of numbered frames, or folder of these")
     p.add_argument("--model", "-m", required=True, help="model name or path to a .safetensors file")
-    p.add_argument("-o", "--output", help="output video (default: INPUT_STEM.MODEL.mp4 beside the input)")
+    p.add_argument("-o", "--output",
+                   help="output file (.mp4/.mov/.mkv for a video, .png/.jpg/.webp for a photo), or a "
+                        "folder for several inputs (default: beside each input)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     p.add_argument("--max-size", type=int, metavar="N",
                    help="shrink frames so their longest side is at most N pixels (output too)")
@@ -51,14 +60,27 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads for the network (default: all cores)")
     p.add_argument("--fp32", action="store_true", help="on CUDA, run in float32 instead of float16")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or compile notice")
+    _add_batch_and_color_options(p)
     p.set_defaults(func=run_infer)
 
     m = sub.add_parser("models", help="list the named models",
                        description="List the models --model accepts by name: user models "
                                    "($VIDSTYLE_MODELS, runs/) first, then the shipped ones.")
     m.add_argument("--all", action="store_true", help="also list models hidden by one of the same name")
+    m.add_argument("--quiet", "-q", action="store_true", help="the names only, one per line")
     m.set_defaults(func=run_models)
+
+
+def _add_batch_and_color_options(p) -> None:
+    p.add_argument("--preserve-color", action="store_true",
+                   help="keep the input's colours, take only the style's light and dark (luma)")
+    p.add_argument("--strength", type=float, default=1.0, metavar="A",
+                   help="blend A of the stylized frame with 1-A of the input, 0..1 (default 1)")
+    p.add_argument("--shard", metavar="I/N",
+                   help="stylize only shard I of N (0-based, stable by input path), for N machines")
+    p.add_argument("--json", action="store_true",
+                   help="print a machine-readable summary (JSON) on stdout instead of the text lines")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -66,32 +88,62 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def run_infer(args) -> int:
-    from vidstyle.stylize import EngineConfig, InferOptions, default_output, stylize_video
+    from vidstyle.batch import (BatchSummary, StylizerPool, find_inputs, format_result, format_summary,
+                                plan_outputs, run_item, run_items, take_shard)
+    from vidstyle.color import ColorOptions
+    from vidstyle.precompute import parse_shard
+    from vidstyle.stylize import EngineConfig, InferOptions
     from vidstyle.zoo import load_model
 
+    color = ColorOptions(preserve_color=args.preserve_color, strength=args.strength)
+    shard = parse_shard(args.shard)
     model = load_model(args.model)
-    output = args.output or default_output(args.input, model.entry.name)
     engine = EngineConfig(device=args.device, batch_size=args.batch_size, compile=args.compile, threads=args.threads,
                           half=False if args.fp32 else None)
     options = InferOptions(max_size=args.max_size, start=args.start, duration=args.duration,
                            lossless=args.lossless, crf=args.crf, preset=args.preset,
-                           side_by_side=args.side_by_side, stabilize=args.stabilize)
+                           side_by_side=args.side_by_side, stabilize=args.stabilize,
+                           post_process=color.apply if color.changes_output else None)
+    items, ignored = find_inputs(args.inputs, model.entry.name)
+    # One input named directly keeps the one-job behaviour: any problem is an error (exit 2).
+    single = len(args.inputs) == 1 and len(items) == 1 and items[0].path == Path(args.inputs[0]) \
+        and args.shard is None
+    if not items:
+        raise VideoError(f"no videos or photos found in {', '.join(args.inputs)}")
+    items = plan_outputs(take_shard(items, shard), model.entry.name, args.output, batch=not single)
+    notice = None if args.quiet else (lambda text: print(f"vidstyle: {text}", file=sys.stderr))
+    pool = StylizerPool(model.net, engine, notify=notice)
+    summary = BatchSummary(ignored=[str(p) for p in ignored])
+    started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning
-        result = stylize_video(args.input, output, model.net, engine, options, progress=not args.quiet)
-    how = f"{result.device}{', compiled' if result.compiled else ''}"
-    print(f"{result.output}: {result.frames} frames, {result.width}x{result.height}, model "
-          f"{model.entry.name}, {result.seconds:.1f} s ({result.fps:.1f} frames/s, {how})")
-    if result.truncated:
-        raise VideoError(f"{result.truncated}; the {result.frames} frames that decode are stylized "
+        results = [run_item(items[0], pool, options, not args.quiet)] if single \
+            else run_items(items, pool, options, not args.quiet)
+        for result in results:
+            summary.results.append(result)
+            if result.status == "failed" and not single:
+                print(f"vidstyle: {format_result(result, model.entry.name)}", file=sys.stderr)
+            elif not args.json:
+                print(format_result(result, model.entry.name))
+    summary.seconds = time.perf_counter() - started
+    if args.json:
+        print(json.dumps({"model": model.entry.name, **summary.to_dict()}, indent=2))
+    if single and summary.results[0].status == "failed":
+        result = summary.results[0]
+        raise VideoError(f"{result.error}; the {result.frames} frames that decode are stylized "
                          f"in {result.output}")
-    return 0
+    if not single and not args.json:
+        print(format_summary(summary))
+    return 1 if summary.count("failed") else 0
 
 
 def run_models(args) -> int:
     from vidstyle.zoo import ENV_VAR, describe, list_models, model_folders
 
     rows = describe(list_models(include_shadowed=args.all))
+    if args.quiet:
+        print("\n".join(row["name"] for row in rows))
+        return 0
     for row in rows:
         print(f"{row['name']}  ({row['source']}, {row['net']} net)  {row['path']}")
         print(f"    style image: {row['style_image']}")

@@ -63,7 +63,7 @@ def register(sub) -> None:
                    help="ground-truth forward flows frame_NNNN.flo (MPI Sintel layout) instead of estimated flow")
     g.add_argument("--gt-occlusions", metavar="DIR", help="frame_NNNN.png, white where occluded (with --gt-flow)")
     g.add_argument("--gt-invalid", metavar="DIR", help="frame_NNNN.png, white where invalid (with --gt-flow)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_metrics)
 
 
