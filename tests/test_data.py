@@ -184,3 +184,47 @@ def test_bad_inputs_are_one_line_errors(tmp_path, flow_dir):
         PairDataset([flow_dir], crop=4)
     with pytest.raises(ConfigError, match="no training data"):
         PairDataset()
+
+
+def _clip_with_black_frame_and_cut(path):
+    """4 frames: black, a texture, an unrelated texture (a cut), that texture moved; real flows."""
+    from tests.flowfiles import ATTRS
+    from vidstyle.flowstore import write_clip
+
+    frames = np.stack([np.zeros((48, 64, 3), np.uint8), texture(48, 64, seed=1), texture(48, 64, seed=2),
+                       translation_pair(48, 64, (2.0, 1.0), seed=2).frame_b])
+    pairs = [flow.compute_pair(frames[t], frames[t + 1]) for t in range(3)]
+    write_clip(path, frames, *(np.stack(p) for p in zip(*pairs)), ATTRS)
+    return path
+
+
+def test_black_frames_are_never_drawn_and_training_on_them_stays_finite(tmp_path):
+    import cv2
+
+    from vidstyle.data import MIN_CROP_STD
+    from vidstyle.train import TrainConfig, train
+
+    clip = _clip_with_black_frame_and_cut(tmp_path / "cut.h5")
+    dataset = PairDataset([clip], crop=32, flip=False)
+    for draw in range(30):
+        item = dataset[dataset.key_for_draw(draw)]
+        for key in ("frame_t", "frame_t1"):
+            gray = cv2.cvtColor(item[key].permute(1, 2, 0).numpy(), cv2.COLOR_RGB2GRAY)
+            assert gray.std() >= MIN_CROP_STD
+    cv2.imwrite(str(tmp_path / "style.png"), cv2.cvtColor(texture(64, 64, seed=7), cv2.COLOR_RGB2BGR))
+    config = TrainConfig(style=str(tmp_path / "style.png"), flows=[str(clip)], name="cut", steps=12,
+                         runs_dir=str(tmp_path / "runs"), batch=1, size=32, style_size=64, lr=1e-2,
+                         log_every=1, device="cpu", threads=1)
+    result = train(config, progress=False)
+    assert all(np.isfinite(v) for v in result.losses.values())
+
+
+def test_a_dataset_of_constant_frames_only_is_a_clear_error(tmp_path):
+    from tests.flowfiles import ATTRS
+    from vidstyle.flowstore import write_clip
+
+    frames = np.zeros((3, 48, 64, 3), np.uint8)
+    zeros = np.zeros((2, 48, 64, 2), np.float32)
+    write_clip(tmp_path / "black.h5", frames, zeros, zeros, np.ones((2, 48, 64), np.uint8), ATTRS)
+    with pytest.raises(ConfigError, match="no usable training pair"):
+        PairDataset([tmp_path / "black.h5"], crop=32)[0]

@@ -79,3 +79,26 @@ def test_unknown_network_or_option_is_a_model_error():
         build_net("huang", width=3)
     with pytest.raises(ModelError, match="odd"):
         build_net("johnson", end_kernel=4)
+
+
+def test_tone_gate_keeps_a_fade_to_black_dark_and_bright_frames_untouched():
+    torch.manual_seed(0)
+    plain, gated = build_net("huang"), build_net("huang", tone=0.25)
+    gated.load_state_dict(plain.state_dict())
+    scene = torch.rand(1, 3, 8, 12).repeat_interleave(6, 2).repeat_interleave(6, 3) * 0.5 + 0.4
+    with torch.no_grad():
+        bright = gated(scene), plain(scene)
+        fade = [float(gated(scene * k).mean()) for k in (1.0, 0.5, 0.25, 0.1, 0.0)]
+        grey_black = float(plain(torch.zeros(1, 3, 48, 72)).mean())
+    assert torch.equal(bright[0], bright[1])                 # luma above the threshold: no change
+    assert grey_black > 0.2                                 # without the gate black comes out grey
+    assert fade[-1] == 0.0 and fade[-2] < 0.12             # with it, black stays black
+    assert all(a >= b for a, b in zip(fade, fade[1:]))      # and the fade darkens monotonically
+
+
+def test_tone_is_kept_in_the_config_only_when_on():
+    assert "tone" not in build_net("huang").config
+    net = build_net("huang", tone=0.3)
+    assert net.config["tone"] == 0.3 and build_net(**net.config).tone == 0.3
+    with pytest.raises(ModelError, match="tone"):
+        build_net("huang", tone=1.5)

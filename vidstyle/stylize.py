@@ -327,6 +327,7 @@ class InferOptions:
     crf: int = 18
     preset: str = "medium"
     side_by_side: bool = False
+    stabilize: float = 0.0
     post_process: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 

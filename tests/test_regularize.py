@@ -1,0 +1,74 @@
+"""The compound stability term: zero for networks that commute with motion and ignore noise."""
+
+import torch
+from torch import nn
+
+from vidstyle.losses import warp
+from vidstyle.net import build_net
+from vidstyle.regularize import compound_loss, inside_mask, random_smooth_flow
+
+
+def _frames(n=2, h=40, w=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # smooth random pictures: low-resolution noise upsampled
+    return torch.nn.functional.interpolate(torch.rand(n, 3, h // 4, w // 4, generator=g), size=(h, w),
+                                           mode="bilinear", align_corners=False)
+
+
+def test_random_smooth_flow_is_bounded_smooth_and_reproducible():
+    a = random_smooth_flow(3, 40, 48, 4.0, generator=torch.Generator().manual_seed(1))
+    b = random_smooth_flow(3, 40, 48, 4.0, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (3, 2, 40, 48) and torch.equal(a, b)
+    assert a.abs().max() < 4.0 * 4          # shift up to 4 px plus a deformation of ~2 px
+    assert (a[..., 1:, :] - a[..., :-1, :]).abs().max() < 1.0     # smooth: < 1 px change a pixel
+    assert a.std() > 0.5                                          # and not trivially zero
+
+
+def test_a_pointwise_linear_network_commutes_with_the_warp_so_the_term_is_zero():
+    net = nn.Conv2d(3, 3, 1)                  # 1x1 conv: a per-pixel linear map commutes with bilinear warping
+    frames = _frames()
+    flow = random_smooth_flow(2, 40, 48, 3.0, generator=torch.Generator().manual_seed(2))
+    assert compound_loss(net, frames, net(frames), flow, noise_std=0.0) < 1e-10
+
+
+def test_a_network_that_ignores_its_input_is_immune_to_noise_and_motion():
+    class Constant(nn.Module):
+        def forward(self, x):
+            return torch.full_like(x, 0.3)
+
+    net, frames = Constant(), _frames()
+    flow = random_smooth_flow(2, 40, 48, 3.0, generator=torch.Generator().manual_seed(3))
+    assert compound_loss(net, frames, net(frames), flow, noise_std=0.1) == 0
+
+
+def test_a_network_anchored_to_the_pixel_grid_is_penalized():
+    class GridTexture(nn.Module):             # adds a fixed pattern tied to the image grid ("boiling")
+        def forward(self, x):
+            h, w = x.shape[-2:]
+            pattern = torch.sin(torch.arange(w, dtype=x.dtype) * 2.0).view(1, 1, 1, w).expand(-1, 3, h, -1)
+            return x + 0.2 * pattern
+
+    net, frames = GridTexture(), _frames()
+    flow = torch.zeros(2, 2, 40, 48)
+    flow[:, 0] = 1.5
+    pointwise = nn.Identity()
+    assert compound_loss(pointwise, frames, pointwise(frames), flow) < 1e-10
+    assert compound_loss(net, frames, net(frames), flow) > 1e-3
+
+
+def test_noise_moves_a_real_network_and_the_term_has_a_gradient():
+    torch.manual_seed(0)
+    net, frames = build_net("huang"), _frames()
+    flow = torch.zeros(2, 2, 40, 48)
+    loss = compound_loss(net, frames, net(frames), flow, noise_std=0.05)
+    assert loss > 0
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
+def test_inside_mask_drops_points_that_leave_the_frame():
+    flow = torch.zeros(1, 2, 10, 12)
+    flow[:, 0] = 2.0
+    mask = inside_mask(flow)
+    assert mask[0, 0, :, :10].min() == 1 and mask[0, 0, :, 10:].max() == 0
+    assert torch.allclose(warp(torch.ones(1, 1, 10, 12), flow), torch.ones(1, 1, 10, 12))
