@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -52,6 +53,9 @@ def register(sub) -> None:
                        description="List the models --model accepts by name: user models "
                                    "($VIDSTYLE_MODELS, runs/) first, then the shipped ones.")
     m.add_argument("--all", action="store_true", help="also list models hidden by one of the same name")
+    m.add_argument("--json", action="store_true",
+                   help="print a JSON list of the models with their card fields (unusable ones with "
+                        "\"error\") instead of the text listing")
     m.set_defaults(func=run_models)
 
 
@@ -83,9 +87,13 @@ def run_infer(args) -> int:
 
 
 def run_models(args) -> int:
-    from vidstyle.zoo import ENV_VAR, describe, list_models, model_folders
+    from vidstyle.zoo import ENV_VAR, describe, list_models, model_folders, model_records
 
-    rows = describe(list_models(include_shadowed=args.all))
+    entries = list_models(include_shadowed=args.all)
+    if args.json:
+        print(json.dumps(model_records(entries), indent=2))
+        return 0
+    rows = describe(entries)
     for row in rows:
         print(f"{row['name']}  ({row['source']}, {row['net']} net)  {row['path']}")
         print(f"    style image: {row['style_image']}")
