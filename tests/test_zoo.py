@@ -1,6 +1,8 @@
 """The model zoo: safetensors round trips, lookup of shipped / user / path models, bad model files."""
 
+import hashlib
 import json
+import re
 
 import pytest
 import torch
@@ -306,3 +308,38 @@ def test_models_json_lists_every_model_with_its_card_fields(folders, monkeypatch
     assert good["error"] is None and good["source"] == "shipped" and good["net"]["name"] == "huang"
     assert good["style_image"] == "poster_blue.jpg" and good["trained"] == {"steps": 7}
     assert records["broken"]["error"] and "net" not in records["broken"]
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_shipped_cards_name_no_machine_paths_and_their_style_images_are_shipped_and_credited():
+    from pathlib import Path
+
+    import cv2
+    from safetensors import safe_open
+
+    styles = Path(__file__).resolve().parents[1] / "data" / "styles"
+    credits = (styles / "CREDITS.md").read_text()
+    shipped = sorted(zoo.WEIGHTS_DIR.glob("*.json"))
+    assert len(shipped) >= 7
+    for path in shipped:
+        card = json.loads(path.read_text())
+        for text in _strings(card):
+            assert not re.search(r"(^|[\s\"'(])(/|~/|[A-Za-z]:\\)\w", text), (path.name, text)
+        assert not re.search(r"\blent\b|\bsession\b", card["description"]), path.name
+        image = styles / card["style_image"]
+        assert Path(card["style_image"]).name == card["style_image"] and image.is_file(), path.name
+        assert hashlib.sha256(image.read_bytes()).hexdigest() == card["trained"]["style_sha256"]
+        assert f"`{card['style_image']}`" in credits and max(cv2.imread(str(image)).shape[:2]) <= 1024
+        assert "CPU" in card["trained"]["hardware"] and "CPU" in card["description"]
+        with safe_open(str(path.with_suffix(".safetensors")), framework="pt") as f:
+            assert json.loads(f.metadata()[CARD_KEY]) == card, path.name
