@@ -268,8 +268,9 @@ def test_style_image_given_as_model_says_how_to_train_on_it(tmp_path, spec):
 def test_other_files_and_unfinished_runs_get_their_own_message(folders, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
-    with pytest.raises(ModelError, match="not a model file"):
-        find_model(str(notes), **folders)
+    for spec in (str(notes), "clip.mp4", "flows/a.h5", "net.onnx"):
+        with pytest.raises(ModelError, match="not a model file"):
+            find_model(spec, **folders)
     run = folders["runs_dir"] / "halfway"
     run.mkdir()
     (run / "checkpoint.pt").write_bytes(b"")

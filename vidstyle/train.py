@@ -125,6 +125,8 @@ class TrainConfig:
             raise ConfigError("--style is required: the style image to learn")
         if not Path(self.style).is_file():
             raise ConfigError(f"style image not found: {self.style}")
+        if not cv2.haveImageReader(self.style):
+            raise ConfigError(f"{self.style}: cannot read the style image (not an image file?)")
         if not self.flows and not self.photos:
             raise ConfigError("--flows (folders of precomputed flow files) or --photos is required")
         if self.net not in NETS:
@@ -442,6 +444,12 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     if state:
         _check_same_run(state["config"], config)
     start_step = int(state["step"]) if state else 0
+    # Data first: bad flow files or photos are reported in a second, not after loading VGG.
+    dataset = PairDataset(config.flows, crop=config.size, flip=config.flip,
+                          scale=tuple(config.scale) if config.scale else None, photos=config.photos,
+                          photo_fraction=config.photo_fraction, seed=config.seed)
+    check_photos(dataset.photos)
+    preview = dataset.preview_item()
 
     torch.manual_seed(config.seed)
     net = build_net(config.net).to(setup.device, memory_format=setup.memory_format)
@@ -454,12 +462,6 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     model = (torch.nn.parallel.DistributedDataParallel(net, device_ids=[setup.device] if setup.is_cuda
                                                        else None) if setup.distributed else net)
     loss_fn = build_loss(config, setup)
-
-    dataset = PairDataset(config.flows, crop=config.size, flip=config.flip,
-                          scale=tuple(config.scale) if config.scale else None, photos=config.photos,
-                          photo_fraction=config.photo_fraction, seed=config.seed)
-    check_photos(dataset.photos)
-    preview = dataset.preview_item()
     # Style image, flow files and photos have all been read or checked: only now is the run folder
     # touched, so a run that cannot start leaves no folder, and --overwrite keeps the old run intact.
     if setup.master:

@@ -55,6 +55,9 @@ CARD_KEY = "vidstyle_card"      # safetensors header metadata entry holding the 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".bin", ".pkl"}
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+# Files a user may hand to --model by mistake: videos, flow files, other frameworks' models.
+_OTHER_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".h5", ".onnx", ".t7", ".pb", ".tflite",
+                   ".keras", ".npz", ".json"}
 _TEXT_FIELDS = ("name", "style_image", "description")
 
 
@@ -159,7 +162,8 @@ def list_models(include_shadowed: bool = False, **folders_kw) -> list[ModelEntry
 
 def _looks_like_path(spec: str) -> bool:
     suffix = Path(spec).suffix.lower()
-    return "/" in spec or os.sep in spec or suffix in {SUFFIX, *_PICKLE_SUFFIXES, *_IMAGE_SUFFIXES}
+    return ("/" in spec or os.sep in spec
+            or suffix in {SUFFIX, *_PICKLE_SUFFIXES, *_IMAGE_SUFFIXES, *_OTHER_SUFFIXES})
 
 
 def find_model(spec: str | os.PathLike, **folders_kw) -> ModelEntry:
@@ -194,10 +198,11 @@ def _entry_for_path(spec: str) -> ModelEntry:
     if suffix in _PICKLE_SUFFIXES:
         raise ModelError(f"{spec}: only .safetensors model files are accepted "
                          "(pickle checkpoints can run code when opened)")
+    if suffix != SUFFIX and (suffix in _OTHER_SUFFIXES or path.is_file()):
+        raise ModelError(f"{spec}: not a model file: vidstyle models are .safetensors files "
+                         "(see `vidstyle models` for the names)")
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
-    if suffix != SUFFIX:
-        raise ModelError(f"{spec}: not a model file: vidstyle models are .safetensors files")
     return ModelEntry(path.stem, path, "path")
 
 
@@ -241,8 +246,8 @@ def read_card(entry: ModelEntry) -> ModelCard:
         return ModelCard.from_dict(data, str(entry.card_path))
     meta = _open_weights(entry.weights, lambda f: f.metadata()) or {}
     if CARD_KEY not in meta:
-        raise ModelError(f"{entry.weights}: no model card ({entry.card_path.name} is missing and the "
-                         "file carries none), so the network it belongs to is unknown")
+        raise ModelError(f"{entry.weights}: not a vidstyle model: no model card ({entry.card_path.name} "
+                         "is missing and the file carries none), so the network it belongs to is unknown")
     try:
         data = json.loads(meta[CARD_KEY])
     except json.JSONDecodeError as exc:
