@@ -6,7 +6,7 @@ outputs, temporal between them) with Adam.
 
 A run lives in ``runs/NAME/``::
 
-    config.json          the TrainConfig (written at the start)
+    config.json          the TrainConfig (written once the style image, flows and photos are checked)
     losses.csv           step, the four terms and the weighted total (means over --log-every steps)
     checkpoint.pt        model, optimizer, step, RNG states and config; written atomically
     previews/step_N.png  fixed pair: input t | output t | output t+1
@@ -146,7 +146,7 @@ class TrainConfig:
             raise ConfigError("loss weights must not be negative")
         if not self.lr > 0:
             raise ConfigError("--lr must be positive")
-        if self.threads is not None and self.threads < 1 or self.workers is not None and self.workers < 0:
+        if (self.threads is not None and self.threads < 1) or (self.workers is not None and self.workers < 0):
             raise ConfigError("--threads must be at least 1 and --workers at least 0")
         unknown = set(self.style_layers) | set(self.content_layers)
         unknown -= set(LAYERS)
@@ -317,7 +317,8 @@ class RunFiles:
             raise ConfigError(f"cannot write the run folder {self.dir}: {exc.strerror or exc}") from None
 
     def _remove_run_files(self, name: str) -> None:
-        for path in (self.checkpoint, self.losses, self.dir / f"{name}.safetensors", self.dir / f"{name}.json",
+        model = self.dir / f"{name}.safetensors"
+        for path in (self.checkpoint, self.losses, model, model.with_suffix(".json"),
                      *self.previews.glob("step_*.png")):
             path.unlink(missing_ok=True)
 
