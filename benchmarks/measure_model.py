@@ -7,7 +7,9 @@ the model card under ``metrics``, saves the model as float16 into ``--out`` (def
 vidstyle/weights/) and a still (input | stylized) into ``--gallery``. Prints one table row.
 
     python benchmarks/measure_model.py runs/starry_night/starry_night.safetensors \\
-        --clip ../shared/data/clips/davis_dog.mp4 --style ../shared/data/styles/vangogh_starry_night.jpg
+        --clip davis_dog.mp4 --style data/styles/vangogh_starry_night.jpg
+
+The card keeps the style image's file name (shipped images live in data/styles/), never a path.
 """
 
 from __future__ import annotations
@@ -55,10 +57,9 @@ def main() -> None:
                       fidelity=Fidelity(style, config.style_size), style_image=args.style)
     source, result = report.videos
 
-    style_path = Path(args.style).resolve()
     card = dataclasses.replace(
         model.card,
-        style_image=str(style_path.relative_to(ROOT)) if style_path.is_relative_to(ROOT) else style_path.name,
+        style_image=Path(args.style).name,
         description=args.description or model.card.description,
         metrics={
             **model.card.metrics,

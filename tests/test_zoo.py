@@ -1,11 +1,14 @@
 """The model zoo: safetensors round trips, lookup of shipped / user / path models, bad model files."""
 
+import hashlib
 import json
+import re
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from vidstyle import zoo
 from vidstyle.errors import ModelError
 from vidstyle.net import build_net
 from vidstyle.zoo import (CARD_KEY, ModelCard, describe, find_model, list_models, load_model,
@@ -191,3 +194,153 @@ def test_describe_lists_unusable_models_with_the_reason(folders):
     rows = {r["name"]: r for r in describe(list_models(**folders))}
     assert rows["good"]["description"] == "fine" and rows["good"]["net"] == "huang"
     assert rows["broken"]["description"].startswith("(unusable:")
+
+
+def _header_card_only(path, **net_changes):
+    """Rewrite ``path`` with its card's net changed, the card in its header only (no JSON beside)."""
+    card = json.loads(path.with_suffix(".json").read_text())
+    card["net"].update(net_changes)
+    path.with_suffix(".json").unlink()
+    loaded = load_model(path)   # the file as saved, before the card lies about it
+    save_file({k: v.contiguous() for k, v in loaded.net.state_dict().items()}, str(path),
+              metadata={CARD_KEY: json.dumps(card)})
+
+
+@pytest.mark.parametrize("net_changes, named", [({"res_blocks": 200000}, "res_blocks=200000"),
+                                                ({"channels": [16, 32, 200000]}, "channels"),
+                                                ({"end_kernel": 9}, "end_kernel")])
+def test_card_asking_for_another_network_is_refused_before_anything_is_built(
+        tmp_path, monkeypatch, net_changes, named):
+    path = _save(tmp_path, "liar")
+    _header_card_only(path, **net_changes)
+
+    def build_net_must_not_run(*args, **kwargs):
+        raise AssertionError("a network was built from an unchecked card")
+
+    monkeypatch.setattr("vidstyle.net.build_net", build_net_must_not_run)
+    with pytest.raises(ModelError, match=named) as caught:
+        load_model(path)
+    assert "\n" not in str(caught.value) and "shape" in str(caught.value)
+
+
+@pytest.mark.parametrize("config", [{"name": "huang"}, {"name": "johnson"},
+                                    {"name": "huang", "channels": [8, 12, 20], "res_blocks": 2,
+                                     "end_kernel": 5}])
+def test_config_read_from_tensor_shapes_is_the_config_the_net_was_built_with(config):
+    from vidstyle.zoo import net_config_from_shapes
+
+    net = build_net(**config)
+    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert {"name": config["name"], **net_config_from_shapes(shapes)} == net.config
+
+
+def test_weights_beyond_float16_range_are_not_saved_as_float16_and_nothing_is_written(tmp_path):
+    net = _net()
+    with torch.no_grad():
+        next(net.parameters())[0] = 1e6
+    with pytest.raises(ModelError, match=r"reaches 1e\+06, beyond the range of float16") as caught:
+        save_model(net, tmp_path / "big.safetensors", ModelCard("big", net.config), dtype=torch.float16)
+    assert "corrupt" not in str(caught.value) and list(tmp_path.iterdir()) == []
+    assert save_model(net, tmp_path / "big.safetensors", ModelCard("big", net.config)).is_file()
+
+
+def test_unknown_name_suggests_close_names_case_insensitively(folders):
+    for name in ("starwars_blue", "starwars_red", "the_wave"):
+        _save(folders["weights_dir"], name)
+    cases = {"Starwars_Blue": "'starwars_blue'", "starwars-blue": "'starwars_blue'",
+             "the-wave": "'the_wave'", "starwars": "'starwars_blue' or 'starwars_red'"}
+    for spec, suggestion in cases.items():
+        with pytest.raises(ModelError, match=f"did you mean {suggestion}\\?") as caught:
+            find_model(spec, **folders)
+        assert "known models: starwars_blue, starwars_red, the_wave" in str(caught.value)
+    with pytest.raises(ModelError) as caught:
+        find_model("mosaic", **folders)
+    assert "did you mean" not in str(caught.value)
+
+
+@pytest.mark.parametrize("spec", ["starry.jpg", "styles/starry.JPG", "poster.png"])
+def test_style_image_given_as_model_says_how_to_train_on_it(tmp_path, spec):
+    with pytest.raises(ModelError, match=r"that is an image: train a model on it with "
+                                         r"train_temporal.py --style "):
+        find_model(spec)
+
+
+def test_other_files_and_unfinished_runs_get_their_own_message(folders, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    for spec in (str(notes), "clip.mp4", "flows/a.h5", "net.onnx"):
+        with pytest.raises(ModelError, match="not a model file"):
+            find_model(spec, **folders)
+    run = folders["runs_dir"] / "halfway"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"")
+    for spec in ("halfway", str(run)):
+        with pytest.raises(ModelError, match="has not finished.*--name halfway --resume"):
+            find_model(spec, **folders)
+    with pytest.raises(ModelError, match="empty"):
+        find_model("", **folders)
+
+
+@pytest.mark.parametrize("card_text, message", [
+    ("{not json", "unreadable model card"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"net": {"name": "huang"}, "description": 5}', '"description"'),
+    ('{"description": "no net"}', "lacks"),
+])
+def test_malformed_card_beside_the_weights_is_a_one_line_model_error(tmp_path, card_text, message):
+    path = _save(tmp_path, "m")
+    path.with_suffix(".json").write_text(card_text)
+    with pytest.raises(ModelError, match=message) as caught:
+        load_model(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_models_json_lists_every_model_with_its_card_fields(folders, monkeypatch, capsys):
+    from vidstyle.cli import main
+
+    _save(folders["weights_dir"], "good", style_image="poster_blue.jpg", trained={"steps": 7})
+    (folders["weights_dir"] / "broken.safetensors").write_bytes(b"junk")
+    real_folders = zoo.model_folders
+    monkeypatch.setattr(zoo, "model_folders", lambda **kw: real_folders(**{**folders, **kw}))
+    assert main(["models", "--json"]) == 0
+    records = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(records) == {"good", "broken"}
+    good = records["good"]
+    assert good["error"] is None and good["source"] == "shipped" and good["net"]["name"] == "huang"
+    assert good["style_image"] == "poster_blue.jpg" and good["trained"] == {"steps": 7}
+    assert records["broken"]["error"] and "net" not in records["broken"]
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_shipped_cards_name_no_machine_paths_and_their_style_images_are_shipped_and_credited():
+    from pathlib import Path
+
+    import cv2
+    from safetensors import safe_open
+
+    styles = Path(__file__).resolve().parents[1] / "data" / "styles"
+    credits = (styles / "CREDITS.md").read_text()
+    shipped = sorted(zoo.WEIGHTS_DIR.glob("*.json"))
+    assert len(shipped) >= 7
+    for path in shipped:
+        card = json.loads(path.read_text())
+        for text in _strings(card):
+            assert not re.search(r"(^|[\s\"'(])(/|~/|[A-Za-z]:\\)\w", text), (path.name, text)
+        assert not re.search(r"\blent\b|\bsession\b", card["description"]), path.name
+        image = styles / card["style_image"]
+        assert Path(card["style_image"]).name == card["style_image"] and image.is_file(), path.name
+        assert hashlib.sha256(image.read_bytes()).hexdigest() == card["trained"]["style_sha256"]
+        assert f"`{card['style_image']}`" in credits and max(cv2.imread(str(image)).shape[:2]) <= 1024
+        assert "CPU" in card["trained"]["hardware"] and "CPU" in card["description"]
+        with safe_open(str(path.with_suffix(".safetensors")), framework="pt") as f:
+            assert json.loads(f.metadata()[CARD_KEY]) == card, path.name

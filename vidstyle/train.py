@@ -6,7 +6,7 @@ outputs, temporal between them) with Adam.
 
 A run lives in ``runs/NAME/``::
 
-    config.json          the TrainConfig (written at the start)
+    config.json          the TrainConfig (written once the style image, flows and photos are checked)
     losses.csv           step, the four terms and the weighted total (means over --log-every steps)
     checkpoint.pt        model, optimizer, step, RNG states and config; written atomically
     previews/step_N.png  fixed pair: input t | output t | output t+1
@@ -30,6 +30,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import re
 import time
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ CHECKPOINT_FORMAT = "vidstyle-train-checkpoint/1"
 TRAIN_TERMS = (*TERMS, "compound")
 CSV_FIELDS = ("step", "total", *TRAIN_TERMS, "lr", "seconds")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MAX_SIDE = 4096   # pixels: crops and style images beyond this exhaust memory, they do not train better
+EXPORT_DTYPE = torch.float16
 # Settings a resumed run may change: they affect speed and output cadence, never the numbers.
 RESUMABLE_OVERRIDES = ("steps", "device", "threads", "workers", "preview_every", "checkpoint_every",
                        "log_every")
@@ -132,6 +135,8 @@ class TrainConfig:
             raise ConfigError("--style is required: the style image to learn")
         if not Path(self.style).is_file():
             raise ConfigError(f"style image not found: {self.style}")
+        if not cv2.haveImageReader(self.style):
+            raise ConfigError(f"{self.style}: cannot read the style image (not an image file?)")
         if not self.flows and not self.photos:
             raise ConfigError("--flows (folders of precomputed flow files) or --photos is required")
         if self.net not in NETS:
@@ -141,16 +146,24 @@ class TrainConfig:
                 raise ConfigError(f"--{key.replace('_', '-')} must be at least 1")
         if self.size < 16 or self.style_size < 16:
             raise ConfigError("--size and --style-size must be at least 16 pixels")
-        weights = (self.content_weight, self.style_weight, self.tv_weight, self.temporal_weight,
-                   self.compound_weight)
-        if not all(math.isfinite(w) and w >= 0 for w in weights):
-            raise ConfigError("loss weights must be finite and not negative")
+        if max(self.size, self.style_size) > _MAX_SIDE:
+            raise ConfigError(f"--size and --style-size must be at most {_MAX_SIDE} pixels")
+        for key in ("lr", "content_weight", "style_weight", "tv_weight", "temporal_weight", "compound_weight",
+                    "compound_shift", "compound_noise", "tone", "photo_fraction"):
+            value = getattr(self, key)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"--{key.replace('_', '-')} {value}: give a finite number")
+        if min(self.content_weight, self.style_weight, self.tv_weight, self.temporal_weight,
+               self.compound_weight) < 0:
+            raise ConfigError("loss weights must not be negative")
         if not (0 <= self.compound_shift <= self.size / 4 and 0 <= self.compound_noise <= 1):
             raise ConfigError("--compound-shift must be in [0, size/4] pixels and --compound-noise in [0, 1]")
         if not 0 <= self.tone <= 1:
             raise ConfigError(f"--tone must be in [0, 1], got {self.tone}")
         if not self.lr > 0:
             raise ConfigError("--lr must be positive")
+        if (self.threads is not None and self.threads < 1) or (self.workers is not None and self.workers < 0):
+            raise ConfigError("--threads must be at least 1 and --workers at least 0")
         unknown = set(self.style_layers) | set(self.content_layers)
         unknown -= set(LAYERS)
         if unknown:
@@ -256,7 +269,8 @@ def resume_config(runs_dir: str | os.PathLike, name: str, overrides: dict[str, A
     """
     path = Path(runs_dir) / name / "config.json"
     if not path.is_file():
-        raise ConfigError(f"nothing to resume: {path} does not exist")
+        raise ConfigError(f"nothing to resume: no run '{name}' in {runs_dir} ({path.name} is missing); "
+                          "start it without --resume")
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -286,17 +300,49 @@ class RunFiles:
         self.checkpoint = run_dir / "checkpoint.pt"
         self.previews = run_dir / "previews"
 
-    def prepare(self, config: TrainConfig, resume: bool, overwrite: bool) -> None:
-        """Create the folder and write config.json; refuse to start over an existing run by accident."""
+    def check_start(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to start over an existing run by accident, or to resume one with no checkpoint.
+        Touches nothing."""
+        if resume and overwrite:
+            raise ConfigError("--resume continues a run and --overwrite starts it again: give one")
+        if resume and not self.checkpoint.is_file():
+            raise ConfigError(f"nothing to resume: run '{self.dir.name}' stopped before its first "
+                              "checkpoint; start it again with --overwrite")
         if not resume and self.checkpoint.exists() and not overwrite:
             raise ConfigError(f"{self.dir} already holds a run; use --resume to continue it, "
                               "--overwrite to start it again, or another --name")
+
+    def prepare(self, config: TrainConfig, resume: bool, overwrite: bool) -> None:
+        """Create the folder and write config.json, once every input has been checked.
+
+        ``overwrite`` first removes the files of the run being replaced (checkpoint, log, previews,
+        model), so none of them is mistaken for the new run's. A folder this call creates is removed
+        again if it cannot be written.
+        """
+        self.check_start(resume, overwrite)
+        created = not self.dir.exists()
         try:
+            if overwrite and not resume:
+                self._remove_run_files(config.name)
             self.previews.mkdir(parents=True, exist_ok=True)
             with atomic_output(self.config) as tmp:
                 tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
+            if created:
+                self.remove_if_empty()
             raise ConfigError(f"cannot write the run folder {self.dir}: {exc.strerror or exc}") from None
+
+    def _remove_run_files(self, name: str) -> None:
+        model = self.dir / f"{name}.safetensors"
+        for path in (self.checkpoint, self.losses, model, model.with_suffix(".json"),
+                     *self.previews.glob("step_*.png")):
+            path.unlink(missing_ok=True)
+
+    def remove_if_empty(self) -> None:
+        """Remove the previews folder and the run folder if they hold nothing (a run that never began)."""
+        for folder in (self.previews, self.dir):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     def start_log(self, start_step: int) -> None:
         """Keep the logged rows up to ``start_step`` (a resumed run rewrites what followed)."""
@@ -332,14 +378,26 @@ def save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Opt
         torch.save(state, tmp)
 
 
+_CHECKPOINT_KEYS = ("format", "step", "seconds", "config", "model", "optimizer", "rng")
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at ``path``, loaded without running code (tensors, numbers and strings only).
+    ConfigError, one line, for a missing, damaged, foreign or code-carrying file."""
     if not path.is_file():
         raise ConfigError(f"nothing to resume: {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):
+            raise ConfigError(f"{path}: refused: it holds Python objects beyond tensors and numbers, so "
+                              "vidstyle did not write it, and loading it could run code") from None
+        raise ConfigError(f"{path}: not a readable checkpoint (damaged, or another program's file)") from None
     except Exception as exc:  # torch raises several unrelated types for damaged files
-        raise ConfigError(f"{path}: unreadable checkpoint ({exc})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{path}: unreadable checkpoint ({first_line})") from None
+    if (not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT
+            or any(key not in state for key in _CHECKPOINT_KEYS)):
         raise ConfigError(f"{path}: not a vidstyle training checkpoint")
     return state
 
@@ -399,12 +457,17 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     config.check()
     setup = setup_device(config.device, config.threads)
     files = RunFiles(config.run_dir)
-    if setup.master:
-        files.prepare(config, resume, overwrite)
+    files.check_start(resume, overwrite)
     state = load_checkpoint(files.checkpoint) if resume else None
     if state:
         _check_same_run(state["config"], config)
     start_step = int(state["step"]) if state else 0
+    # Data first: bad flow files or photos are reported in a second, not after loading VGG.
+    dataset = PairDataset(config.flows, crop=config.size, flip=config.flip,
+                          scale=tuple(config.scale) if config.scale else None, photos=config.photos,
+                          photo_fraction=config.photo_fraction, seed=config.seed)
+    check_photos(dataset.photos)
+    preview = dataset.preview_item()
 
     torch.manual_seed(config.seed)
     net = build_net(config.net, tone=config.tone)
@@ -413,15 +476,17 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     net = net.to(setup.device, memory_format=setup.memory_format)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     if state:
-        _restore(state, net, optimizer, setup)
+        try:
+            _restore(state, net, optimizer, setup)
+        except (RuntimeError, KeyError, ValueError, TypeError):
+            raise ConfigError(f"{files.checkpoint}: its weights do not fit the run's network") from None
     model = (torch.nn.parallel.DistributedDataParallel(net, device_ids=[setup.device] if setup.is_cuda
                                                        else None) if setup.distributed else net)
     loss_fn = build_loss(config, setup)
-
-    dataset = PairDataset(config.flows, crop=config.size, flip=config.flip,
-                          scale=tuple(config.scale) if config.scale else None, photos=config.photos,
-                          photo_fraction=config.photo_fraction, seed=config.seed)
-    preview = dataset.preview_item()
+    # Style image, flow files and photos have all been read or checked: only now is the run folder
+    # touched, so a run that cannot start leaves no folder, and --overwrite keeps the old run intact.
+    if setup.master:
+        files.prepare(config, resume, overwrite)
     batches = iter(_make_loader(dataset, config, setup, start_step))   # endless; the loop stops it
     if setup.master:
         files.start_log(start_step)
@@ -483,6 +548,15 @@ def _load_init(net: torch.nn.Module, spec: str) -> None:
     net.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
 
 
+def check_photos(paths: list[str]) -> None:
+    """ConfigError naming the first of ``paths`` whose header no image decoder accepts (a text file
+    named .jpg, an empty file): found now rather than at the random step that first draws it."""
+    bad = [p for p in paths if not cv2.haveImageReader(p)]
+    if bad:
+        raise ConfigError(f"{bad[0]}: not a readable image ({len(bad)} of {len(paths)} photos); "
+                          "remove it or fix it")
+
+
 def _check_same_run(saved: dict[str, Any], config: TrainConfig) -> None:
     current = _normalized(config.to_dict())
     changed = [k for k, v in saved.items() if k not in RESUMABLE_OVERRIDES and current.get(k) != v]
@@ -535,25 +609,16 @@ def _stop_unless_finite(terms: dict[str, torch.Tensor], grad_norm: torch.Tensor,
 
 def export_model(net: torch.nn.Module, config: TrainConfig, setup: Setup, seconds: float,
                  last: dict[str, float]) -> Path:
-    """Write runs/NAME/NAME.safetensors (fp16) and NAME.json, the model card vidstyle.zoo reads."""
-    from vidstyle.zoo import ModelCard, save_model
+    """Write runs/NAME/NAME.safetensors (fp16) and NAME.json, the model card vidstyle.zoo reads
+    (see vidstyle.modelcard). ConfigError, before anything is written, if the weights are not
+    finite or beyond float16's range: the run diverged."""
+    from vidstyle.modelcard import training_card
+    from vidstyle.zoo import save_model, weights_problem
 
-    card = ModelCard(
-        name=config.name,
-        net=dict(net.config),
-        style_image=config.style,
-        description=f"{config.net} network trained on {Path(config.style).name}",
-        trained={"steps": config.steps, "size": config.size, "style_size": config.style_size,
-                 "batch": config.batch, "world_size": setup.world_size, "device": _device_name(setup),
-                 "seconds": round(seconds, 1), "lr": config.lr,
-                 "weights": {**config.loss_weights().as_dict(), "compound": config.compound_weight},
-                 "compound": {"shift": config.compound_shift, "noise": config.compound_noise},
-                 "init": config.init, "data": config.flows + config.photos},
-        metrics={"style_loss": last.get("style"), "content_loss": last.get("content"),
-                 "temporal_loss": last.get("temporal"), "warping_error": None, "clip": None},
-    )
-    return save_model(net, config.run_dir / f"{config.name}.safetensors", card, dtype=torch.float16)
-
-
-def _device_name(setup: Setup) -> str:
-    return torch.cuda.get_device_name(setup.device) if setup.is_cuda else "cpu"
+    problem = weights_problem(net.state_dict(), EXPORT_DTYPE)
+    if problem:
+        raise ConfigError(f"training finished, but no model was written: {problem}; the run diverged, "
+                          f"try a lower --lr than {config.lr:g} (its final state is in "
+                          f"{config.run_dir / 'checkpoint.pt'})")
+    card = training_card(net.config, config, setup, seconds, last)
+    return save_model(net, config.run_dir / f"{config.name}.safetensors", card, dtype=EXPORT_DTYPE)

@@ -69,6 +69,9 @@ def register(sub) -> None:
                                    "($VIDSTYLE_MODELS, runs/) first, then the shipped ones.")
     m.add_argument("--all", action="store_true", help="also list models hidden by one of the same name")
     m.add_argument("--quiet", "-q", action="store_true", help="the names only, one per line")
+    m.add_argument("--json", action="store_true",
+                   help="print a JSON list of the models with their card fields (unusable ones with "
+                        "\"error\") instead of the text listing")
     m.set_defaults(func=run_models)
 
 
@@ -138,9 +141,13 @@ def run_infer(args) -> int:
 
 
 def run_models(args) -> int:
-    from vidstyle.zoo import ENV_VAR, describe, list_models, model_folders
+    from vidstyle.zoo import ENV_VAR, describe, list_models, model_folders, model_records
 
-    rows = describe(list_models(include_shadowed=args.all))
+    entries = list_models(include_shadowed=args.all)
+    if args.json:
+        print(json.dumps(model_records(entries), indent=2))
+        return 0
+    rows = describe(entries)
     if args.quiet:
         print("\n".join(row["name"] for row in rows))
         return 0

@@ -65,7 +65,9 @@ def register(sub) -> None:
     p.add_argument("--log-every", type=int, default=_S, help="steps (default: {default})")
     p.add_argument("--no-amp", dest="amp", action="store_false", default=_S, help="float32 on CUDA too")
     p.add_argument("--resume", action="store_true", help="continue runs/NAME from its checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="start runs/NAME again from scratch")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start runs/NAME again from scratch: its checkpoint, log, previews and model are "
+                        "removed, but only once the style image, flows and photos have been checked")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--describe", action="store_true", help="print the networks' parameter counts and exit")
     p.set_defaults(func=cmd_train)
