@@ -10,8 +10,8 @@ import pytest
 
 from clips import distinct_frames, make_frame_folder, truncate, write_garbage, write_test_clip
 from vidstyle.errors import ConfigError, VideoError
-from vidstyle.video import (FOLDER_FPS, VideoWriter, is_clip, iter_frames, probe, read_frames,
-                            write_video)
+from vidstyle.encode import VideoWriter, write_video
+from vidstyle.video import FOLDER_FPS, is_clip, iter_frames, probe, read_frames
 
 W, H = 64, 48
 

@@ -22,6 +22,7 @@ others (measured 0.7 against 3.8 frames/s on 2 busy cores).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import os
@@ -30,6 +31,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -47,6 +49,8 @@ AUTO_COMPILE_MIN_PIXELS = 120 * 640 * 360
 CUDA_BATCH = 8
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow")
+# Clock of the output when the input's frame rate varies: MPEG's 90 kHz, finer than any source's.
+VARIABLE_RATE_TIME_BASE = Fraction(1, 90000)
 
 
 @dataclass
@@ -363,14 +367,13 @@ def fit_size(width: int, height: int, max_size: int | None) -> tuple[int, int] |
 
 def _check_job(input_path: Path, output: Path, options: InferOptions) -> None:
     """Refuse what would fail late or destroy data, before any work is done."""
-    if not output.parent.is_dir():
-        raise VideoError(f"output folder does not exist: {output.parent}")
-    if output.exists() and output.is_dir():
-        raise VideoError(f"output {output} is a folder")
-    if input_path.exists() and output.exists() and input_path.resolve() == output.resolve():
-        raise VideoError(f"output {output} would overwrite the input")
-    if options.lossless and output.suffix.lower() not in (".mp4", ".mov", ".mkv", ".avi"):
-        raise ConfigError("--lossless needs an .mp4, .mov, .mkv or .avi output")
+    from vidstyle.encode import check_output_path
+
+    check_output_path(output, options.lossless, source=input_path)
+    if not (math.isfinite(options.start) and options.start >= 0) or options.duration is not None \
+            and not (math.isfinite(options.duration) and options.duration > 0):
+        raise ConfigError(f"--start must be >= 0 and --duration > 0 seconds, both finite numbers, "
+                          f"got {options.start} and {options.duration}")
     if not 0 <= options.crf <= 51:
         raise ConfigError(f"--crf must be in 0..51, got {options.crf}")
     if options.preset not in X264_PRESETS:
@@ -382,13 +385,16 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
                   options: InferOptions | None = None, progress: bool = False) -> InferResult:
     """Stylize a video file or frame folder into ``output`` (written atomically).
 
-    Keeps the frame rate and frame count (frame t at t / fps), the upright orientation, and the
-    audio streams of the stylized time span (copied when the container allows). A truncated input
-    gives an output of the frames that decode and ``result.truncated`` set. ``net`` maps RGB
+    Keeps the frame rate and frame count (frame t at t / fps; each frame's own time when the
+    input's rate varies), the upright orientation, and the audio streams of the stylized time span
+    (copied when the container allows). A truncated input gives the frames that decode, written to
+    ``NAME.partial.EXT`` instead of ``output`` (``result.output`` says which), with
+    ``result.truncated`` set. ``net`` maps RGB
     [0, 1] (N, 3, H, W) to the same; it is moved to the engine's device. A ready Stylizer may be
     given instead (``engine`` is then ignored), to reuse one across videos.
     """
-    from vidstyle.video import VideoWriter, iter_frames, probe
+    from vidstyle.encode import VideoWriter, partial_path
+    from vidstyle.video import iter_timed_frames, probe, variable_rate
 
     engine = engine or EngineConfig()
     options = options or InferOptions()
@@ -405,11 +411,15 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
                 else Stylizer(net, engine, work_pixels=total * width * height))
 
     source_errors: list[VideoError] = []
+    times: collections.deque[float] = collections.deque()  # output seconds of the frames in flight
 
     def frames() -> Iterator[np.ndarray]:
         # A cut file yields what decodes, then raises: keep those frames, report the cut at the end.
         try:
-            yield from iter_frames(input_path, size=size, start=options.start, duration=options.duration)
+            for seconds, frame in iter_timed_frames(input_path, size=size, start=options.start,
+                                                    duration=options.duration):
+                times.append(seconds - options.start)
+                yield frame
         except VideoError as exc:
             source_errors.append(exc)
 
@@ -417,18 +427,22 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
                          str(stylizer.plan.device), stylizer.compiled)
     started = time.perf_counter()
     audio = str(input_path) if info.has_audio else None
+    time_base = VARIABLE_RATE_TIME_BASE if variable_rate(input_path) else None
     with VideoWriter(output, info.fps, lossless=options.lossless, crf=options.crf, preset=options.preset,
-                     audio_from=audio, audio_start=options.start) as writer, \
+                     audio_from=audio, audio_start=options.start, time_base=time_base) as writer, \
             _progress_bar(total, progress) as bar, contextlib.closing(stylizer.pairs(frames())) as pairs:
-        sink = BackgroundSink(writer.write, stylizer.plan.queue_depth)
+        sink = BackgroundSink(lambda item: writer.write(*item), stylizer.plan.queue_depth)
         try:
             for frame_in, frame_out in pairs:
-                sink.put(np.concatenate([frame_in, frame_out], axis=1) if options.side_by_side
-                         else frame_out)
+                sink.put((np.concatenate([frame_in, frame_out], axis=1) if options.side_by_side
+                          else frame_out, times.popleft()))
                 result.frames += 1
                 bar.update(1)
             if source_errors and result.frames == 0:
                 raise source_errors[0]
+            if source_errors:  # never a cut video under the name that means "done"
+                result.output = partial_path(output)
+                writer.keep_as(result.output)
         except BaseException:
             sink.close(wait=False)
             raise

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from vidstyle.errors import VideoError
@@ -59,6 +62,24 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"vidstyle: warning: {message}", file=sys.stderr)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (kill, timeout, a scheduler's stop) unwinds like Ctrl-C, so the temporary output is
+    removed instead of left behind; only the main thread may set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_infer(args) -> int:
     from vidstyle.stylize import EngineConfig, InferOptions, default_output, stylize_video
     from vidstyle.zoo import load_model
@@ -70,7 +91,7 @@ def run_infer(args) -> int:
     options = InferOptions(max_size=args.max_size, start=args.start, duration=args.duration,
                            lossless=args.lossless, crf=args.crf, preset=args.preset,
                            side_by_side=args.side_by_side)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _terminate_as_interrupt():
         warnings.showwarning = _one_line_warning
         result = stylize_video(args.input, output, model.net, engine, options, progress=not args.quiet)
     how = f"{result.device}{', compiled' if result.compiled else ''}"
@@ -78,7 +99,7 @@ def run_infer(args) -> int:
           f"{model.entry.name}, {result.seconds:.1f} s ({result.fps:.1f} frames/s, {how})")
     if result.truncated:
         raise VideoError(f"{result.truncated}; the {result.frames} frames that decode are stylized "
-                         f"in {result.output}")
+                         f"in {result.output}, not in {output}")
     return 0
 
 
