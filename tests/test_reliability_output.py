@@ -3,11 +3,11 @@ temporaries, two jobs on one output, variable frame rates, cut inputs, bad times
 to the input, signals. Each test names what could go wrong and checks that it does not."""
 
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from clips import distinct_frames, truncate, write_test_clip
+from clips import distinct_frames, truncate, write_test_clip, write_vfr_clip
 from vidstyle.cli import main
 from vidstyle.encode import VideoWriter
 from vidstyle.fsutil import atomic_output
@@ -61,22 +61,6 @@ def _frame_times(path):
         stream = container.streams.video[0]
         times = [float(frame.time) for frame in container.decode(stream)]
         return np.array(times) - times[0], float(stream.time_base)
-
-
-def _write_vfr_clip(path, times, width=48, height=32):
-    """H.264 frames stamped at ``times`` (seconds) in a 1/90000 clock: a variable frame rate."""
-    frames = distinct_frames(len(times), width, height)
-    tick = Fraction(1, 90000)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=Fraction(5), options={"preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = stream.time_base = tick
-        for seconds, frame in zip(times, frames):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            picture.pts = round(Fraction(seconds) / tick)
-            out.mux(stream.encode(picture))
-        out.mux(stream.encode(None))
-    return path
 
 
 # --- 1: files that look like temporaries are not ours to delete ------------------------------------
@@ -128,7 +112,7 @@ def test_two_writers_of_one_output_never_share_a_temporary_and_both_finish_whole
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_variable_frame_rate_input_keeps_each_frames_time(capsys, tmp_path, model, suffix):
-    source = _write_vfr_clip(tmp_path / f"phone{suffix}", VFR_TIMES)
+    source = write_vfr_clip(tmp_path / f"phone{suffix}", VFR_TIMES)
     source_times, source_tick = _frame_times(source)
     assert np.allclose(source_times, VFR_TIMES, atol=1e-3)
     out = tmp_path / f"out{suffix}"
@@ -225,4 +209,26 @@ def test_signal_mid_job_leaves_neither_output_nor_temporary(tmp_path, model, sig
     job.send_signal(signum)
     _, err = job.communicate(timeout=60)
     assert job.returncode == 130 and err.strip().splitlines() == ["vidstyle: interrupted"]
+    assert _files(out_dir) == []
+
+
+def _file_size_limit(limit: int):
+    """For a child process: writes past ``limit`` bytes fail with EFBIG, as on a full disk."""
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the error, not the signal, is what we test
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_full_disk_while_encoding_is_one_line_exit_2_and_no_file(tmp_path, model):
+    # lossless 160x120 frames are ~40 kB each: 60 kB are full a few frames in
+    source = write_test_clip(tmp_path / "in.mp4", distinct_frames(24, 160, 120), fps=24)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    job = subprocess.run([sys.executable, str(ROOT / "infer.py"), str(source), "--model", str(model),
+                          "-o", str(out_dir / "o.mp4"), "--lossless", "-q", "--device", "cpu",
+                          "--threads", "1", "--no-compile"], capture_output=True, text=True,
+                         preexec_fn=_file_size_limit(60_000), timeout=120)
+    assert job.returncode == 2 and len(job.stderr.strip().splitlines()) == 1
+    assert "o.mp4" in job.stderr and "File too large" in job.stderr
     assert _files(out_dir) == []

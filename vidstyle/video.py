@@ -384,8 +384,9 @@ def iter_timed_frames(path: str | os.PathLike, size: tuple[int, int] | None = No
                       duration: float | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """Like :func:`iter_frames`, with each frame's presentation time: (seconds, frame) pairs.
 
-    Seconds count from the start of the stream (its first frame is at 0), as stored in the file,
-    so a variable frame rate shows; frame t of a folder is at t / FOLDER_FPS.
+    Seconds are the times stored in the file, counted from the stream's start time (the first
+    frame is at 0 unless the coder delays it, as AVI does), so a variable frame rate shows; frame
+    t of a folder is at t / FOLDER_FPS.
     """
     size = _check_size(size)
     info, expected = _probe_with_expected(path)
