@@ -123,6 +123,18 @@ def test_variable_frame_rate_input_keeps_each_frames_time(capsys, tmp_path, mode
     assert np.max(np.abs(times - source_times)) <= max(tick, source_tick)
 
 
+def test_start_and_duration_select_a_variable_rate_input_by_time(capsys, tmp_path, model):
+    source = write_vfr_clip(tmp_path / "phone.mp4", VFR_TIMES)
+    out = tmp_path / "part.mp4"
+    code, _, err = _infer(capsys, source, "--model", model, "-o", out, "--start", "0.45",
+                          "--duration", "0.9")
+    assert code == 0, err
+    with av.open(str(out)) as container:
+        times = [float(frame.time) for frame in container.decode(video=0)]
+    expected = [t - 0.45 for t in VFR_TIMES if 0.45 <= t < 1.35]  # 0.5, 0.54, 1.2, 1.24, 1.28
+    assert np.allclose(times, expected, atol=1e-3)
+
+
 def test_constant_rate_input_stays_evenly_spaced_at_its_rate(capsys, tmp_path, clip, model):
     code, _, err = _infer(capsys, clip, "--model", model, "-o", tmp_path / "out.mp4")
     assert code == 0, err

@@ -370,8 +370,9 @@ def _check_job(input_path: Path, output: Path, options: InferOptions) -> None:
     from vidstyle.encode import check_output_path
 
     check_output_path(output, options.lossless, source=input_path)
-    if not (math.isfinite(options.start) and options.start >= 0) or options.duration is not None \
-            and not (math.isfinite(options.duration) and options.duration > 0):
+    start_ok = math.isfinite(options.start) and options.start >= 0
+    duration_ok = options.duration is None or (math.isfinite(options.duration) and options.duration > 0)
+    if not (start_ok and duration_ok):
         raise ConfigError(f"--start must be >= 0 and --duration > 0 seconds, both finite numbers, "
                           f"got {options.start} and {options.duration}")
     if not 0 <= options.crf <= 51:
@@ -389,9 +390,9 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
     input's rate varies), the upright orientation, and the audio streams of the stylized time span
     (copied when the container allows). A truncated input gives the frames that decode, written to
     ``NAME.partial.EXT`` instead of ``output`` (``result.output`` says which), with
-    ``result.truncated`` set. ``net`` maps RGB
-    [0, 1] (N, 3, H, W) to the same; it is moved to the engine's device. A ready Stylizer may be
-    given instead (``engine`` is then ignored), to reuse one across videos.
+    ``result.truncated`` set. ``net`` maps RGB [0, 1] (N, 3, H, W) to the same; it is moved to the
+    engine's device. A ready Stylizer may be given instead (``engine`` is then ignored), to reuse
+    one across videos.
     """
     from vidstyle.encode import VideoWriter, partial_path
     from vidstyle.video import iter_timed_frames, probe, variable_rate
@@ -413,13 +414,22 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
     source_errors: list[VideoError] = []
     times: collections.deque[float] = collections.deque()  # output seconds of the frames in flight
 
+    timed = variable_rate(input_path)
+    window = dict(start=options.start, duration=options.duration)
+    if timed:  # frame numbers do not follow time: decode from the start, select by time below
+        window = dict(start=0.0, duration=None)
+    end = math.inf if options.duration is None else options.start + options.duration
+
     def frames() -> Iterator[np.ndarray]:
         # A cut file yields what decodes, then raises: keep those frames, report the cut at the end.
         try:
-            for seconds, frame in iter_timed_frames(input_path, size=size, start=options.start,
-                                                    duration=options.duration):
-                times.append(seconds - options.start)
-                yield frame
+            with contextlib.closing(iter_timed_frames(input_path, size=size, **window)) as source:
+                for seconds, frame in source:
+                    if timed and seconds >= end:
+                        return
+                    if not timed or seconds >= options.start:
+                        times.append(seconds - options.start)
+                        yield frame
         except VideoError as exc:
             source_errors.append(exc)
 
@@ -427,7 +437,7 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
                          str(stylizer.plan.device), stylizer.compiled)
     started = time.perf_counter()
     audio = str(input_path) if info.has_audio else None
-    time_base = VARIABLE_RATE_TIME_BASE if variable_rate(input_path) else None
+    time_base = VARIABLE_RATE_TIME_BASE if timed else None
     with VideoWriter(output, info.fps, lossless=options.lossless, crf=options.crf, preset=options.preset,
                      audio_from=audio, audio_start=options.start, time_base=time_base) as writer, \
             _progress_bar(total, progress) as bar, contextlib.closing(stylizer.pairs(frames())) as pairs:
