@@ -53,7 +53,8 @@ def check_output_path(path: str | os.PathLike, lossless: bool = False,
     if not path.parent.is_dir():
         raise VideoError(f"output folder does not exist: {path.parent}")
     if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise VideoError(f"cannot write to the output folder {path.parent}: permission denied")
+        raise VideoError(f"cannot write to the output folder {path.parent}: permission denied "
+                         "(choose another with -o)")
     allowed = LOSSLESS_EXTENSIONS if lossless else OUTPUT_EXTENSIONS
     if path.suffix.lower() not in allowed:
         what = "--lossless output" if lossless else "output"
