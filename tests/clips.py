@@ -127,3 +127,21 @@ def truncate(path: str | os.PathLike, fraction: float) -> Path:
     with open(path, "r+b") as f:
         f.truncate(int(os.path.getsize(path) * fraction))
     return path
+
+
+def write_vfr_clip(path: str | os.PathLike, times: Sequence[float], width: int = 48,
+                   height: int = 32) -> Path:
+    """``distinct_frames`` stamped at ``times`` (seconds, increasing) in a 1/90000 clock: a clip
+    with a variable frame rate, as phones and screen recorders write. H.264 (ultrafast)."""
+    path = Path(path)
+    tick = Fraction(1, 90000)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(5), options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = stream.time_base = tick
+        for seconds, frame in zip(times, distinct_frames(len(times), width, height)):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts = round(Fraction(seconds) / tick)
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode(None))
+    return path

@@ -167,9 +167,10 @@ def test_truncated_input_keeps_what_decodes_and_says_so(capsys, tmp_path, model)
     truncate(src, 0.5)
     out = tmp_path / "out.mp4"
     code, _, err = _infer(capsys, src, "--model", model, "-o", out)
+    partial = tmp_path / "out.partial.mp4"
     assert code == 2 and "truncated" in err and len(err.strip().splitlines()) == 1
-    assert 0 < probe(out).num_frames < 24 and f"{probe(out).num_frames} frames" in err
-    assert _leftovers(tmp_path) == []
+    assert 0 < probe(partial).num_frames < 24 and f"{probe(partial).num_frames} frames" in err
+    assert not out.exists() and _leftovers(tmp_path) == []
 
 
 def test_output_in_a_missing_folder_is_refused_before_any_work(capsys, tmp_path, clip, model):

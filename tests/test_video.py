@@ -8,10 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from clips import distinct_frames, make_frame_folder, truncate, write_garbage, write_test_clip
+from clips import (distinct_frames, make_frame_folder, truncate, write_garbage, write_test_clip,
+                   write_vfr_clip)
 from vidstyle.errors import ConfigError, VideoError
-from vidstyle.video import (FOLDER_FPS, VideoWriter, is_clip, iter_frames, probe, read_frames,
-                            write_video)
+from vidstyle.encode import VideoWriter, write_video
+from vidstyle.video import (FOLDER_FPS, is_clip, iter_frames, iter_timed_frames, probe, read_frames,
+                            variable_rate)
 
 W, H = 64, 48
 
@@ -92,6 +94,25 @@ def test_rotated_clip_is_read_upright_with_display_size(tmp_path, frames):
     upright = np.rot90(frames[:4], 1, axes=(1, 2))  # counterclockwise, as ffmpeg displays it
     assert np.array_equal(np.stack(list(iter_frames(path))), upright)
     assert np.array_equal(read_frames(path, [3, 1]), upright[[3, 1]])
+
+
+UNEVEN = [0.0, 0.05, 0.1, 0.6, 0.65, 1.3, 1.35]  # seconds
+
+
+def test_timed_frames_carry_the_times_stored_in_the_file(tmp_path, frames):
+    even = [t for t, _ in iter_timed_frames(write_test_clip(tmp_path / "even.mp4", frames[:6], fps=12))]
+    uneven = [t for t, _ in iter_timed_frames(write_vfr_clip(tmp_path / "vfr.mkv", UNEVEN))]
+    folder = [t for t, _ in iter_timed_frames(make_frame_folder(tmp_path / "shot", frames[:3]))]
+    assert np.allclose(even, np.arange(6) / 12, atol=1e-6)
+    assert np.allclose(uneven, UNEVEN, atol=1e-3)
+    assert folder == [0.0, 1 / FOLDER_FPS, 2 / FOLDER_FPS]
+
+
+def test_variable_rate_tells_uneven_frame_times_from_even_ones(tmp_path, frames):
+    assert variable_rate(write_vfr_clip(tmp_path / "vfr.mp4", UNEVEN))
+    assert not variable_rate(write_test_clip(tmp_path / "cfr.mkv", frames[:6], fps=12))
+    assert not variable_rate(write_test_clip(tmp_path / "cfr.avi", frames[:6], fps=30000 / 1001))
+    assert not variable_rate(make_frame_folder(tmp_path / "shot", frames[:3]))
 
 
 # --- frame folders -----------------------------------------------------------------------------
@@ -214,6 +235,31 @@ def test_a_format_that_cannot_hold_the_codec_is_a_video_error(tmp_path, frames):
     with pytest.raises(VideoError, match="webm"):
         write_video(tmp_path / "out.webm", frames[:2], 24)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_writer_with_a_time_base_stamps_each_frame_at_its_time(tmp_path, frames, suffix):
+    path = tmp_path / f"vfr{suffix}"
+    with VideoWriter(path, 5, time_base=Fraction(1, 90000)) as writer:
+        for t, seconds in enumerate(UNEVEN):
+            writer.write(frames[t], seconds)
+    assert np.allclose([t for t, _ in iter_timed_frames(path)], UNEVEN, atol=1e-3)
+
+
+def test_avi_cannot_vary_its_rate_so_the_writer_spaces_frames_evenly(tmp_path, frames):
+    path = tmp_path / "vfr.avi"
+    with VideoWriter(path, 10, time_base=Fraction(1, 90000)) as writer:
+        for t, seconds in enumerate(UNEVEN):
+            writer.write(frames[t], seconds)
+    times = np.array([t for t, _ in iter_timed_frames(path)])
+    assert np.allclose(times - times[0], np.arange(len(UNEVEN)) / 10)
+
+
+def test_keep_as_finishes_the_file_under_the_other_name_only(tmp_path, frames):
+    with VideoWriter(tmp_path / "out.mp4", 24) as writer:
+        writer.write(frames[0])
+        writer.keep_as(tmp_path / "out.partial.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.partial.mp4"]
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ others (measured 0.7 against 3.8 frames/s on 2 busy cores).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import os
@@ -30,6 +31,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -48,6 +50,8 @@ AUTO_COMPILE_MIN_PIXELS = 120 * 640 * 360
 CUDA_BATCH = 8
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow")
+# Clock of the output when the input's frame rate varies: MPEG's 90 kHz, finer than any source's.
+VARIABLE_RATE_TIME_BASE = Fraction(1, 90000)
 
 
 @dataclass
@@ -368,14 +372,14 @@ def fit_size(width: int, height: int, max_size: int | None) -> tuple[int, int] |
 
 def _check_job(input_path: Path, output: Path, options: InferOptions) -> None:
     """Refuse what would fail late or destroy data, before any work is done."""
-    if not output.parent.is_dir():
-        raise VideoError(f"output folder does not exist: {output.parent}")
-    if output.exists() and output.is_dir():
-        raise VideoError(f"output {output} is a folder")
-    if input_path.exists() and output.exists() and input_path.resolve() == output.resolve():
-        raise VideoError(f"output {output} would overwrite the input")
-    if options.lossless and output.suffix.lower() not in (".mp4", ".mov", ".mkv", ".avi"):
-        raise ConfigError("--lossless needs an .mp4, .mov, .mkv or .avi output")
+    from vidstyle.encode import check_output_path
+
+    check_output_path(output, options.lossless, source=input_path)
+    start_ok = math.isfinite(options.start) and options.start >= 0
+    duration_ok = options.duration is None or (math.isfinite(options.duration) and options.duration > 0)
+    if not (start_ok and duration_ok):
+        raise ConfigError(f"--start must be >= 0 and --duration > 0 seconds, both finite numbers, "
+                          f"got {options.start} and {options.duration}")
     if not 0 <= options.crf <= 51:
         raise ConfigError(f"--crf must be in 0..51, got {options.crf}")
     if options.preset not in X264_PRESETS:
@@ -388,13 +392,16 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
                   options: InferOptions | None = None, progress: bool = False) -> InferResult:
     """Stylize a video file or frame folder into ``output`` (written atomically).
 
-    Keeps the frame rate and frame count (frame t at t / fps), the upright orientation, and the
-    audio streams of the stylized time span (copied when the container allows). A truncated input
-    gives an output of the frames that decode and ``result.truncated`` set. ``net`` maps RGB
-    [0, 1] (N, 3, H, W) to the same; it is moved to the engine's device. A ready Stylizer may be
-    given instead (``engine`` is then ignored), to reuse one across videos.
+    Keeps the frame rate and frame count (frame t at t / fps; each frame's own time when the
+    input's rate varies), the upright orientation, and the audio streams of the stylized time span
+    (copied when the container allows). A truncated input gives the frames that decode, written to
+    ``NAME.partial.EXT`` instead of ``output`` (``result.output`` says which), with
+    ``result.truncated`` set. ``net`` maps RGB [0, 1] (N, 3, H, W) to the same; it is moved to the
+    engine's device. A ready Stylizer may be given instead (``engine`` is then ignored), to reuse
+    one across videos.
     """
-    from vidstyle.video import VideoWriter, iter_frames, probe
+    from vidstyle.encode import VideoWriter, partial_path
+    from vidstyle.video import iter_timed_frames, probe, variable_rate
 
     engine = engine or EngineConfig()
     options = options or InferOptions()
@@ -411,11 +418,24 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
                 else Stylizer(net, engine, work_pixels=total * width * height))
 
     source_errors: list[VideoError] = []
+    times: collections.deque[float] = collections.deque()  # output seconds of the frames in flight
+
+    timed = variable_rate(input_path)
+    window = dict(start=options.start, duration=options.duration)
+    if timed:  # frame numbers do not follow time: decode from the start, select by time below
+        window = dict(start=0.0, duration=None)
+    end = math.inf if options.duration is None else options.start + options.duration
 
     def frames() -> Iterator[np.ndarray]:
         # A cut file yields what decodes, then raises: keep those frames, report the cut at the end.
         try:
-            yield from iter_frames(input_path, size=size, start=options.start, duration=options.duration)
+            with contextlib.closing(iter_timed_frames(input_path, size=size, **window)) as source:
+                for seconds, frame in source:
+                    if timed and seconds >= end:
+                        return
+                    if not timed or seconds >= options.start:
+                        times.append(seconds - options.start)
+                        yield frame
         except VideoError as exc:
             source_errors.append(exc)
 
@@ -424,27 +444,31 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
     stabilizer = Stabilizer(StabilizerConfig(strength=options.stabilize))
     started = time.perf_counter()
     audio = str(input_path) if info.has_audio else None
+    time_base = VARIABLE_RATE_TIME_BASE if timed else None
     with VideoWriter(output, info.fps, lossless=options.lossless, crf=options.crf, preset=options.preset,
-                     audio_from=audio, audio_start=options.start) as writer, \
+                     audio_from=audio, audio_start=options.start, time_base=time_base) as writer, \
             _progress_bar(total, progress) as bar, contextlib.closing(stylizer.pairs(frames())) as pairs:
-        def emit(pair: tuple[np.ndarray, np.ndarray]) -> None:
+        def emit(item: tuple[np.ndarray, np.ndarray, float]) -> None:
             # In the encoder's thread: the stabilizer needs the frames in order, and its OpenCV
             # calls release the GIL, so it overlaps the network's next frame.
-            frame_in, frame_out = pair
+            frame_in, frame_out, seconds = item
             frame_out = stabilizer(frame_in, frame_out)
             if options.post_process is not None:
                 frame_out = options.post_process(frame_in, frame_out)
             writer.write(np.concatenate([frame_in, frame_out], axis=1) if options.side_by_side
-                         else frame_out)
+                         else frame_out, seconds)
 
         sink = BackgroundSink(emit, stylizer.plan.queue_depth)
         try:
-            for pair in pairs:
-                sink.put(pair)
+            for frame_in, frame_out in pairs:
+                sink.put((frame_in, frame_out, times.popleft()))
                 result.frames += 1
                 bar.update(1)
             if source_errors and result.frames == 0:
                 raise source_errors[0]
+            if source_errors:  # never a cut video under the name that means "done"
+                result.output = partial_path(output)
+                writer.keep_as(result.output)
         except BaseException:
             sink.close(wait=False)
             raise

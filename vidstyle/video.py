@@ -1,32 +1,21 @@
-"""Video I/O: probe clips, stream or randomly read their frames, write videos atomically with audio.
+"""Video input: probe clips, stream or randomly read their frames (writing is vidstyle.encode).
 
 A clip is a video file (read with PyAV; decord for random access) or a folder of numbered images
 (read with OpenCV). Frames are numpy uint8 RGB (H, W, 3), upright: a rotation stored in the file
 (display matrix) is applied, and sizes are (width, height) as displayed. Every failure reaches the
 caller as ``VideoError`` (bad sizes and rates as ``ConfigError``) with the path in its message;
 PyAV, decord and OpenCV exceptions never escape.
-
-Encoding defaults, measured on 60 frames of davis_dog.mp4 at 640x360 on a 2-core EPYC:
-H.264 crf 18 yuv420p, preset medium: 19 KiB a frame, 15-27 frames/s (veryfast: 18 KiB, 86/s).
-Lossless ffv1 (for .mkv/.avi): 154 KiB a frame, 73-82 frames/s; libx264rgb qp 0 (for .mp4/.mov):
-343 KiB a frame, 8-9 frames/s. Both are exact; ffv1 is chosen wherever the container takes it.
-Odd width or height: 4:2:0 and 4:2:2 cannot hold them, so such frames are encoded yuv444p (High
-4:4:4 profile, same bytes and speed as padding to even in our measurement: 6.6 KiB a frame at
-333x241) and keep their exact size. Some players (browsers, QuickTime) do not play 4:4:4; give an
-even size where that matters.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import io
+import math
 import os
 import re
-import sys
 import threading
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -35,7 +24,6 @@ import cv2
 import numpy as np
 
 from vidstyle.errors import ConfigError, VideoError
-from vidstyle.fsutil import atomic_output
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg",
                               ".wmv", ".flv"})
@@ -282,6 +270,28 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     return _probe_with_expected(path)[0]
 
 
+def variable_rate(path: str | os.PathLike) -> bool:
+    """Whether a clip's frames stray from even spacing: some frame's time is more than a quarter of
+    a frame away from t / fps (phones and screen recorders write such files).
+
+    Reads the packet times by demuxing (no decoding). A frame folder is evenly spaced.
+    """
+    info = probe(path)
+    if info.is_frame_folder or info.num_frames < 2:
+        return False
+    with _open_input(path) as container, _library_errors(path, "read video"):
+        stream = _video_stream(container, path)
+        stamps = []
+        with contextlib.suppress(av.FFmpegError):  # a cut file: the frames before the cut count
+            stamps = [packet.pts for packet in container.demux(stream)
+                      if packet.size and packet.pts is not None]
+        times = np.sort(np.asarray(stamps, np.float64)) * float(stream.time_base)
+    if len(times) < 2:
+        return False
+    even = np.arange(len(times)) / info.fps
+    return bool(np.max(np.abs(times - times[0] - even)) > 0.25 / info.fps)
+
+
 def is_clip(path: str | os.PathLike) -> bool:
     """True for a path with a video extension (VIDEO_EXTENSIONS, whether or not it exists yet) and
     for a frame folder. Hidden names (".x.mp4") are never clips.
@@ -339,8 +349,10 @@ def _frame_window(info: VideoInfo, expected: int, max_frames, start, duration) -
     With no duration the window runs to the frames the file should hold (``expected``), so that
     reading a cut file reaches its cut and reports it.
     """
-    if start < 0 or (duration is not None and duration <= 0):
-        raise ConfigError(f"start must be >= 0 and duration > 0 seconds, got {start} and {duration}")
+    if not (math.isfinite(start) and start >= 0) or (
+            duration is not None and not (math.isfinite(duration) and duration > 0)):
+        raise ConfigError(f"start must be >= 0 and duration > 0 seconds, both finite, "
+                          f"got {start} and {duration}")
     if max_frames is not None and max_frames < 1:
         raise ConfigError(f"max_frames must be at least 1, got {max_frames}")
     first = round(start * info.fps)
@@ -364,6 +376,18 @@ def iter_frames(path: str | os.PathLike, size: tuple[int, int] | None = None,
     corrupt stream yields the frames that decode, then raises VideoError("... truncated: decoded N
     frames ...").
     """
+    return (frame for _, frame in iter_timed_frames(path, size, max_frames, start, duration))
+
+
+def iter_timed_frames(path: str | os.PathLike, size: tuple[int, int] | None = None,
+                      max_frames: int | None = None, start: float = 0.0,
+                      duration: float | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Like :func:`iter_frames`, with each frame's presentation time: (seconds, frame) pairs.
+
+    Seconds are the times stored in the file, counted from the stream's start time (the first
+    frame is at 0 unless the coder delays it, as AVI does), so a variable frame rate shows; frame
+    t of a folder is at t / FOLDER_FPS.
+    """
     size = _check_size(size)
     info, expected = _probe_with_expected(path)
     first, stop = _frame_window(info, expected, max_frames, start, duration)
@@ -372,20 +396,20 @@ def iter_frames(path: str | os.PathLike, size: tuple[int, int] | None = None,
     return _iter_file(path, info, expected, size, first, stop)
 
 
-def _iter_folder(folder: Path, size, first: int, stop: int) -> Iterator[np.ndarray]:
+def _iter_folder(folder: Path, size, first: int, stop: int) -> Iterator[tuple[float, np.ndarray]]:
     files = _numbered_images(folder)[first:stop]
     shape = None
-    for file in files:
+    for index, file in enumerate(files, start=first):
         frame = _read_image(file)
         if size is None and shape is not None and frame.shape != shape:
             raise VideoError(f"frame {file} is {frame.shape[1]}x{frame.shape[0]}, "
                              f"the first frame is {shape[1]}x{shape[0]}")
         shape = frame.shape
-        yield _upright_resized(frame, 0, size)
+        yield index / FOLDER_FPS, _upright_resized(frame, 0, size)
 
 
 def _iter_file(path, info: VideoInfo, expected: int, size, first: int, stop: int
-               ) -> Iterator[np.ndarray]:
+               ) -> Iterator[tuple[float, np.ndarray]]:
     container = _open_input(path)
     try:
         stream = _video_stream(container, path)
@@ -399,10 +423,12 @@ def _iter_file(path, info: VideoInfo, expected: int, size, first: int, stop: int
         try:
             for packet in container.demux(stream):
                 for frame in packet.decode():
+                    seconds = frame.time - origin if frame.time is not None else None
                     if index is None:  # after a seek, place the first frame by its time
-                        index = round(((frame.time or 0.0) - origin) * info.fps)
+                        index = round((seconds or 0.0) * info.fps)
                     if index >= first:
-                        yield _upright_resized(frame.to_ndarray(format="rgb24"), info.rotation, size)
+                        yield (index / info.fps if seconds is None else seconds,
+                               _upright_resized(frame.to_ndarray(format="rgb24"), info.rotation, size))
                     index += 1
                     if index >= stop:
                         return
@@ -478,231 +504,10 @@ def _read_by_decoding(path, wanted: list[int], size) -> list[np.ndarray]:
     return [found[i] for i in wanted]
 
 
-# --- writing ------------------------------------------------------------------------------------
+def __getattr__(name: str):
+    # The writing side moved to vidstyle.encode; these names still import from here.
+    if name in ("VideoWriter", "write_video"):
+        from vidstyle import encode  # noqa: PLC0415  (encode imports this module)
 
-def _as_rate(fps) -> Fraction:
-    """fps as an exact fraction: floats such as 29.97002997 become 30000/1001."""
-    try:
-        rate = Fraction(fps).limit_denominator(100000)
-    except (TypeError, ValueError):
-        raise ConfigError(f"fps must be a number, got {fps!r}") from None
-    if rate <= 0:
-        raise ConfigError(f"fps must be positive, got {fps}")
-    return rate
-
-
-def _pixel_format_for(pix_fmt: str, width: int, height: int) -> str:
-    """pix_fmt, or yuv444p when its chroma subsampling cannot hold an odd width or height."""
-    layout = av.VideoFormat(pix_fmt)
-    if (width % 2 and layout.chroma_width(2) < 2) or (height % 2 and layout.chroma_height(2) < 2):
-        return "yuv444p"
-    return pix_fmt
-
-
-def _encoding(suffix: str, width: int, height: int, lossless: bool, crf: int, preset: str,
-              codec: str, pix_fmt: str) -> tuple[str, str, dict[str, str]]:
-    """(codec, pixel format, encoder options) for the output file."""
-    if lossless:
-        if suffix.lower() in (".mkv", ".avi"):
-            return "ffv1", "bgr0", {}
-        return "libx264rgb", "rgb24", {"qp": "0", "preset": preset}
-    options = {"crf": str(crf), "preset": preset} if codec in ("libx264", "libx265") else {}
-    return codec, _pixel_format_for(pix_fmt, width, height), options
-
-
-class VideoWriter:
-    """Encode uint8 RGB frames (H, W, 3) to ``path``; the file appears there only when complete.
-
-        with VideoWriter("out.mp4", fps=info.fps, audio_from="in.mp4") as writer:
-            for frame in frames:
-                writer.write(frame)
-
-    Written to ``out.tmp.mp4`` and renamed on a clean exit; an exception inside the ``with``, or
-    no frames at all, leaves nothing under either name. fps (float or Fraction) is kept exactly:
-    frame t is stamped t / fps in a 1/fps time base. Defaults: H.264 (libx264) crf 18 yuv420p, MP4
-    index at the front; odd sizes switch to yuv444p (see the module notes). ``lossless=True``
-    stores the exact pixels: ffv1 in .mkv/.avi, libx264rgb qp 0 elsewhere. ``crf``/``preset`` apply
-    to libx264/libx265. ``audio_from``: copy that file's audio streams, from ``audio_start``
-    seconds on and as long as the video, without re-encoding when the output format takes the
-    codec (else re-encoded to AAC, or the format's own audio codec). A source with no audio adds
-    none.
-    """
-
-    def __init__(self, path: str | os.PathLike, fps: float | Fraction, *, lossless: bool = False,
-                 crf: int = 18, preset: str = "medium", audio_from: str | os.PathLike | None = None,
-                 audio_start: float = 0.0, codec: str = "libx264", pix_fmt: str = "yuv420p"):
-        self.path = Path(path)
-        self.rate = _as_rate(fps)
-        self.frames_written = 0
-        self._settings = dict(lossless=lossless, crf=crf, preset=preset, codec=codec, pix_fmt=pix_fmt)
-        self._audio_from, self._audio_start = audio_from, audio_start
-        self._atomic = self._tmp = self._out = self._video = self._audio = self._shape = None
-
-    def __enter__(self) -> VideoWriter:
-        self._atomic = atomic_output(self.path)
-        self._tmp = self._atomic.__enter__()
-        return self
-
-    def write(self, frame: np.ndarray) -> None:
-        """Append one uint8 RGB frame (H, W, 3); every frame must have the first one's size."""
-        if self._tmp is None:
-            raise VideoError("VideoWriter.write needs an open writer: use it in a `with` block")
-        frame = np.asarray(frame)
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise VideoError(f"frames for {self.path} must be uint8 RGB (H, W, 3), "
-                             f"got {frame.dtype} {frame.shape}")
-        if self._shape is None:
-            self._start(width=frame.shape[1], height=frame.shape[0])
-        elif frame.shape != self._shape:
-            raise VideoError(f"frame {self.frames_written} for {self.path} is {frame.shape[1]}x"
-                             f"{frame.shape[0]}, the first was {self._shape[1]}x{self._shape[0]}")
-        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        picture.pts = self.frames_written
-        with _library_errors(self.path, "write"):
-            self._out.mux(self._video.encode(picture))
-            self.frames_written += 1
-            if self._audio is not None:
-                self._audio.copy_until(self.frames_written / self.rate)
-
-    def _start(self, width: int, height: int) -> None:
-        codec, pix_fmt, options = _encoding(self.path.suffix, width, height, **self._settings)
-        mov_family = self.path.suffix.lower() in (".mp4", ".mov", ".m4v")
-        faststart = {"movflags": "+faststart"} if mov_family else {}  # index first: plays while loading
-        try:
-            self._out = av.open(str(self._tmp), "w", container_options=faststart)
-            self._video = self._out.add_stream(codec, rate=self.rate, options=options)
-            self._video.width, self._video.height, self._video.pix_fmt = width, height, pix_fmt
-            if not av.VideoFormat(pix_fmt).is_rgb:
-                # rgb24 -> YUV goes through swscale's BT.601 limited-range matrix; saying so keeps
-                # players from assuming BT.709 for HD sizes and shifting the colours.
-                self._video.codec_context.colorspace = 6   # AVCOL_SPC_SMPTE170M
-                self._video.codec_context.color_range = 1  # AVCOL_RANGE_MPEG
-        except (av.FFmpegError, OSError, ValueError) as error:
-            raise VideoError(f"cannot write {self.path} with {codec}/{pix_fmt}: "
-                             f"{_reason(error)}") from error
-        self._shape = (height, width, 3)
-        if self._audio_from is not None:
-            self._audio = _AudioCopy(self._audio_from, self._out, self._audio_start)
-
-    def _finish(self) -> None:
-        if self.frames_written == 0:
-            raise VideoError(f"no frames were written to {self.path}")
-        with _library_errors(self.path, "write"):
-            self._out.mux(self._video.encode(None))
-            if self._audio is not None:
-                self._audio.finish(self.frames_written / self.rate)
-            self._out.close()
-
-    def _close_quietly(self) -> None:
-        for closable in (self._audio, self._out):
-            if closable is not None:
-                with contextlib.suppress(Exception):
-                    closable.close()
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        atomic, self._atomic, self._tmp = self._atomic, None, None
-        if exc_type is None:
-            try:
-                self._finish()
-            except BaseException:
-                self._close_quietly()
-                atomic.__exit__(*sys.exc_info())
-                raise
-            atomic.__exit__(None, None, None)
-            return False
-        self._close_quietly()
-        return bool(atomic.__exit__(exc_type, exc, tb))
-
-
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float | Fraction,
-                **kwargs) -> int:
-    """Write uint8 RGB frames (H, W, 3) with VideoWriter(path, fps, **kwargs); the number written."""
-    with VideoWriter(path, fps, **kwargs) as writer:
-        for frame in frames:
-            writer.write(frame)
-    return writer.frames_written
-
-
-# --- audio --------------------------------------------------------------------------------------
-
-def _takes_copy(format_name: str, stream) -> bool:
-    """Whether a ``format_name`` file can hold ``stream`` as is: write a header in memory to see.
-
-    Asking avformat_query_codec is not enough: it says yes to Opus in .mov, whose header then fails.
-    """
-    try:
-        with av.open(io.BytesIO(), "w", format=format_name) as trial:
-            trial.add_stream_from_template(stream)
-            trial.start_encoding()
-        return True
-    except (av.FFmpegError, ValueError):
-        return False
-
-
-class _AudioCopy:
-    """Audio streams of ``source`` carried into ``out`` in step with the video being written.
-
-    Keeps packets inside [start, start + video duration) of the source, shifted to begin at 0.
-    Packets are copied when the output format takes their codec, else decoded and re-encoded.
-    """
-
-    def __init__(self, source, out, start: float):
-        self._source = _open_input(source)
-        streams = list(self._source.streams.audio)
-        target = "aac" if "aac" in out.supported_codecs else out.default_audio_codec
-        self._outputs = {}
-        with _library_errors(source, "take audio from"):
-            for stream in streams:
-                if _takes_copy(out.format.name, stream):
-                    self._outputs[stream.index] = (out.add_stream_from_template(stream), False)
-                else:
-                    encoded = out.add_stream(target, rate=stream.rate or 48000,
-                                             layout=stream.layout.name)
-                    self._outputs[stream.index] = (encoded, True)
-        self._out, self._path = out, source
-        self._packets = self._source.demux(*streams) if streams else iter(())
-        self._offset = start + (self._source.start_time or 0) / av.time_base
-        self._held = None
-
-    def copy_until(self, seconds: float) -> None:
-        """Mux every source packet that starts before ``seconds`` of output time."""
-        with _library_errors(self._path, "copy audio from"):
-            while True:
-                packet, self._held = self._held or next(self._packets, None), None
-                if packet is None:
-                    return
-                if packet.size == 0 or packet.pts is None:
-                    continue
-                begin = float(packet.pts * packet.time_base) - self._offset
-                if begin >= seconds:
-                    self._held = packet
-                    return
-                if self._offset > 0 and begin + float((packet.duration or 0) * packet.time_base) <= 0:
-                    continue  # wholly before the start
-                self._mux(packet)
-
-    def _mux(self, packet) -> None:
-        stream, reencode = self._outputs[packet.stream.index]
-        shift = round(self._offset / packet.time_base)
-        if reencode:
-            for frame in packet.decode():
-                frame.pts = None if frame.pts is None else frame.pts - shift
-                self._out.mux(stream.encode(frame))
-            return
-        packet.pts -= shift
-        if packet.dts is not None:
-            packet.dts -= shift
-        packet.stream = stream
-        self._out.mux(packet)
-
-    def finish(self, seconds: float) -> None:
-        """Copy up to ``seconds``, drop the rest, drain the encoders, close the source."""
-        self.copy_until(seconds)
-        with _library_errors(self._path, "copy audio from"):
-            for stream, reencode in self._outputs.values():
-                if reencode:
-                    self._out.mux(stream.encode(None))
-        self.close()
-
-    def close(self) -> None:
-        self._source.close()
+        return getattr(encode, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

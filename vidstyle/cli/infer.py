@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -90,6 +93,24 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"vidstyle: warning: {message}", file=sys.stderr)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (kill, timeout, a scheduler's stop) unwinds like Ctrl-C, so the temporary output is
+    removed instead of left behind; only the main thread may set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_infer(args) -> int:
     from vidstyle.batch import (BatchSummary, StylizerPool, find_inputs, format_result, format_summary,
                                 plan_outputs, run_item, run_items, take_shard)
@@ -118,7 +139,7 @@ def run_infer(args) -> int:
     pool = StylizerPool(model.net, engine, notify=notice)
     summary = BatchSummary(ignored=[str(p) for p in ignored])
     started = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _terminate_as_interrupt():
         warnings.showwarning = _one_line_warning
         results = [run_item(items[0], pool, options, not args.quiet)] if single \
             else run_items(items, pool, options, not args.quiet)
