@@ -20,11 +20,8 @@ external links) are refused: a flow file must never make its reader open another
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import re
-import secrets
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +32,7 @@ import numpy as np
 
 from vidstyle.errors import FlowFileError
 from vidstyle.fsutil import atomic_output
-from vidstyle.h5safety import check_self_contained
+from vidstyle.h5safety import check_self_contained, reserve_space, storage_error, temp_path
 from vidstyle.pairstats import PairInfo, frame_std, pair_statistics
 
 FORMAT = "vidstyle-flow/1"
@@ -69,27 +66,6 @@ def _optional_layout(num_frames: int) -> dict[str, tuple[np.dtype, tuple[int, ..
         "cut": (np.dtype(np.uint8), (pairs,)),
         "frame_std": (np.dtype(np.float32), (num_frames,)),
     }
-
-
-def temp_path(path: str | os.PathLike) -> Path:
-    """A fresh temporary name beside ``path``: two writers of one clip never share a temporary."""
-    path = Path(path)
-    return path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
-
-
-def leftover_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Temporaries of ``path`` (see ``temp_path``) in its folder, e.g. left by a killed job."""
-    path = Path(path)
-    pattern = re.compile(re.escape(path.name) + r"\.[0-9a-f]{8}\.tmp")
-    return sorted(p for p in path.parent.glob(f"{path.name}.*.tmp") if pattern.fullmatch(p.name))
-
-
-def _storage_error(path: Path, exc: BaseException) -> FlowFileError:
-    """One line for a failed write (HDF5's own messages span lines and name its internals)."""
-    code = getattr(exc, "errno", None)
-    reason = os.strerror(code) if code else str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    hint = " (disk full?)" if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, None) else ""
-    return FlowFileError(f"{path}: writing the flow file failed: {reason}{hint}")
 
 
 @dataclass
@@ -136,13 +112,16 @@ class FlowFileWriter:
         self._tmp = self._atomic.__enter__()
         try:
             self._h5 = h5py.File(self._tmp, "w")
-            for name, (dtype, shape) in _layout(self._capacity, self.height, self.width).items():
+            layout = _layout(self._capacity, self.height, self.width)
+            for name, (dtype, shape) in layout.items():
                 self._h5.create_dataset(
                     name, shape=shape, maxshape=(None, *shape[1:]), dtype=dtype,
                     chunks=(1, *shape[1:]), compression=self._compression.get(name),
                 )
+            data_bytes = sum(dtype.itemsize * int(np.prod(shape)) for dtype, shape in layout.values())
+            reserve_space(self._tmp, int(1.01 * data_bytes) + (1 << 20))
         except (OSError, RuntimeError) as exc:
-            error = _storage_error(self.path, exc)
+            error = storage_error(self.path, exc)
             self._abort(error)
             raise error from None
         except BaseException as exc:
@@ -186,7 +165,7 @@ class FlowFileWriter:
         try:
             self._h5[name][t] = array
         except (OSError, RuntimeError) as exc:
-            raise _storage_error(self.path, exc) from None
+            raise storage_error(self.path, exc) from None
         self._checksums[name].append(zlib.crc32(np.ascontiguousarray(array)))
 
     def _check_index(self, what: str, t: int, expected: int) -> None:
@@ -222,7 +201,8 @@ class FlowFileWriter:
         a chunk evicted from its cache when the disk is full, yet close the file without error."""
         h5, self._h5 = self._h5, None
         h5.close()
-        with open(self._tmp, "rb") as f:
+        with open(self._tmp, "r+b") as f:
+            f.truncate(os.fstat(f.fileno()).st_size)   # give back the reserved blocks not used
             os.fsync(f.fileno())
         with h5py.File(self._tmp, "r") as h5:
             lost = [f"{name}[{t}]" for name, sums in self._checksums.items()
@@ -241,7 +221,7 @@ class FlowFileWriter:
             try:
                 h5.close()
             except (OSError, RuntimeError):
-                pass  # the file is being thrown away because a write already failed
+                pass  # the file is thrown away because a write already failed
         self._atomic.__exit__(type(exc), exc, exc.__traceback__)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -252,7 +232,7 @@ class FlowFileWriter:
             self._finish()
             self._close_and_verify()
         except (OSError, RuntimeError) as failure:
-            error = _storage_error(self.path, failure)
+            error = storage_error(self.path, failure)
             self._abort(error)
             raise error from None
         except BaseException as failure:

@@ -34,7 +34,8 @@ from tqdm import tqdm
 
 from vidstyle import __version__
 from vidstyle.errors import ConfigError, FlowFileError, VidstyleError
-from vidstyle.flowstore import FlowFileWriter, leftover_temporaries, validate
+from vidstyle.flowstore import FlowFileWriter, validate
+from vidstyle.h5safety import leftover_temporaries
 
 MANIFEST = "manifest.jsonl"
 # After Ctrl-C, how long the parent waits for running clips to notice and clean up (each checks
@@ -291,11 +292,14 @@ def _process_clip_in_worker(clip: Clip, out_dir: Path, job: FlowJob) -> ClipResu
 def append_manifest(out_dir: Path, result: ClipResult) -> None:
     """One JSON line per clip, written with a single append so concurrent jobs do not interleave."""
     line = json.dumps({**asdict(result), "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    fd = os.open(out_dir / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, (line + "\n").encode())
-    finally:
-        os.close(fd)
+        fd = os.open(out_dir / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise ConfigError(f"{out_dir / MANIFEST}: cannot add to the log ({exc.strerror})") from None
 
 
 @dataclass
@@ -385,23 +389,33 @@ def _run_pool(todo: list[Clip], out_dir: Path, job: FlowJob, workers: int, finis
     progress, stop = ctx.SimpleQueue(), ctx.Event()
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(threads, progress, stop)) as pool:
-        pending = {pool.submit(_process_clip_in_worker, clip, out_dir, job) for clip in todo}
+        pending = {pool.submit(_process_clip_in_worker, clip, out_dir, job): clip for clip in todo}
         try:
             while pending:
-                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
                 tick(_drain(progress))
                 for future in done:
-                    finished(future.result())
+                    finished(_outcome(future, pending.pop(future)))
         except KeyboardInterrupt:
             stop.set()
             for future in pending:
                 future.cancel()
             done, _ = wait(pending, timeout=STOP_GRACE_S)
             for future in done:
-                if not future.cancelled() and future.exception() is None:
-                    finished(future.result())
+                if not future.cancelled():
+                    finished(_outcome(future, pending[future]))
             raise
         tick(_drain(progress))
+
+
+def _outcome(future, clip: Clip) -> ClipResult:
+    """A worker's result. A worker that died (a crash in a library, the out-of-memory killer) fails
+    its clip with one line instead of ending the batch with a traceback."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return ClipResult(clip.id, str(clip.path), "failed",
+                          error=f"{clip.path}: the worker process died ({type(exc).__name__})")
 
 
 class _Counter:
