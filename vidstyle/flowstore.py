@@ -415,8 +415,10 @@ def _check_values(clip: FlowFile) -> None:
                 raise FlowFileError(f"{clip.path}: mask[{t}] holds values other than 0 and 1")
     if clip._stored_stats():
         valid, cut, std = clip._stored_stats()
-        if not (np.all((valid >= 0) & (valid <= 1)) and np.all(cut <= 1) and np.all((std >= 0) & (std <= 1))):
-            raise FlowFileError(f"{clip.path}: pair statistics out of range (valid_fraction, cut or frame_std)")
+        in_range = np.all((valid >= 0) & (valid <= 1)) and np.all(cut <= 1) and np.all((std >= 0) & (std <= 1))
+        if not in_range:  # NaN fails the comparisons too
+            raise FlowFileError(f"{clip.path}: pair statistics out of range "
+                                "(valid_fraction, cut or frame_std)")
 
 
 def find_flow_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
