@@ -145,7 +145,7 @@ def test_killed_batch_resumes_and_leaves_only_whole_files(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     batch = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not list(out.glob("*.h5.tmp")) and batch.poll() is None and time.monotonic() < deadline:
+    while not list(out.glob("*.h5.*.tmp")) and batch.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.kill(batch.pid, signal.SIGKILL)
     batch.wait()

@@ -5,11 +5,18 @@ Clips are found under the sources given, named by a stable id, split into shards
 run in a process pool. A clip whose finished file exists, validates and was made with the same
 settings is skipped, so rerunning a killed or partly failed job finishes the rest. Each clip's outcome
 is appended to ``<out>/manifest.jsonl``.
+
+Jobs may share an output folder: a clip is written only by the job holding its lock
+(``<id>.h5.lock``, an flock the kernel drops when the holder dies), under a temporary name of its
+own. Ctrl-C stops the workers within one pair: finished clips keep their files and manifest lines,
+unfinished ones leave nothing behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import json
 import multiprocessing as mp
 import os
@@ -21,15 +28,19 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
 from vidstyle import __version__
 from vidstyle.errors import ConfigError, FlowFileError, VidstyleError
 from vidstyle.flowstore import FlowFileWriter, validate
+from vidstyle.h5safety import leftover_temporaries
 
 MANIFEST = "manifest.jsonl"
+# After Ctrl-C, how long the parent waits for running clips to notice and clean up (each checks
+# between pairs; a pair takes well under a second at training sizes).
+STOP_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,8 @@ class FlowJob:
 
 @dataclass
 class ClipResult:
-    """One manifest line. ``status`` is ok, skipped (finished file reused) or failed."""
+    """One manifest line. ``status`` is ok, skipped (finished file reused), busy (another job was
+    writing the clip), failed, or interrupted (stopped by Ctrl-C; never written to the manifest)."""
 
     id: str
     source: str
@@ -157,44 +169,57 @@ def is_finished(path: Path, job: FlowJob) -> bool:
     return attrs.get("job") == job.signature()
 
 
-def process_clip(clip: Clip, out_dir: Path, job: FlowJob, progress=None) -> ClipResult:
-    """Compute and store frames, flows and masks of one clip. Never raises for a bad clip: the
-    failure is returned in the result so the batch goes on."""
-    from vidstyle.flow import compute_pair
-    from vidstyle.video import iter_frames, probe
+@contextlib.contextmanager
+def claim(path: Path) -> Iterator[bool]:
+    """Hold the lock of output ``path`` (``<path>.lock``) for the ``with`` block; yields False, at
+    once, if another process holds it. The kernel releases the lock of a killed job, so a stale lock
+    file never blocks a rerun."""
+    lock = path.with_name(path.name + ".lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            yield False
+            return
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed this lock file as we opened it: take the next one
+    try:
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
 
+
+class _Stopped(Exception):
+    """The batch was interrupted while this clip was being written."""
+
+
+def process_clip(clip: Clip, out_dir: Path, job: FlowJob, progress=None, stop=None) -> ClipResult:
+    """Compute and store frames, flows and masks of one clip, unless it is finished or another job is
+    writing it. Never raises for a bad clip: the failure is returned in the result so the batch goes
+    on. ``stop`` (an Event), once set, ends the clip between pairs as ``interrupted``."""
     start = time.perf_counter()
     result = ClipResult(id=clip.id, source=str(clip.path), status="failed")
     destination = output_path(out_dir, clip)
     try:
-        info = probe(clip.path)
-        frame_count = min(info.num_frames, job.max_frames or info.num_frames)
-        if frame_count < 2:
-            raise VidstyleError(f"{clip.path}: {frame_count} frame(s); a clip needs at least 2")
-        width, height = job.size or (info.width, info.height)
-        stat = clip.path.stat()
-        attrs = {
-            "source": str(clip.path), "source_size": stat.st_size if clip.path.is_file() else 0,
-            "source_mtime": stat.st_mtime, "fps": float(info.fps), "source_frames": info.num_frames,
-            "source_width": info.width, "source_height": info.height,
-            "flow_method": job.method, "flow_params": job.params, "job": job.signature(),
-            "clip_id": clip.id, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "vidstyle_version": __version__,
-        }
-        with FlowFileWriter(destination, num_frames=frame_count, height=height, width=width,
-                            attrs=attrs) as writer:
-            previous = None
-            for t, frame in enumerate(iter_frames(clip.path, size=job.size, max_frames=frame_count)):
-                writer.write_frame(t, frame)
-                if previous is not None:
-                    writer.write_pair(t - 1, *compute_pair(previous, frame, job.method, **job.params))
-                    result.pairs += 1
-                    if progress is not None:
-                        progress.put(1)
-                previous = frame
-                result.frames = t + 1
-        validate(destination, check_values=False)
-        result.status, result.output = "ok", str(destination)
+        with claim(destination) as mine:
+            if not mine:
+                result.status, result.error = "busy", "another job was writing this clip"
+            elif is_finished(destination, job):
+                result.status, result.output = "skipped", str(destination)
+            else:
+                for leftover in leftover_temporaries(destination):  # of a killed job; we hold the lock
+                    leftover.unlink(missing_ok=True)
+                _write_clip(clip, destination, job, result, progress, stop)
+                result.status, result.output = "ok", str(destination)
+    except _Stopped:
+        result.status = "interrupted"
     except VidstyleError as exc:
         result.error = str(exc)
     except Exception as exc:  # a decoder or library failure in one clip must not stop the batch
@@ -203,14 +228,53 @@ def process_clip(clip: Clip, out_dir: Path, job: FlowJob, progress=None) -> Clip
     return result
 
 
+def _write_clip(clip: Clip, destination: Path, job: FlowJob, result: ClipResult, progress, stop) -> None:
+    """The work of ``process_clip``: decode, compute each pair, write, verify. Counts into ``result``."""
+    from vidstyle.flow import compute_pair
+    from vidstyle.video import iter_frames, probe
+
+    if stop is not None and stop.is_set():
+        raise _Stopped()
+    info = probe(clip.path)
+    frame_count = min(info.num_frames, job.max_frames or info.num_frames)
+    if frame_count < 2:
+        raise VidstyleError(f"{clip.path}: {frame_count} frame(s); a clip needs at least 2")
+    width, height = job.size or (info.width, info.height)
+    stat = clip.path.stat()
+    attrs = {
+        "source": str(clip.path), "source_size": stat.st_size if clip.path.is_file() else 0,
+        "source_mtime": stat.st_mtime, "fps": float(info.fps), "source_frames": info.num_frames,
+        "source_width": info.width, "source_height": info.height,
+        "flow_method": job.method, "flow_params": job.params, "job": job.signature(),
+        "clip_id": clip.id, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "vidstyle_version": __version__,
+    }
+    with FlowFileWriter(destination, num_frames=frame_count, height=height, width=width,
+                        attrs=attrs) as writer:
+        previous = None
+        for t, frame in enumerate(iter_frames(clip.path, size=job.size, max_frames=frame_count)):
+            if stop is not None and stop.is_set():
+                raise _Stopped()
+            writer.write_frame(t, frame)
+            if previous is not None:
+                writer.write_pair(t - 1, *compute_pair(previous, frame, job.method, **job.params))
+                result.pairs += 1
+                if progress is not None:
+                    progress.put(1)
+            previous = frame
+            result.frames = t + 1
+    validate(destination, check_values=False)
+
+
 _worker_progress = None  # in pool workers: the queue that counts finished pairs for the parent
+_worker_stop = None      # in pool workers: the Event the parent sets on Ctrl-C
 
 
-def _init_worker(threads: int, progress) -> None:
-    """Pool worker set-up: die with the parent (a killed job leaves no orphan writing files), let the
-    parent alone handle Ctrl-C, and pin OpenCV's threads so N workers share N cores evenly."""
-    global _worker_progress
-    _worker_progress = progress
+def _init_worker(threads: int, progress, stop) -> None:
+    """Pool worker set-up: die with the parent (a killed job leaves no orphan writing files), leave
+    Ctrl-C to the parent (which sets ``stop``), and pin OpenCV's threads so N workers share N cores."""
+    global _worker_progress, _worker_stop
+    _worker_progress, _worker_stop = progress, stop
     try:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -222,17 +286,20 @@ def _init_worker(threads: int, progress) -> None:
 
 
 def _process_clip_in_worker(clip: Clip, out_dir: Path, job: FlowJob) -> ClipResult:
-    return process_clip(clip, out_dir, job, _worker_progress)
+    return process_clip(clip, out_dir, job, _worker_progress, _worker_stop)
 
 
 def append_manifest(out_dir: Path, result: ClipResult) -> None:
     """One JSON line per clip, written with a single append so concurrent jobs do not interleave."""
     line = json.dumps({**asdict(result), "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    fd = os.open(out_dir / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, (line + "\n").encode())
-    finally:
-        os.close(fd)
+        fd = os.open(out_dir / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise ConfigError(f"{out_dir / MANIFEST}: cannot add to the log ({exc.strerror})") from None
 
 
 @dataclass
@@ -270,8 +337,9 @@ def run_batch(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
     todo: list[Clip] = []
     for clip in clips:
         if is_finished(output_path(out_dir, clip), job):
-            results.append(ClipResult(clip.id, str(clip.path), "skipped",
-                                      output=str(output_path(out_dir, clip))))
+            result = ClipResult(clip.id, str(clip.path), "skipped", output=str(output_path(out_dir, clip)))
+            results.append(result)
+            append_manifest(out_dir, result)
         else:
             todo.append(clip)
 
@@ -280,6 +348,8 @@ def run_batch(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
     pairs_done, pair_start = 0, time.perf_counter()
 
     def finished(result: ClipResult) -> None:
+        if result.status == "interrupted":
+            return
         results.append(result)
         append_manifest(out_dir, result)
         bar.update(1)
@@ -293,28 +363,59 @@ def run_batch(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
         bar.set_postfix_str(f"{pairs_done} pairs, {rate:.1f} pairs/s")
 
     workers = max(1, min(workers, len(todo)))
-    if workers == 1:
-        progress = _Counter(tick)
-        for clip in todo:
-            finished(process_clip(clip, out_dir, job, progress))
-    else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        ctx = mp.get_context("spawn")
-        progress = ctx.SimpleQueue()
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(threads, progress)) as pool:
-            pending = {pool.submit(_process_clip_in_worker, clip, out_dir, job) for clip in todo}
-            while pending:
-                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                tick(_drain(progress))
-                for future in done:
-                    finished(future.result())
-            tick(_drain(progress))
-    bar.close()
+    try:
+        if workers == 1:
+            progress = _Counter(tick)
+            for clip in todo:
+                finished(process_clip(clip, out_dir, job, progress))
+        else:
+            _run_pool(todo, out_dir, job, workers, finished, tick)
+    finally:
+        bar.close()
     for path in others:
         append_manifest(out_dir, ClipResult(path.stem, str(path), "ignored",
                                             error="not a video file or frame folder"))
     return BatchSummary(results, others, time.perf_counter() - start)
+
+
+def _run_pool(todo: list[Clip], out_dir: Path, job: FlowJob, workers: int, finished, tick) -> None:
+    """Process ``todo`` in ``workers`` processes, passing each result to ``finished`` as it comes.
+
+    On Ctrl-C: clips not started are cancelled, running ones are told to stop (they remove their
+    temporaries), clips that finish meanwhile are still reported, then KeyboardInterrupt goes on.
+    """
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = mp.get_context("spawn")
+    progress, stop = ctx.SimpleQueue(), ctx.Event()
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(threads, progress, stop)) as pool:
+        pending = {pool.submit(_process_clip_in_worker, clip, out_dir, job): clip for clip in todo}
+        try:
+            while pending:
+                done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                tick(_drain(progress))
+                for future in done:
+                    finished(_outcome(future, pending.pop(future)))
+        except KeyboardInterrupt:
+            stop.set()
+            for future in pending:
+                future.cancel()
+            done, _ = wait(pending, timeout=STOP_GRACE_S)
+            for future in done:
+                if not future.cancelled():
+                    finished(_outcome(future, pending[future]))
+            raise
+        tick(_drain(progress))
+
+
+def _outcome(future, clip: Clip) -> ClipResult:
+    """A worker's result. A worker that died (a crash in a library, the out-of-memory killer) fails
+    its clip with one line instead of ending the batch with a traceback."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return ClipResult(clip.id, str(clip.path), "failed",
+                          error=f"{clip.path}: the worker process died ({type(exc).__name__})")
 
 
 class _Counter:
@@ -332,7 +433,8 @@ def _drain(q) -> int:
 
 
 def format_summary(summary: BatchSummary) -> Iterable[str]:
-    yield (f"{summary.count('ok')} done, {summary.count('skipped')} already done, "
+    busy = f"{summary.count('busy')} being written by another job, " if summary.count("busy") else ""
+    yield (f"{summary.count('ok')} done, {summary.count('skipped')} already done, {busy}"
            f"{summary.count('failed')} failed, {len(summary.ignored)} other files ignored; "
            f"{summary.pairs} pairs in {summary.seconds:.1f} s")
     for result in summary.results:

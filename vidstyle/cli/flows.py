@@ -93,18 +93,23 @@ def cmd_precompute(args: argparse.Namespace) -> int:
 def summarize(path: str) -> dict:
     """Attributes and statistics of a valid flow file (raises FlowFileError if it is not valid)."""
     from vidstyle.flowstore import FlowFile, validate
+    from vidstyle.pairstats import FLAT_STD
 
     attrs = validate(path)
     with FlowFile(path) as clip:
-        magnitudes, valid = [], []
+        magnitudes, infos = [], []
         for t in range(clip.num_pairs):
-            pair = clip.pair(t)
-            magnitudes.append(float(np.linalg.norm(pair.flow_fw, axis=-1).mean()))
-            valid.append(float(pair.mask.mean()))
+            magnitudes.append(float(np.linalg.norm(clip.pair(t).flow_fw, axis=-1).mean()))
+            infos.append(clip.pair_info(t))
+    valid = [info.valid_fraction for info in infos]
     return {
         "file": str(path), "valid": True, "bytes": os.path.getsize(path),
         "bytes_per_pair": os.path.getsize(path) // max(len(valid), 1),
         "mean_flow_pixels": float(np.mean(magnitudes)), "mean_mask_valid": float(np.mean(valid)),
+        "min_mask_valid": float(np.min(valid)), "median_mask_valid": float(np.median(valid)),
+        "cuts": [t for t, info in enumerate(infos) if info.cut],
+        "flat_frames": [t for t in range(len(infos) + 1)
+                        if (infos[t].std_t if t < len(infos) else infos[-1].std_t1) < FLAT_STD],
         "attrs": attrs,
     }
 
@@ -123,9 +128,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"  source      {a['source']}")
     print(f"  frames      {a['num_frames']} at {a['width']}x{a['height']}, {a['fps']:.3f} fps")
     print(f"  flow        {a['flow_method']} {a['flow_params']}")
-    print(f"  mean |flow| {info['mean_flow_pixels']:.2f} px; mask valid {100 * info['mean_mask_valid']:.1f}%")
+    print(f"  mean |flow| {info['mean_flow_pixels']:.2f} px; mask valid {100 * info['mean_mask_valid']:.1f}% "
+          f"(min {100 * info['min_mask_valid']:.1f}%, median {100 * info['median_mask_valid']:.1f}%)")
+    print(f"  cuts        {_count_and_list(info['cuts'], 'pair', 'pairs')}")
+    print(f"  flat frames {_count_and_list(info['flat_frames'], 'frame', 'frames')}")
     print(f"  created     {a['created']} by vidstyle {a['vidstyle_version']}")
     return 0
+
+
+def _count_and_list(indices: list[int], one: str, many: str, shown: int = 10) -> str:
+    """``"2 pairs (0, 17)"``; long lists end in ``...``."""
+    if not indices:
+        return f"0 {many}"
+    listed = ", ".join(map(str, indices[:shown])) + (", ..." if len(indices) > shown else "")
+    return f"{len(indices)} {one if len(indices) == 1 else many} ({listed})"
 
 
 def render_pair(path: str, t: int) -> np.ndarray:
