@@ -228,3 +228,22 @@ def test_a_dataset_of_constant_frames_only_is_a_clear_error(tmp_path):
     write_clip(tmp_path / "black.h5", frames, zeros, zeros, np.ones((2, 48, 64), np.uint8), ATTRS)
     with pytest.raises(ConfigError, match="no usable training pair"):
         PairDataset([tmp_path / "black.h5"], crop=32)[0]
+
+
+def test_cuts_and_pairs_with_little_reliable_flow_are_never_drawn(tmp_path):
+    from vidstyle.data import MIN_VALID_FRACTION
+    from vidstyle.flowstore import FlowFile
+
+    clip = _clip_with_black_frame_and_cut(tmp_path / "cut.h5")
+    infos = [FlowFile(clip).pair_info(t) for t in range(3)]
+    # texture 1 -> unrelated texture 2: flagged as a cut or left with almost no reliable flow
+    assert infos[1].cut or infos[1].valid_fraction < MIN_VALID_FRACTION
+    assert not infos[2].cut and infos[2].valid_fraction > MIN_VALID_FRACTION
+    dataset = PairDataset([clip], crop=32, flip=False)
+    cut_first = np.asarray(texture(48, 64, seed=1), np.float32) / 255.0
+    for draw in range(20):
+        item = dataset[dataset.key_for_draw(draw)]
+        frame_t = item["frame_t"].permute(1, 2, 0).numpy()
+        # every drawn pair is pair 2 (the only usable one): its first frame is texture 2, not texture 1
+        assert not any(np.allclose(frame_t, cut_first[y:y + 32, x:x + 32], atol=1e-6)
+                       for y in range(17) for x in range(33))

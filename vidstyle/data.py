@@ -46,8 +46,8 @@ _PHOTO_SIDE_IN_CROPS = 2.0
 # frame, a letterbox bar, a blank sky. Instance norm divides by that spread, so through the network's
 # stacked norms the gradient of such a crop grows by ~1/sqrt(eps) a layer and overflows (NaN).
 MIN_CROP_STD = 0.01
-# A pair whose reliable-flow share is below this is a scene cut or a failed flow: nothing to learn
-# about temporal consistency, and the style/content terms see two unrelated pictures.
+# A pair (or crop) whose reliable-flow share is below this has too little to learn about temporal
+# consistency; scene cuts are skipped by the flow file's own cut flag (vidstyle.pairstats).
 MIN_VALID_FRACTION = 0.2
 # Tries to find a usable crop of one pair (then the next pair is tried), so that a clip of black
 # frames cannot stall the stream.
@@ -216,6 +216,7 @@ class PairDataset(Dataset):
         self.pairs = [(f, t) for f, clip in enumerate(self.files) for t in range(clip.num_pairs)]
         self.photos = [str(p) for p in find_photos(photos)] if photos else []
         self.photo_fraction = photo_fraction
+        self._usable: dict[int, bool] = {}
 
     @staticmethod
     def _checked(paths: list[Path]) -> list[Path]:
@@ -257,6 +258,8 @@ class PairDataset(Dataset):
         # reproduces the run exactly.
         for attempt in range(len(self) * _CROP_TRIES):
             current = (index + attempt // _CROP_TRIES) % len(self)
+            if not self._pair_usable(current):
+                continue
             arrays = self._draw(current, rng)
             if usable_pair(*arrays):
                 break
@@ -265,6 +268,18 @@ class PairDataset(Dataset):
         if self.flip and rng.random() < 0.5:
             arrays = flip_pair(*arrays)
         return to_tensors(*arrays)
+
+    def _pair_usable(self, index: int) -> bool:
+        """False for a video pair its flow file marks as a cut or with a (nearly) flat frame, judged
+        once per pair from the statistics precompute stores (computed for older files)."""
+        if index >= self.num_video:
+            return True
+        if index not in self._usable:
+            f, t = self.pairs[index]
+            info = self.files[f].pair_info(t)
+            self._usable[index] = (not info.cut and info.valid_fraction >= MIN_VALID_FRACTION
+                                   and min(info.std_t, info.std_t1) >= MIN_CROP_STD)
+        return self._usable[index]
 
     def _draw(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         if index < self.num_video:
