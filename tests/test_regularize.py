@@ -38,7 +38,7 @@ def test_a_network_that_ignores_its_input_is_immune_to_noise_and_motion():
 
     net, frames = Constant(), _frames()
     flow = random_smooth_flow(2, 40, 48, 3.0, generator=torch.Generator().manual_seed(3))
-    assert compound_loss(net, frames, net(frames), flow, noise_std=0.1) == 0
+    assert compound_loss(net, frames, net(frames), flow, noise_std=0.1) < 1e-12
 
 
 def test_a_network_anchored_to_the_pixel_grid_is_penalized():

@@ -73,7 +73,8 @@ def test_run_folder_holds_config_log_previews_checkpoint_and_a_loadable_model(da
     picture = cv2.imread(str(run / "previews" / "step_000020.png"))
     assert picture.shape == (32, 3 * 38, 3)   # 40x48 frames, shorter side to 32: 32x38, three panels
     model = load_model(result.weights)
-    assert model.card.net == {"name": "huang", "channels": [16, 32, 48], "res_blocks": 5, "end_kernel": 3}
+    assert model.card.net == {"name": "huang", "channels": [16, 32, 48], "res_blocks": 5, "end_kernel": 3,
+                              "tone": 0.25}
     assert model.card.trained["steps"] == 20 and model.card.metrics["style_loss"] > 0
     assert next(iter(model.net.state_dict().values())).dtype == torch.float32
     assert not list(run.glob("*.tmp*"))

@@ -239,8 +239,8 @@ def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bo
         return ItemResult(str(item.path), "photo", "ok", str(photo.output), 1, photo.width,
                           photo.height, photo.seconds, photo.device, False)
     if item.output.suffix.lower() in IMAGE_EXTENSIONS:
-        raise ConfigError(f"{item.path} is a video: write it as .mp4, .mov or .mkv, "
-                          f"not {item.output.name}")
+        raise ConfigError(f"{item.path} is a video: its output needs a video extension (.mp4, .mov "
+                          f"or .mkv), not {item.output.name}")
     work, size = video_work(item.path, options)
     video = stylize_video(item.path, item.output, pool.get(work, size), options=options,
                           progress=progress)

@@ -375,6 +375,11 @@ def _check_job(input_path: Path, output: Path, options: InferOptions) -> None:
     from vidstyle.encode import check_output_path
 
     check_output_path(output, options.lossless, source=input_path)
+    check_options(options)
+
+
+def check_options(options: InferOptions) -> None:
+    """ConfigError for settings no input can satisfy (checked before any input is read)."""
     start_ok = math.isfinite(options.start) and options.start >= 0
     duration_ok = options.duration is None or (math.isfinite(options.duration) and options.duration > 0)
     if not (start_ok and duration_ok):

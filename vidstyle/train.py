@@ -432,6 +432,12 @@ def _restore(state: dict[str, Any], net: torch.nn.Module, optimizer: torch.optim
              setup: Setup) -> None:
     net.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+
+
+def _restore_rng(state: dict[str, Any], setup: Setup) -> None:
+    # Called right before the loop: building the loss network draws random numbers too, and the
+    # steps draw them (the compound term's motions and noise), so this is where an uninterrupted
+    # run's stream stood.
     torch.set_rng_state(state["rng"]["torch"])
     if setup.is_cuda and state["rng"]["cuda"]:
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -494,6 +500,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     seconds = float(state["seconds"]) if state else 0.0
     sums = torch.zeros(len(TRAIN_TERMS) + 1, device=setup.device)
     counted, last_row = 0, {}
+    if state:
+        _restore_rng(state, setup)
     bar = tqdm(total=config.steps, initial=start_step, disable=not (progress and setup.master),
                unit="step", dynamic_ncols=True, desc=config.name)
     clock = time.perf_counter()

@@ -116,7 +116,7 @@ def run_infer(args) -> int:
                                 plan_outputs, run_item, run_items, take_shard)
     from vidstyle.color import ColorOptions
     from vidstyle.precompute import parse_shard
-    from vidstyle.stylize import EngineConfig, InferOptions
+    from vidstyle.stylize import EngineConfig, InferOptions, check_options
     from vidstyle.zoo import load_model
 
     color = ColorOptions(preserve_color=args.preserve_color, strength=args.strength)
@@ -128,6 +128,7 @@ def run_infer(args) -> int:
                            lossless=args.lossless, crf=args.crf, preset=args.preset,
                            side_by_side=args.side_by_side, stabilize=args.stabilize,
                            post_process=color.apply if color.changes_output else None)
+    check_options(options)
     items, ignored = find_inputs(args.inputs, model.entry.name)
     # One input named directly keeps the one-job behaviour: any problem is an error (exit 2).
     single = len(args.inputs) == 1 and len(items) == 1 and items[0].path == Path(args.inputs[0]) \
