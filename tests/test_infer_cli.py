@@ -7,25 +7,20 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import torch
 
 from clips import distinct_frames, truncate, write_garbage, write_test_clip
+from tests.testmodel import save_untrained
 from vidstyle.cli import main
-from vidstyle.net import build_net
 from vidstyle.stylize import EngineConfig, Stylizer
 from vidstyle.video import iter_frames, probe
-from vidstyle.zoo import ModelCard, load_model, save_model
+from vidstyle.zoo import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    """An untrained huang network saved as a model file: tests need its behaviour, not its looks."""
-    torch.manual_seed(0)
-    net = build_net("huang")
-    card = ModelCard("testnet", net.config, style_image="none.jpg", description="untrained, for tests")
-    return save_model(net, tmp_path_factory.mktemp("models") / "testnet.safetensors", card)
+    return save_untrained(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

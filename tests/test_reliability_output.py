@@ -13,16 +13,15 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import torch
 
 from clips import distinct_frames, truncate, write_test_clip, write_vfr_clip
+from tests.testmodel import save_untrained
 from vidstyle.cli import main
 from vidstyle.encode import VideoWriter
 from vidstyle.fsutil import atomic_output
-from vidstyle.net import build_net
 from vidstyle.stylize import Stylizer
 from vidstyle.video import iter_frames, probe
-from vidstyle.zoo import ModelCard, save_model
+
 
 ROOT = Path(__file__).resolve().parents[1]
 VFR_TIMES = [0.0, 0.04, 0.08, 0.5, 0.54, 1.2, 1.24, 1.28, 1.9, 2.0]  # seconds; gaps up to 0.66 s
@@ -30,11 +29,7 @@ VFR_TIMES = [0.0, 0.04, 0.08, 0.5, 0.54, 1.2, 1.24, 1.28, 1.9, 2.0]  # seconds; 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    """An untrained huang network saved as a model file: tests need its behaviour, not its looks."""
-    torch.manual_seed(0)
-    net = build_net("huang")
-    card = ModelCard("testnet", net.config, style_image="none.jpg", description="untrained, for tests")
-    return save_model(net, tmp_path_factory.mktemp("models") / "testnet.safetensors", card)
+    return save_untrained(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
