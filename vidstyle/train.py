@@ -49,6 +49,7 @@ from vidstyle.fsutil import atomic_output
 from vidstyle.losses import CONTENT_LAYERS, STYLE_LAYERS, TERMS, HybridLoss, LossWeights
 from vidstyle.net import NETS, build_net, count_parameters
 from vidstyle.vgg import LAYERS, VGG19
+from vidstyle.warmstart import load_init
 
 CHECKPOINT_FORMAT = "vidstyle-train-checkpoint/1"
 CSV_FIELDS = ("step", "total", *TERMS, "lr", "seconds")
@@ -74,6 +75,7 @@ class TrainConfig:
     photo_fraction: float | None = None
     runs_dir: str = "runs"
     net: str = "huang"
+    init: str | None = None     # a model (name or .safetensors path) whose weights the run starts from
     steps: int = 4000
     batch: int = 2
     size: int = 256
@@ -381,6 +383,9 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     """
     config.check()
     setup = setup_device(config.device, config.threads)
+    # Checked before the run folder exists, so a wrong --init leaves nothing behind.
+    init_state = (load_init(config.init, build_net(config.net), config.runs_dir)
+                  if config.init and not resume else None)
     files = RunFiles(config.run_dir)
     if setup.master:
         files.prepare(config, resume, overwrite)
@@ -391,6 +396,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
     torch.manual_seed(config.seed)
     net = build_net(config.net).to(setup.device, memory_format=setup.memory_format)
+    if init_state:
+        net.load_state_dict(init_state)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     if state:
         _restore(state, net, optimizer, setup)
@@ -500,9 +507,11 @@ def export_model(net: torch.nn.Module, config: TrainConfig, setup: Setup, second
         name=config.name,
         net=dict(net.config),
         style_image=config.style,
-        description=f"{config.net} network trained on {Path(config.style).name}",
+        description=f"{config.net} network trained on {Path(config.style).name}"
+                    + (f", starting from model {config.init}" if config.init else ""),
         trained={"steps": config.steps, "size": config.size, "style_size": config.style_size,
-                 "batch": config.batch, "world_size": setup.world_size, "device": _device_name(setup),
+                 "batch": config.batch, "init": config.init, "world_size": setup.world_size,
+                 "device": _device_name(setup),
                  "seconds": round(seconds, 1), "lr": config.lr,
                  "weights": config.loss_weights().as_dict(), "data": config.flows + config.photos},
         metrics={"style_loss": last.get("style"), "content_loss": last.get("content"),

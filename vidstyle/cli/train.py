@@ -38,6 +38,9 @@ def register(sub) -> None:
     p.add_argument("--name", default=_S, help="run name: output in runs/NAME/")
     p.add_argument("--runs", dest="runs_dir", metavar="DIR", default=_S, help="default: {default}/")
     p.add_argument("--net", default=_S, help="huang or johnson (default: {default})")
+    p.add_argument("--init", metavar="MODEL", default=_S,
+                   help="start from this trained model's weights (a name as for infer --model, or a "
+                        ".safetensors path); its network must be --net's")
     p.add_argument("--steps", type=int, default=_S, help="optimizer steps (default: {default})")
     p.add_argument("--batch", type=int, default=_S, help="frame pairs per step and GPU (default: {default})")
     p.add_argument("--size", type=int, default=_S, help="training crop side, pixels (default: {default})")
