@@ -55,8 +55,8 @@ CHECKPOINT_FORMAT = "vidstyle-train-checkpoint/1"
 CSV_FIELDS = ("step", "total", *TERMS, "lr", "seconds")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Settings a resumed run may change: they affect speed and output cadence, never the numbers.
-RESUMABLE_OVERRIDES = ("steps", "device", "threads", "workers", "preview_every", "checkpoint_every",
-                       "log_every")
+RESUMABLE_OVERRIDES = ("steps", "device", "threads", "channels_last", "workers", "preview_every",
+                       "checkpoint_every", "log_every")
 
 
 @dataclass
@@ -92,6 +92,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    channels_last: bool | None = None   # None: on CUDA only (on CPU it measured no faster, see README)
     threads: int | None = None
     workers: int | None = None
     preview_every: int = 100
@@ -164,6 +165,7 @@ class Setup:
     rank: int = 0
     world_size: int = 1
     distributed: bool = False
+    channels_last: bool | None = None
 
     @property
     def is_cuda(self) -> bool:
@@ -180,11 +182,16 @@ class Setup:
 
     @property
     def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.is_cuda else torch.contiguous_format
+        on = self.is_cuda if self.channels_last is None else self.channels_last
+        return torch.channels_last if on else torch.contiguous_format
 
 
-def setup_device(spec: str = "auto", threads: int | None = None) -> Setup:
+def setup_device(spec: str = "auto", threads: int | None = None,
+                 channels_last: bool | None = None) -> Setup:
     """Resolve ``--device`` (auto, cpu, cuda, cuda:N) and join the torchrun process group if any.
+
+    threads: CPU threads (None: torch's choice). channels_last: memory format of the networks'
+    weights and activations (None: on CUDA only; benchmarks/train_bench.py measures both on CPU).
 
     Under torchrun (WORLD_SIZE in the environment) each process takes GPU LOCAL_RANK, or the CPU
     with the gloo backend when the device is the CPU.
@@ -207,10 +214,11 @@ def setup_device(spec: str = "auto", threads: int | None = None) -> Setup:
     if threads:
         torch.set_num_threads(threads)
     if "WORLD_SIZE" not in os.environ:
-        return Setup(device)
+        return Setup(device, channels_last=channels_last)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Setup(device, dist.get_rank(), dist.get_world_size(), distributed=True)
+    return Setup(device, dist.get_rank(), dist.get_world_size(), distributed=True,
+                 channels_last=channels_last)
 
 
 def load_style_image(path: str | os.PathLike, long_side: int) -> torch.Tensor:
@@ -382,7 +390,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     becomes NaN or infinite (the last checkpoint written is kept; it was taken at a finite step).
     """
     config.check()
-    setup = setup_device(config.device, config.threads)
+    setup = setup_device(config.device, config.threads, config.channels_last)
     # Checked before the run folder exists, so a wrong --init leaves nothing behind.
     init_state = (load_init(config.init, build_net(config.net), config.runs_dir)
                   if config.init and not resume else None)
