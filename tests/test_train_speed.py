@@ -19,7 +19,7 @@ def _terms_and_grads(channels_last: bool, batch: dict[str, torch.Tensor]):
     loss_fn = HybridLoss(VGG19(last_layer="relu4_2"), style).to(memory_format=setup.memory_format)
     terms = pair_loss(net, loss_fn, batch, setup, amp=True)
     terms["total"].backward()
-    return {k: float(v) for k, v in terms.items()}, {k: p.grad for k, p in net.named_parameters()}
+    return {k: float(v.detach()) for k, v in terms.items()}, {k: p.grad for k, p in net.named_parameters()}
 
 
 def test_channels_last_step_matches_the_nchw_step():
