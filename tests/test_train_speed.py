@@ -1,4 +1,4 @@
-"""The faster CPU step (channels_last, in-place ReLUs) computes the same losses and gradients as NCHW."""
+"""The --channels-last option computes the same losses and gradients as NCHW; resume may switch it."""
 
 import json
 

@@ -125,7 +125,7 @@ def test_missing_weight_file_is_a_model_error(tmp_path):
 
 
 def _reference_features(vgg: VGG19, x: torch.Tensor, last: str) -> torch.Tensor:
-    """The same network written out plainly in float64 (new tensors everywhere, NCHW)."""
+    """The same network written out plainly in float64, NCHW."""
     h = vgg.caffe_input(x.double()).double()
     for name in vgg.layer_names[:vgg.layer_names.index(last) + 1]:
         stage, k = name[4:].split("_")
@@ -138,8 +138,8 @@ def _reference_features(vgg: VGG19, x: torch.Tensor, last: str) -> torch.Tensor:
 
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
 def test_features_and_input_gradient_match_a_plain_float64_network(vgg, memory_format):
-    """In-place ReLUs and channels_last change how the activations are stored, not their values or
-    the gradient the stylizing network receives."""
+    """channels_last (the memory format training may choose) changes how activations are stored, not
+    their values or the gradient the stylizing network receives."""
     torch.manual_seed(0)
     x = torch.rand(2, 3, 40, 40, dtype=torch.float64)
     weights = torch.rand(2, 256, 10, 10, dtype=torch.float64)

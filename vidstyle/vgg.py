@@ -124,9 +124,7 @@ class VGG19(nn.Module):
             stage, k = name[4:].split("_")
             if k == "1" and stage != "1":
                 h = F.max_pool2d(h, 2)
-            # In place: the convolution's backward needs its input, not its output, so the ReLU may
-            # overwrite it, sparing one activation-sized write per layer.
-            h = F.relu(getattr(self, f"conv{stage}_{k}")(h), inplace=True)
+            h = F.relu(getattr(self, f"conv{stage}_{k}")(h))
             if name in wanted:
                 out[name] = h
         return out
