@@ -1,21 +1,29 @@
 #!/usr/bin/env python3
-"""Training speed: steps/s and images/s at 256 and 384 px for huang and johnson, the VGG share of a
-step, and peak memory. Prints a markdown table.
+"""Training speed: steps/s of the training step under several recipes, measured side by side.
+Prints a markdown table.
 
-    python benchmarks/train_bench.py                      # this machine's device
-    python benchmarks/train_bench.py --device cpu --steps 3 --threads 2
+    python benchmarks/train_bench.py --device cpu --sizes 192 256 --rounds 5
+    python benchmarks/train_bench.py --recipes default channels_last --nets huang johnson
 
 A step is what ``vidstyle train`` does per iteration: ``batch`` pairs (2 * batch images) through the
-network, the hybrid loss (VGG-19 to relu4_2 on outputs and inputs), backward, Adam; on CUDA with bf16
-autocast and channels_last, as in training. Data comes from memory (random frames, zero flow), so
-the loader is not measured. VGG share = 1 - (time of the same step with the VGG terms left out) /
-(time of the full step). Peak memory: CUDA peak allocated; "n/a" on CPU.
+network, the hybrid loss (VGG-19 to relu4_2 on outputs and inputs), backward, Adam (the library's
+``pair_loss``; on CUDA with bf16 autocast). Data comes from memory (random frames, zero flow), so the
+loader is not measured.
+
+A recipe (RECIPES) is a memory format, a thread count and whether the VGG forward is compiled
+(``torch.compile``, dynamic=False: the crop size is fixed); ``default`` is what ``vidstyle train``
+does. On a shared machine absolute numbers drift from minute to minute, so the recipes are timed in
+alternation: each round runs ``--steps`` steps of every recipe in turn, and the table gives medians
+over rounds. Two clocks: wall time (what a user waits) and the process's CPU time per step (the work
+done, less sensitive to other processes taking the cores). "x first" is the ratio to the first
+recipe's median at the same size (steps/s for wall time, inverse CPU seconds for CPU time).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,10 +33,21 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # before torch loads OpenM
 
 import torch  # noqa: E402
 
-from vidstyle.losses import HybridLoss, temporal_loss, tv_loss  # noqa: E402
-from vidstyle.net import build_net, count_parameters  # noqa: E402
+TORCH_THREADS = torch.get_num_threads()   # torch's own choice, before setup_device changes it
+
+from vidstyle.losses import HybridLoss  # noqa: E402
+from vidstyle.net import build_net  # noqa: E402
 from vidstyle.train import TrainConfig, pair_loss, setup_device  # noqa: E402
 from vidstyle.vgg import VGG19  # noqa: E402
+
+# name: (channels_last (None: the training default), threads (0: torch's choice), VGG compiled)
+RECIPES = {
+    "default": (None, 0, False),
+    "1-thread": (None, 1, False),
+    "channels_last": (True, 0, False),
+    "compiled": (None, 0, True),
+    "cl-compiled": (True, 0, True),
+}
 
 
 def random_batch(pairs: int, size: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -38,76 +57,88 @@ def random_batch(pairs: int, size: int, device: torch.device) -> dict[str, torch
             "mask": torch.ones(pairs, 1, size, size, device=device)}
 
 
-def net_only_loss(model, loss_fn, batch, setup, amp):
-    """The step without the VGG: the network on both frames, TV and temporal terms only."""
-    frames = torch.cat([batch["frame_t"], batch["frame_t1"]]).contiguous(memory_format=setup.memory_format)
-    with setup.autocast(amp):
-        out_t, out_t1 = model(frames).float().chunk(2)
-        return {"total": tv_loss(torch.cat([out_t, out_t1]))
-                + temporal_loss(out_t, out_t1, batch["flow_bw"], batch["mask"])}
+class Runner:
+    """One recipe's network, loss and optimizer at one crop size, ready to time."""
+
+    def __init__(self, recipe: str, net: str, size: int, pairs: int, device: str, amp: bool):
+        self.channels_last, self.threads, compiled = RECIPES[recipe]
+        self.setup = setup_device(device, channels_last=self.channels_last)
+        self.amp = amp
+        torch.manual_seed(0)
+        fmt = self.setup.memory_format
+        self.model = build_net(net).to(self.setup.device, memory_format=fmt)
+        self.loss_fn = HybridLoss(VGG19(last_layer="relu4_2"), torch.rand(1, 3, 512, 384)).to(
+            self.setup.device, memory_format=fmt)
+        if compiled:
+            self.loss_fn.vgg.compile(dynamic=False)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.batch = random_batch(pairs, size, self.setup.device)
+
+    def run(self, steps: int) -> tuple[float, float]:
+        """Seconds per step, (wall, CPU time of this process)."""
+        torch.set_num_threads(self.threads or TORCH_THREADS)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            self.optimizer.zero_grad(set_to_none=True)
+            pair_loss(self.model, self.loss_fn, self.batch, self.setup, self.amp)["total"].backward()
+            self.optimizer.step()
+        if self.setup.is_cuda:
+            torch.cuda.synchronize()
+        return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
 
 
-def seconds_per_step(loss_of, model, loss_fn, batch, setup, amp, steps: int, warmup: int) -> float:
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        loss_of(model, loss_fn, batch, setup, amp)["total"].backward()
-        optimizer.step()
-
-    for _ in range(warmup):
-        step()
-    if setup.is_cuda:
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if setup.is_cuda:
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
-
-
-def bench_row(name: str, size: int, pairs: int, setup, amp: bool, steps: int, warmup: int) -> dict:
-    torch.manual_seed(0)
-    model = build_net(name).to(setup.device, memory_format=setup.memory_format)
-    vgg = VGG19(last_layer="relu4_2")
-    loss_fn = HybridLoss(vgg, torch.rand(1, 3, 512, 384)).to(setup.device, memory_format=setup.memory_format)
-    batch = random_batch(pairs, size, setup.device)
-    if setup.is_cuda:
-        torch.cuda.reset_peak_memory_stats(setup.device)
-    full = seconds_per_step(pair_loss, model, loss_fn, batch, setup, amp, steps, warmup)
-    peak = (f"{torch.cuda.max_memory_allocated(setup.device) / 2**30:.2f} GiB" if setup.is_cuda else "n/a")
-    without_vgg = seconds_per_step(net_only_loss, model, loss_fn, batch, setup, amp, steps, warmup)
-    return {"net": name, "params": count_parameters(model), "size": size, "pairs": pairs,
-            "steps_s": 1.0 / full, "images_s": 2 * pairs / full, "vgg_share": 1.0 - without_vgg / full,
-            "peak": peak}
+def bench_size(net: str, size: int, recipes: list[str], args) -> list[dict]:
+    runners = {r: Runner(r, net, size, args.batch, args.device, args.amp) for r in recipes}
+    for runner in runners.values():
+        runner.run(1)   # warm-up: first-call allocations and oneDNN primitive creation
+    times = {r: [] for r in recipes}
+    for _ in range(args.rounds):
+        for r in recipes:
+            times[r].append(runners[r].run(args.steps))
+    rows = []
+    for r in recipes:
+        wall = statistics.median(t[0] for t in times[r])
+        cpu = statistics.median(t[1] for t in times[r])
+        spread = (min(t[0] for t in times[r]), max(t[0] for t in times[r]))
+        rows.append({"net": net, "size": size, "recipe": r, "steps_s": 1 / wall, "cpu_s": cpu,
+                     "spread": spread, "threads": runners[r].threads or TORCH_THREADS,
+                     "cl": runners[r].setup.memory_format == torch.channels_last})
+    base = next((row for row in rows if row["recipe"] == recipes[0]), rows[0])
+    for row in rows:
+        row["ratio"] = row["steps_s"] / base["steps_s"]
+        row["cpu_ratio"] = base["cpu_s"] / row["cpu_s"]
+    return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 384])
-    parser.add_argument("--nets", nargs="+", default=["huang", "johnson"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[192, 256])
+    parser.add_argument("--nets", nargs="+", default=["huang"])
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES),
+                        help="the first is the reference of the ratios (default: all, default first)")
     parser.add_argument("--batch", type=int, default=TrainConfig.batch, help="pairs per step")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 30 GPU, 3 CPU)")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=1, help="steps per recipe per round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (medians over them)")
     parser.add_argument("--no-amp", dest="amp", action="store_false")
     args = parser.parse_args(argv)
 
-    setup = setup_device(args.device, args.threads)
-    steps = args.steps or (30 if setup.is_cuda else 3)
-    warmup = 5 if setup.is_cuda else 1
-    device = (torch.cuda.get_device_name(setup.device) if setup.is_cuda
-              else f"CPU, {torch.get_num_threads()} threads")
-    precision = "bf16 autocast, channels_last" if setup.is_cuda and args.amp else "fp32"
-    print(f"# Training speed: {device}, {precision}, batch {args.batch} pairs, torch {torch.__version__}\n")
-    print("| net | params | size | steps/s | images/s | VGG share | peak memory |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name in args.nets:
+    cores = os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# Training speed: torch {torch.__version__}, {cores} CPUs, load average {load:.1f} at start, "
+          f"batch {args.batch} pairs, {args.rounds} alternating rounds of {args.steps} step(s)\n")
+    print("| net | crop | recipe | memory format | threads | steps/s (median) | min-max | x first "
+          "| CPU s/step | x first (CPU) |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    for net in args.nets:
         for size in args.sizes:
-            r = bench_row(name, size, args.batch, setup, args.amp, steps, warmup)
-            print(f"| {r['net']} | {r['params'] / 1e6:.2f} M | {r['size']} | {r['steps_s']:.3g} | "
-                  f"{r['images_s']:.3g} | {100 * r['vgg_share']:.0f}% | {r['peak']} |", flush=True)
+            for r in bench_size(net, size, args.recipes, args):
+                print(f"| {r['net']} | {r['size']} | {r['recipe']} | "
+                      f"{'channels_last' if r['cl'] else 'NCHW'} | {r['threads']} | {r['steps_s']:.3g} | "
+                      f"{1 / r['spread'][1]:.3g}-{1 / r['spread'][0]:.3g} | {r['ratio']:.2f} | "
+                      f"{r['cpu_s']:.2f} | {r['cpu_ratio']:.2f} |", flush=True)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nload average {load:.1f} at the end")
     return 0
 
 

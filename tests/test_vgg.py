@@ -122,3 +122,37 @@ def test_moves_to_another_dtype_with_its_mean_buffer(vgg):
 def test_missing_weight_file_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         VGG19(weights=tmp_path / "nothing.bin")
+
+
+def _reference_features(vgg: VGG19, x: torch.Tensor, last: str) -> torch.Tensor:
+    """The same network written out plainly in float64, NCHW."""
+    h = vgg.caffe_input(x.double()).double()
+    for name in vgg.layer_names[:vgg.layer_names.index(last) + 1]:
+        stage, k = name[4:].split("_")
+        if k == "1" and stage != "1":
+            h = F.max_pool2d(h, 2)
+        conv = getattr(vgg, f"conv{stage}_{k}")
+        h = F.relu(F.conv2d(h, conv.weight.double(), conv.bias.double(), padding=1))
+    return h
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_features_and_input_gradient_match_a_plain_float64_network(vgg, memory_format):
+    """channels_last (the memory format training may choose) changes how activations are stored, not
+    their values or the gradient the stylizing network receives."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 40, 40, dtype=torch.float64)
+    weights = torch.rand(2, 256, 10, 10, dtype=torch.float64)
+    ref_x = x.clone().requires_grad_(True)
+    ref = _reference_features(vgg, ref_x, "relu3_2")
+    (ref * weights).sum().backward()
+
+    net = VGG19(last_layer="relu3_2").to(memory_format=memory_format)
+    ours_x = x.float().contiguous(memory_format=memory_format).requires_grad_(True)
+    ours = net(ours_x, ["relu1_2", "relu3_2"])["relu3_2"]
+    (ours * weights.float()).sum().backward()
+    ours, ref = ours.detach().double(), ref.detach()
+    assert torch.allclose(ours, ref, rtol=1e-4, atol=1e-3 * float(ref.abs().max()))
+    scale = float(ref_x.grad.abs().max())
+    assert scale > 0
+    assert torch.allclose(ours_x.grad.double(), ref_x.grad, atol=1e-4 * scale)

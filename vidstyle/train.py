@@ -51,6 +51,7 @@ from vidstyle.losses import CONTENT_LAYERS, STYLE_LAYERS, TERMS, HybridLoss, Los
 from vidstyle.net import NETS, build_net, count_parameters
 from vidstyle.regularize import compound_loss, random_smooth_flow
 from vidstyle.vgg import LAYERS, VGG19
+from vidstyle.warmstart import load_init
 
 CHECKPOINT_FORMAT = "vidstyle-train-checkpoint/1"
 TRAIN_TERMS = (*TERMS, "compound")
@@ -59,8 +60,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MAX_SIDE = 4096   # pixels: crops and style images beyond this exhaust memory, they do not train better
 EXPORT_DTYPE = torch.float16
 # Settings a resumed run may change: they affect speed and output cadence, never the numbers.
-RESUMABLE_OVERRIDES = ("steps", "device", "threads", "workers", "preview_every", "checkpoint_every",
-                       "log_every")
+RESUMABLE_OVERRIDES = ("steps", "device", "threads", "channels_last", "workers", "preview_every",
+                       "checkpoint_every", "log_every")
 
 
 @dataclass
@@ -82,6 +83,7 @@ class TrainConfig:
     photo_fraction: float | None = None
     runs_dir: str = "runs"
     net: str = "huang"
+    init: str | None = None     # a model (name or .safetensors path) whose weights the run starts from
     steps: int = 4000
     batch: int = 2
     size: int = 256
@@ -94,7 +96,6 @@ class TrainConfig:
     compound_shift: float = 4.0
     compound_noise: float = 0.02
     tone: float = 0.25
-    init: str | None = None
     style_layers: list[str] = field(default_factory=lambda: list(STYLE_LAYERS))
     content_layers: list[str] = field(default_factory=lambda: list(CONTENT_LAYERS))
     lr: float = 1e-3
@@ -103,6 +104,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    channels_last: bool | None = None   # None: on CUDA only (on CPU it measured no faster, see README)
     threads: int | None = None
     workers: int | None = None
     preview_every: int = 100
@@ -191,6 +193,7 @@ class Setup:
     rank: int = 0
     world_size: int = 1
     distributed: bool = False
+    channels_last: bool | None = None
 
     @property
     def is_cuda(self) -> bool:
@@ -207,11 +210,16 @@ class Setup:
 
     @property
     def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.is_cuda else torch.contiguous_format
+        on = self.is_cuda if self.channels_last is None else self.channels_last
+        return torch.channels_last if on else torch.contiguous_format
 
 
-def setup_device(spec: str = "auto", threads: int | None = None) -> Setup:
+def setup_device(spec: str = "auto", threads: int | None = None,
+                 channels_last: bool | None = None) -> Setup:
     """Resolve ``--device`` (auto, cpu, cuda, cuda:N) and join the torchrun process group if any.
+
+    threads: CPU threads (None: torch's choice). channels_last: memory format of the networks'
+    weights and activations (None: on CUDA only; benchmarks/train_bench.py measures both on CPU).
 
     Under torchrun (WORLD_SIZE in the environment) each process takes GPU LOCAL_RANK, or the CPU
     with the gloo backend when the device is the CPU.
@@ -234,10 +242,11 @@ def setup_device(spec: str = "auto", threads: int | None = None) -> Setup:
     if threads:
         torch.set_num_threads(threads)
     if "WORLD_SIZE" not in os.environ:
-        return Setup(device)
+        return Setup(device, channels_last=channels_last)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Setup(device, dist.get_rank(), dist.get_world_size(), distributed=True)
+    return Setup(device, dist.get_rank(), dist.get_world_size(), distributed=True,
+                 channels_last=channels_last)
 
 
 def load_style_image(path: str | os.PathLike, long_side: int) -> torch.Tensor:
@@ -461,7 +470,10 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     becomes NaN or infinite (the last checkpoint written is kept; it was taken at a finite step).
     """
     config.check()
-    setup = setup_device(config.device, config.threads)
+    setup = setup_device(config.device, config.threads, config.channels_last)
+    # Checked before the run folder exists, so a wrong --init leaves nothing behind.
+    init_state = (load_init(config.init, build_net(config.net, tone=config.tone), config.runs_dir)
+                  if config.init and not resume else None)
     files = RunFiles(config.run_dir)
     files.check_start(resume, overwrite)
     state = load_checkpoint(files.checkpoint) if resume else None
@@ -477,8 +489,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
     torch.manual_seed(config.seed)
     net = build_net(config.net, tone=config.tone)
-    if config.init and not state:
-        _load_init(net, config.init)
+    if init_state:
+        net.load_state_dict(init_state)
     net = net.to(setup.device, memory_format=setup.memory_format)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     if state:
@@ -541,19 +553,6 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         dist.barrier()
     return TrainResult(files.dir, weights, config.steps, seconds, last_row, setup.world_size,
                        setup.distributed)
-
-
-def _load_init(net: torch.nn.Module, spec: str) -> None:
-    """Copy the weights of trained model ``spec`` (zoo name or .safetensors) into ``net``."""
-    from vidstyle.zoo import load_model
-
-    source = load_model(spec).net
-    mine = {k: v for k, v in net.config.items() if k != "tone"}
-    theirs = {k: v for k, v in source.config.items() if k != "tone"}
-    if mine != theirs:
-        raise ConfigError(f"--init {spec}: its network {json.dumps(theirs)} differs from this run's "
-                          f"{json.dumps(mine)}")
-    net.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
 
 
 def check_photos(paths: list[str]) -> None:
