@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 import numpy as np
 import torch
 
+from vidstyle.backends import OnnxRunner, cached_export, choose_backend
 from vidstyle.errors import ConfigError, VideoError
 
 T = TypeVar("T")
@@ -56,7 +57,9 @@ class EngineConfig:
     device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N". batch_size: frames per
     network call. half: fp16 (CUDA only). compile: torch.compile the network, falling back to eager
     if compiling fails. threads: CPU threads for the network (0: torch's default, one per physical
-    core). queue_depth: frames or batches each stage may run ahead of the next.
+    core). queue_depth: frames or batches each stage may run ahead of the next. backend: "torch",
+    "onnx" (onnxruntime on the network's ONNX export, CPU only) or "auto" (see
+    :func:`vidstyle.backends.choose_backend`).
     """
 
     device: str = "auto"
@@ -65,6 +68,7 @@ class EngineConfig:
     compile: bool | None = None
     threads: int = 0
     queue_depth: int = 4
+    backend: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class Plan:
     compile: bool
     threads: int
     queue_depth: int
+    backend: str = "torch"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -105,16 +110,21 @@ def plan(config: EngineConfig, work_pixels: int | None = None) -> Plan:
         raise ConfigError("batch size and threads must be >= 0 (0: automatic), queue depth >= 1")
     if config.half and not cuda:
         raise ConfigError("fp16 inference is for CUDA only; on CPU it would be slower, not faster")
+    backend = choose_backend(config.backend, device.type, work_pixels)
+    if backend == "onnx" and config.compile:
+        raise ConfigError("--compile is for the torch backend; the onnx backend runs onnxruntime")
     compile_ = config.compile
     if compile_ is None:
-        compile_ = (not cuda and work_pixels is not None and work_pixels >= AUTO_COMPILE_MIN_PIXELS)
+        compile_ = (not cuda and backend == "torch" and work_pixels is not None
+                    and work_pixels >= AUTO_COMPILE_MIN_PIXELS)
     return Plan(device=device,
                 dtype=torch.float16 if (cuda and config.half is not False) else torch.float32,
                 batch_size=config.batch_size or (CUDA_BATCH if cuda else 1),
                 channels_last=cuda,
                 compile=bool(compile_),
                 threads=config.threads or torch.get_num_threads(),
-                queue_depth=config.queue_depth)
+                queue_depth=config.queue_depth,
+                backend=backend)
 
 
 class Stylizer:
@@ -135,6 +145,7 @@ class Stylizer:
         memory_format = torch.channels_last if p.channels_last else torch.preserve_format
         self.net = net.eval().requires_grad_(False).to(p.device, p.dtype, memory_format=memory_format)
         self._compiled = torch.compile(self.net, dynamic=False) if p.compile else None
+        self._onnx = OnnxRunner(cached_export(self.net), p.threads) if p.backend == "onnx" else None
 
     @property
     def compiled(self) -> bool:
@@ -170,6 +181,8 @@ class Stylizer:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The network alone on a prepared batch: the plan's device, dtype and memory format."""
+        if self._onnx is not None:
+            return torch.from_numpy(self._onnx(x.numpy()))
         if self._compiled is not None:
             try:
                 return self._compiled(x)
@@ -338,6 +351,7 @@ class InferResult:
     device: str
     compiled: bool
     truncated: str | None = None
+    backend: str = "torch"
 
     @property
     def fps(self) -> float:
@@ -435,6 +449,7 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
         sink.close()
     result.seconds = time.perf_counter() - started
     result.compiled = stylizer.compiled
+    result.backend = stylizer.plan.backend
     result.truncated = str(source_errors[0]) if source_errors else None
     return result
 

@@ -39,6 +39,10 @@ def register(sub) -> None:
     p.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds")
     p.add_argument("--duration", type=float, metavar="S", help="stylize S seconds only")
     p.add_argument("--side-by-side", action="store_true", help="write input | output for comparison")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                   help="run the network in PyTorch or in onnxruntime on its ONNX export (CPU; "
+                        "exported once, then cached); auto: onnx for short CPU jobs when installed, "
+                        "else torch")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the network (default: on CPU for long jobs only; "
                         "falls back to eager if compiling fails)")
@@ -66,6 +70,7 @@ def run_infer(args) -> int:
     model = load_model(args.model)
     output = args.output or default_output(args.input, model.entry.name)
     engine = EngineConfig(device=args.device, batch_size=args.batch_size, compile=args.compile, threads=args.threads,
+                          backend=args.backend,
                           half=False if args.fp32 else None)
     options = InferOptions(max_size=args.max_size, start=args.start, duration=args.duration,
                            lossless=args.lossless, crf=args.crf, preset=args.preset,
@@ -73,7 +78,7 @@ def run_infer(args) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning
         result = stylize_video(args.input, output, model.net, engine, options, progress=not args.quiet)
-    how = f"{result.device}{', compiled' if result.compiled else ''}"
+    how = f"{result.device}, {result.backend}{', compiled' if result.compiled else ''}"
     print(f"{result.output}: {result.frames} frames, {result.width}x{result.height}, model "
           f"{model.entry.name}, {result.seconds:.1f} s ({result.fps:.1f} frames/s, {how})")
     if result.truncated:
