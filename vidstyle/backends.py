@@ -41,12 +41,13 @@ def onnx_installed() -> bool:
 
 
 def choose_backend(requested: str, device_type: str, work_pixels: int | None,
-                   onnx_ok: bool | None = None) -> str:
+                   onnx_ok: bool | None = None, exportable: bool = True) -> str:
     """"torch" or "onnx" for a job of ``work_pixels`` (frames x height x width; None if unknown).
 
     auto: PyTorch on CUDA, for long CPU jobs (compiled) and for jobs of unknown size (a Stylizer
     used as a library); onnxruntime for short CPU jobs when it is installed (``onnx_ok``, default:
-    look). The same arguments always give the same answer.
+    look) and the network can be exported (``exportable``: a vidstyle StyleNet). The same arguments
+    always give the same answer.
     """
     if requested not in BACKENDS:
         raise ConfigError(f"unknown backend '{requested}' (use {', '.join(BACKENDS)})")
@@ -57,7 +58,7 @@ def choose_backend(requested: str, device_type: str, work_pixels: int | None,
         if not onnx_ok:
             raise ConfigError('--backend onnx needs onnxruntime and onnx: pip install "vidstyle[onnx]"')
         return "onnx"
-    if requested == "torch" or device_type != "cpu" or not onnx_ok:
+    if requested == "torch" or device_type != "cpu" or not onnx_ok or not exportable:
         return "torch"
     return "onnx" if work_pixels is not None and work_pixels < ONNX_MAX_PIXELS else "torch"
 

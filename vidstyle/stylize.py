@@ -38,6 +38,7 @@ import torch
 
 from vidstyle.backends import OnnxRunner, cached_export, choose_backend
 from vidstyle.errors import ConfigError, VideoError
+from vidstyle.net import StyleNet
 
 T = TypeVar("T")
 
@@ -100,17 +101,17 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def plan(config: EngineConfig, work_pixels: int | None = None) -> Plan:
+def plan(config: EngineConfig, work_pixels: int | None = None, exportable: bool = True) -> Plan:
     """Resolve ``config`` for its device. ``work_pixels`` (frames x height x width of the job, if
-    known) lets ``compile=None`` decide whether compiling pays on CPU; on CUDA it stays off unless
-    asked for."""
+    known) lets ``compile=None`` decide whether compiling pays on CPU (on CUDA it stays off unless
+    asked for) and ``backend="auto"`` whether to run onnxruntime, if the network is ``exportable``."""
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
     if config.batch_size < 0 or config.threads < 0 or config.queue_depth < 1:
         raise ConfigError("batch size and threads must be >= 0 (0: automatic), queue depth >= 1")
     if config.half and not cuda:
         raise ConfigError("fp16 inference is for CUDA only; on CPU it would be slower, not faster")
-    backend = choose_backend(config.backend, device.type, work_pixels)
+    backend = choose_backend(config.backend, device.type, work_pixels, exportable=exportable)
     if backend == "onnx" and config.compile:
         raise ConfigError("--compile is for the torch backend; the onnx backend runs onnxruntime")
     compile_ = config.compile
@@ -139,7 +140,7 @@ class Stylizer:
 
     def __init__(self, net: torch.nn.Module, config: EngineConfig | None = None,
                  work_pixels: int | None = None):
-        self.plan = p = plan(config or EngineConfig(), work_pixels)
+        self.plan = p = plan(config or EngineConfig(), work_pixels, isinstance(net, StyleNet))
         if p.device.type == "cpu" and p.threads != torch.get_num_threads():
             torch.set_num_threads(p.threads)
         memory_format = torch.channels_last if p.channels_last else torch.preserve_format
