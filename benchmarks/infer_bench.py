@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="starwars_blue", help="model of --whole runs")
     parser.add_argument("--rounds", type=int, default=2, help="alternated rounds of --whole runs")
     parser.add_argument("--backends", default="auto,torch,onnx", help="infer.py backends of --whole")
+    parser.add_argument("--no-peer", action="store_true", help="--whole without the peer")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="--whole without first filling the export and compile caches")
     parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: measure one row, print JSON
     args = parser.parse_args(argv)
     if args.row:
@@ -163,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         from whole_process import run_whole
 
         print(f"# {machine('cpu')}", flush=True)
-        return run_whole(args.whole, args.model, args.backends.split(","), args.rounds, args.json)
+        return run_whole(args.whole, args.model, args.backends.split(","), args.rounds, args.json,
+                         peer=not args.no_peer, warm=not args.no_warm_up)
 
     from vidstyle.stylize import resolve_device
 

@@ -336,7 +336,9 @@ class InferOptions:
     duration: float | None = None
     lossless: bool = False
     crf: int = 18
-    preset: str = "medium"
+    # veryfast: a third of medium's CPU time for a file 3% smaller at crf 18 (measured at 640x360,
+    # 49 frames: 0.81 against 2.28 CPU seconds), CPU the network would otherwise lose.
+    preset: str = "veryfast"
     side_by_side: bool = False
 
 

@@ -34,8 +34,8 @@ def register(sub) -> None:
     p.add_argument("--lossless", action="store_true",
                    help="store the network's exact pixels (large files; libx264rgb, or ffv1 for .mkv)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default 18)")
-    p.add_argument("--preset", default="medium",
-                   help="x264 speed preset, ultrafast..veryslow: faster is larger (default medium)")
+    p.add_argument("--preset", default="veryfast",
+                   help="x264 speed preset, ultrafast..veryslow: faster is larger (default veryfast)")
     p.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds")
     p.add_argument("--duration", type=float, metavar="S", help="stylize S seconds only")
     p.add_argument("--side-by-side", action="store_true", help="write input | output for comparison")
