@@ -28,8 +28,10 @@ CACHE_ENV_VAR = "VIDSTYLE_CACHE"
 EXPORT_VERSION = 1   # part of the cache key: bump when the exported graph changes
 
 # Below this much work (frames x pixels) on CPU torch.compile does not repay its one-time cost, and
-# auto picks onnxruntime (when installed) over eager PyTorch; from it on, compiled PyTorch.
-# Measured on the 2-core machine (benchmarks/infer_bench.py): see the README's Inference section.
+# auto picks onnxruntime (when installed) over eager PyTorch; from it on, compiled PyTorch. Measured
+# alternately on 2 loaded cores (benchmarks/backend_bench.py, 640x360): onnxruntime 1.44x eager,
+# compiled 2.10x, and a compile from a warm cache costs about 60 onnxruntime frames' worth of the
+# saving (a cold one several times more), so the switch sits at twice that.
 ONNX_MAX_PIXELS = 120 * 640 * 360
 
 

@@ -12,6 +12,8 @@ Device and precision are decided in one place, :func:`plan`:
   and fuses pad, instance norm and ReLU, whose channels_last eager versions copy and lose the gain)
   but costs 12-40 s to compile on first use (cached for later runs), so the default
   ``compile=None`` turns it on only for jobs long enough to repay that.
+- CPU, jobs too short to repay a compile: onnxruntime on the network's ONNX export when it is
+  installed (1.44x eager PyTorch, measured alternately on 2 cores), see :mod:`vidstyle.backends`.
 
 Any frame size works: the network pads (reflect) to the size it needs and crops back.
 
