@@ -23,7 +23,7 @@ def small_net(seed: int = 0):
     return build_net("huang", channels=(4, 8, 8), res_blocks=1).eval()
 
 
-@pytest.mark.parametrize("frames, expected", [(1, "onnx"), (119, "onnx"), (120, "torch"), (3000, "torch")])
+@pytest.mark.parametrize("frames, expected", [(1, "onnx"), (299, "onnx"), (300, "torch"), (3000, "torch")])
 def test_auto_picks_onnx_for_short_cpu_jobs_and_torch_for_long_ones(frames, expected):
     choices = {choose_backend("auto", "cpu", frames * FRAME_360P, onnx_ok=True) for _ in range(3)}
     assert choices == {expected}

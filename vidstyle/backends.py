@@ -27,12 +27,13 @@ BACKENDS = ("auto", "torch", "onnx")
 CACHE_ENV_VAR = "VIDSTYLE_CACHE"
 EXPORT_VERSION = 1   # part of the cache key: bump when the exported graph changes
 
-# Below this much work (frames x pixels) on CPU torch.compile does not repay its one-time cost, and
-# auto picks onnxruntime (when installed) over eager PyTorch; from it on, compiled PyTorch. Measured
-# alternately on 2 loaded cores (benchmarks/backend_bench.py, 640x360): onnxruntime 1.44x eager,
-# compiled 2.10x, and a compile from a warm cache costs about 60 onnxruntime frames' worth of the
-# saving (a cold one several times more), so the switch sits at twice that.
-ONNX_MAX_PIXELS = 120 * 640 * 360
+# Below this much work (frames x pixels) on CPU, auto picks onnxruntime (when installed); from it on,
+# compiled PyTorch. Measured alternately on 2 loaded cores at 640x360: the network alone runs 1.44x
+# eager PyTorch in onnxruntime and 2.10x compiled (benchmarks/backend_bench.py), but whole jobs
+# (benchmarks/infer_bench.py --whole) finished 1.35x faster with onnxruntime at 49 frames and still
+# 1.18x at 120, where compiling (warm cache) and its start-up outweigh the faster frames. The switch
+# sits above the longest job measured; where compiled PyTorch overtakes is not measured.
+ONNX_MAX_PIXELS = 300 * 640 * 360
 
 
 def onnx_installed() -> bool:
@@ -82,6 +83,9 @@ class OnnxRunner:
         # OpenMP threads do (see vidstyle/cli/infer.py): wait passively instead.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
+        # The arena keeps the peak's buffers and fragments across frames; without it a 1080p job
+        # peaked lower at the same speed (measured, see the README).
+        options.enable_cpu_mem_arena = False
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
