@@ -100,3 +100,11 @@ def test_infer_command_reports_its_backend_and_refuses_onnx_with_compile(tmp_pat
     assert main(["infer", *common, "-o", str(tmp_path / "b.mp4"), "--backend", "onnx", "--compile"]) == 2
     assert "--compile is for the torch backend" in capsys.readouterr().err
     assert not (tmp_path / "b.mp4").exists()
+
+
+@needs_onnx
+def test_unusable_cache_folder_is_a_config_error(tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(ConfigError, match="VIDSTYLE_CACHE"):
+        cached_export(small_net(), blocker / "onnx")
