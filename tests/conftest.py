@@ -1,8 +1,16 @@
 """Shared pytest set-up: make the checkout importable without installing it."""
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# ONNX exports made by tests (the onnx backend caches them) go to a folder of this run, not the home.
+os.environ["VIDSTYLE_CACHE"] = tempfile.mkdtemp(prefix="vidstyle-test-cache-")
+atexit.register(shutil.rmtree, os.environ["VIDSTYLE_CACHE"], True)

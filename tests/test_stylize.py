@@ -98,8 +98,8 @@ def test_compiled_engine_pads_short_last_batch_to_keep_one_shape(monkeypatch):
 
 
 def test_cpu_plan_is_fp32_batch_one_and_compiles_only_long_jobs():
-    short = plan(EngineConfig(device="cpu"), work_pixels=10 * 640 * 360)
-    long = plan(EngineConfig(device="cpu"), work_pixels=AUTO_COMPILE_MIN_PIXELS)
+    short = plan(EngineConfig(device="cpu", backend="torch"), work_pixels=10 * 640 * 360)
+    long = plan(EngineConfig(device="cpu", backend="torch"), work_pixels=AUTO_COMPILE_MIN_PIXELS)
     assert short.dtype == torch.float32 and short.batch_size == 1 and not short.channels_last
     assert not short.compile and long.compile
     assert not plan(EngineConfig(device="cpu", compile=False), work_pixels=10**12).compile

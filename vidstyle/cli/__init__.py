@@ -19,7 +19,7 @@ EXIT_USER_ERROR = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vidstyle.cli import flows, infer, live, metrics, train
+    from vidstyle.cli import export, flows, infer, live, metrics, train
 
     parser = argparse.ArgumentParser(
         prog="vidstyle",
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"vidstyle {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (flows, train, infer, metrics, live):
+    for module in (flows, train, infer, export, metrics, live):
         module.register(sub)
     return parser
 

@@ -49,14 +49,18 @@ def register(sub) -> None:
     p.add_argument("--lossless", action="store_true",
                    help="store the network's exact pixels (large files; libx264rgb, or ffv1 for .mkv)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default 18)")
-    p.add_argument("--preset", default="medium",
-                   help="x264 speed preset, ultrafast..veryslow: faster is larger (default medium)")
+    p.add_argument("--preset", default="veryfast",
+                   help="x264 speed preset, ultrafast..veryslow: faster is larger (default veryfast)")
     p.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds")
     p.add_argument("--duration", type=float, metavar="S", help="stylize S seconds only")
     p.add_argument("--side-by-side", action="store_true", help="write input | output for comparison")
     p.add_argument("--stabilize", type=float, default=DEFAULT_STABILIZE, metavar="S",
                    help="flow-guided stabilizer strength in [0, 1): blend in the previous result, "
                         f"carried by the motion, where the flow is reliable; 0 = off (default {DEFAULT_STABILIZE})")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                   help="run the network in PyTorch or in onnxruntime on its ONNX export (CPU; "
+                        "exported once, then cached); auto: onnx for short CPU jobs when installed, "
+                        "else torch")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the network (default: on CPU for long jobs only; "
                         "falls back to eager if compiling fails)")
@@ -123,6 +127,7 @@ def run_infer(args) -> int:
     shard = parse_shard(args.shard)
     model = load_model(args.model)
     engine = EngineConfig(device=args.device, batch_size=args.batch_size, compile=args.compile, threads=args.threads,
+                          backend=args.backend,
                           half=False if args.fp32 else None)
     options = InferOptions(max_size=args.max_size, start=args.start, duration=args.duration,
                            lossless=args.lossless, crf=args.crf, preset=args.preset,
