@@ -154,7 +154,8 @@ def test_take_shard_uses_precomputes_rule():
 
 def test_compile_notice_comes_once_per_frame_size_and_never_for_eager():
     notes = []
-    pool = StylizerPool(build_net("huang"), EngineConfig(device="cpu", compile=None), notify=notes.append)
+    pool = StylizerPool(build_net("huang"), EngineConfig(device="cpu", compile=None, backend="torch"),
+                        notify=notes.append)
     big = 200 * 640 * 360
     pool.get(10, (32, 24))
     assert notes == []

@@ -70,6 +70,7 @@ class ItemResult:
     device: str | None = None
     compiled: bool = False
     error: str | None = None
+    backend: str | None = None
 
     def to_dict(self) -> dict:
         return {**asdict(self), "seconds": round(self.seconds, 3)}
@@ -193,7 +194,7 @@ def plan_outputs(items: list[Item], model_name: str, out: str | os.PathLike | No
 # --- running ---------------------------------------------------------------------------------------
 
 class StylizerPool:
-    """The Stylizers of one run, one per compile decision, sharing the network.
+    """The Stylizers of one run, one per (compile, backend) decision, sharing the network.
 
     ``notify`` is told before a compile is due (first use of a compiled network on a frame size:
     torch compiles per shape), so a user does not watch a progress bar sit at 0% for ~30 s.
@@ -202,16 +203,18 @@ class StylizerPool:
     def __init__(self, net: torch.nn.Module, engine: EngineConfig,
                  notify: Callable[[str], None] | None = None):
         self.net, self.engine, self.notify = net, engine, notify
-        self._stylizers: dict[bool, Stylizer] = {}
+        self._stylizers: dict[tuple[bool, str], Stylizer] = {}
         self._compiled_sizes: set[tuple[int, int]] = set()
 
     def get(self, work_pixels: int, size: tuple[int, int] | None = None) -> Stylizer:
         """The Stylizer for a job of ``work_pixels`` (frames x pixels) at ``size`` (width, height;
         None when not known yet, as for a photo before it is read)."""
-        compile_ = plan(self.engine, work_pixels).compile
-        if compile_ not in self._stylizers:
-            self._stylizers[compile_] = Stylizer(self.net, replace(self.engine, compile=compile_))
-        stylizer = self._stylizers[compile_]
+        decided = plan(self.engine, work_pixels)
+        key = (decided.compile, decided.backend)
+        if key not in self._stylizers:
+            self._stylizers[key] = Stylizer(self.net, replace(self.engine, compile=decided.compile,
+                                                              backend=decided.backend))
+        stylizer = self._stylizers[key]
         if stylizer.compiled and size not in self._compiled_sizes:
             self._compiled_sizes.add(size)
             if self.notify is not None:
@@ -246,7 +249,7 @@ def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bo
                           progress=progress)
     return ItemResult(str(item.path), "video", "failed" if video.truncated else "ok",
                       str(video.output), video.frames, video.width, video.height, video.seconds,
-                      video.device, video.compiled, video.truncated)
+                      video.device, video.compiled, video.truncated, video.backend)
 
 
 def run_items(items: list[Item], pool: StylizerPool, options: InferOptions, progress: bool
@@ -265,7 +268,7 @@ def format_result(result: ItemResult, model_name: str) -> str:
     """One line a user reads: where the output went, its size, speed and device; or why it failed."""
     if result.status == "failed" and not result.output:
         return f"failed {result.input}: {result.error}"
-    how = f"{result.device}{', compiled' if result.compiled else ''}"
+    how = ", ".join(filter(None, (result.device, result.backend, "compiled" if result.compiled else "")))
     rate = f"{result.frames / result.seconds:.1f} frames/s, " if result.seconds > 0 and result.kind == "video" else ""
     line = (f"{result.output}: {result.frames} frame{'s' if result.frames != 1 else ''}, "
             f"{result.width}x{result.height}, model {model_name}, {result.seconds:.1f} s ({rate}{how})")

@@ -33,7 +33,8 @@ def training_card(net_config: dict[str, Any], config: "TrainConfig", setup: "Set
         style_image=style,
         description=(f"{config.net} network trained on the style image {style}: {config.steps} steps of "
                      f"{config.batch} frame pair(s) at {config.size} px, on {hardware} in "
-                     f"{duration_words(seconds)}; data: {'; '.join(data)}."),
+                     f"{duration_words(seconds)}; data: {'; '.join(data)}"
+                     + (f"; starting from model {Path(config.init).name}." if config.init else ".")),
         trained={"steps": config.steps, "size": config.size, "style_size": config.style_size,
                  "batch": config.batch, "world_size": setup.world_size,
                  "device": torch.cuda.get_device_name(setup.device) if setup.is_cuda else "cpu",

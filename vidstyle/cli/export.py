@@ -17,6 +17,7 @@ def register(sub) -> None:
     p.add_argument("model", help="model name or path to a .safetensors file")
     p.add_argument("--onnx", required=True, type=Path, metavar="OUT.onnx", help="the file to write")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary line")
     p.set_defaults(func=run_export)
 
 
@@ -31,6 +32,7 @@ def run_export(args) -> int:
         raise ConfigError('exporting needs onnx and onnxruntime: pip install "vidstyle[onnx]"')
     model = load_model(args.model)
     path = export_onnx(model.net, args.onnx, model.card.to_dict(), opset=args.opset or OPSET)
-    print(f"{path}: {model.entry.name} ({model.card.net_name} net), {path.stat().st_size / 1e6:.2f} MB, "
-          f"matches PyTorch within 1e-3")
+    if not args.quiet:
+        print(f"{path}: {model.entry.name} ({model.card.net_name} net), {path.stat().st_size / 1e6:.2f} MB, "
+              f"matches PyTorch within 1e-3")
     return 0
