@@ -92,7 +92,7 @@ class TrainConfig:
     style_weight: float = LossWeights.style
     tv_weight: float = LossWeights.tv
     temporal_weight: float = LossWeights.temporal
-    compound_weight: float = 1.0e8
+    compound_weight: float = 3.0e7
     compound_shift: float = 4.0
     compound_noise: float = 0.02
     tone: float = 0.25

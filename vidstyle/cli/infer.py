@@ -23,7 +23,7 @@ from vidstyle.errors import VideoError
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Chosen on held-out clips (README, Inference: the stabilizer's effect and cost).
-DEFAULT_STABILIZE = 0.5
+DEFAULT_STABILIZE = 0.6
 
 
 def register(sub) -> None:
