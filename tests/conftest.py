@@ -1,4 +1,4 @@
-"""Shared pytest set-up: make the checkout importable without installing it."""
+"""Shared pytest set-up: make the checkout importable without installing it; shared fixtures."""
 
 import atexit
 import os
@@ -7,6 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -14,3 +16,12 @@ if str(ROOT) not in sys.path:
 # ONNX exports made by tests (the onnx backend caches them) go to a folder of this run, not the home.
 os.environ["VIDSTYLE_CACHE"] = tempfile.mkdtemp(prefix="vidstyle-test-cache-")
 atexit.register(shutil.rmtree, os.environ["VIDSTYLE_CACHE"], True)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """An untrained model file (``tests.testmodel.save_untrained``): the inference tests need the
+    network's behaviour, not its looks. A test module may define its own ``model`` instead."""
+    from tests.testmodel import save_untrained
+
+    return save_untrained(tmp_path_factory.mktemp("models"))

@@ -9,18 +9,12 @@ import numpy as np
 import pytest
 
 from clips import distinct_frames, truncate, write_garbage, write_test_clip
-from tests.testmodel import save_untrained
 from vidstyle.cli import main
 from vidstyle.stylize import EngineConfig, Stylizer
 from vidstyle.video import iter_frames, probe
 from vidstyle.zoo import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return save_untrained(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

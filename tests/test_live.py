@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from clips import distinct_frames, write_garbage, write_test_clip
-from testmodel import run_cli, save_untrained
+from testmodel import run_cli
 from vidstyle.live import FrameSource, RawSink, run_live, source_kind
 from vidstyle.stylize import EngineConfig, Stylizer
 from vidstyle.video import iter_frames, probe
@@ -17,11 +17,6 @@ from vidstyle.window import draw_rate
 from vidstyle.zoo import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return save_untrained(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
