@@ -41,6 +41,23 @@ def test_exported_graph_matches_pytorch_at_odd_sizes_and_batches(exported, batch
     assert np.abs(got - expected).max() < 1e-4
 
 
+@pytest.mark.parametrize("height, width", [(241, 333), (9, 13)])
+def test_tone_gate_is_exported_and_a_dark_frame_stays_dark(tmp_path, height, width):
+    torch.manual_seed(2)
+    net = build_net("huang", channels=(4, 8, 8), res_blocks=1, tone=0.25).eval()
+    path = export_onnx(net, tmp_path / "toned.onnx")
+    x = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(3))
+    x[1] *= 0.1                                   # a dark frame: the gate darkens it
+    x[0, :, : height // 2] = 0.0                  # and a black band at the top of the other
+    with torch.inference_mode():
+        expected = net(x).numpy()
+    got = OnnxRunner(path, threads=1)(x.numpy())
+    assert np.abs(got - expected).max() < 1e-4
+    assert got[1].mean() < 0.5 * got[0, :, -2:].mean()
+    if height > 32:   # the gate averages 8x8 blocks: well inside a black band the output is black
+        assert got[0, :, : height // 2 - 12].max() < 1e-6
+
+
 def test_export_keeps_the_model_card_and_leaves_the_network_untouched(tmp_path):
     net = small_net(1)
     before = {k: v.clone() for k, v in net.state_dict().items()}

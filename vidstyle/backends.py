@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 BACKENDS = ("auto", "torch", "onnx")
 CACHE_ENV_VAR = "VIDSTYLE_CACHE"
-EXPORT_VERSION = 1   # part of the cache key: bump when the exported graph changes
+EXPORT_VERSION = 2   # part of the cache key: bump when the exported graph changes
 
 # Below this much work (frames x pixels) on CPU, auto picks onnxruntime (when installed); from it on,
 # compiled PyTorch. Measured alternately on 2 loaded cores at 640x360: the network alone runs 1.44x

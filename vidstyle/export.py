@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from vidstyle.errors import ModelError
 from vidstyle.fsutil import atomic_output
-from vidstyle.net import StyleNet
+from vidstyle.net import StyleNet, tone_gate
 
 OPSET = 17
 INPUT_NAME = "frames"
@@ -58,9 +58,11 @@ class ExportableNet(nn.Module):
         # Traced as Shape/Mod ops, so one graph serves every size: pad to the next multiple of 4.
         pad_h = (4 - height % 4) % 4
         pad_w = (4 - width % 4) % 4
-        y = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        y = self.net.decoder(self.net.residuals(self.net.encoder(y)))
-        return torch.sigmoid(y[..., :height, :width])
+        padded = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        y = torch.sigmoid(self.net.decoder(self.net.residuals(self.net.encoder(padded))))
+        if self.net.tone > 0:
+            y = y * tone_gate(padded, self.net.tone)
+        return y[..., :height, :width]
 
 
 def export_onnx(net: nn.Module, path: str | os.PathLike, card: Mapping[str, Any] | None = None, *,
@@ -115,6 +117,7 @@ def check_export(net: StyleNet, path: str | os.PathLike, size: tuple[int, int] =
 
     width, height = size
     x = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(0))
+    x[1] *= 0.2   # a dark frame too, where the tone gate acts
     with torch.inference_mode():
         expected = net.float().eval()(x).numpy()
     got = OnnxRunner(path)(x.numpy())
