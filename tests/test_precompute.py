@@ -149,7 +149,14 @@ def test_killed_batch_resumes_and_leaves_only_whole_files(tmp_path):
         time.sleep(0.01)
     os.kill(batch.pid, signal.SIGKILL)
     batch.wait()
-    time.sleep(0.5)  # the workers die with the parent (PR_SET_PDEATHSIG)
+    # The workers die with the parent (PR_SET_PDEATHSIG); on a loaded machine that can take a
+    # moment, so wait until the folder stops changing before counting what was finished.
+    listing, stable_since = None, time.monotonic()
+    while time.monotonic() - stable_since < 2.0 and time.monotonic() < deadline + 30:
+        now = sorted(p.name for p in out.iterdir())
+        if now != listing:
+            listing, stable_since = now, time.monotonic()
+        time.sleep(0.1)
     finished_before = sorted(out.glob("*.h5"))
     assert len(finished_before) < 6, "the kill came too late to test resuming"
     for path in finished_before:
