@@ -37,6 +37,7 @@ from torch.utils.data import Dataset, Sampler
 
 from vidstyle.errors import ConfigError
 from vidstyle.flowstore import FlowFile, find_flow_files, validate
+from vidstyle.pairstats import frame_std
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Photos are kept in memory at most this many crop sizes on their shorter side: enough for the
@@ -164,11 +165,8 @@ def camera_motion_pair(photo: np.ndarray, size: int, rng: np.random.Generator,
 def usable_pair(frame_t: np.ndarray, frame_t1: np.ndarray, flow_bw: np.ndarray, mask: np.ndarray) -> bool:
     """Whether a (cropped) pair can be trained on: neither frame nearly constant (luma standard
     deviation at least MIN_CROP_STD) and at least MIN_VALID_FRACTION of the mask reliable."""
-    def luma_std(frame: np.ndarray) -> float:
-        return float(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).std()) / 255.0
-
-    return (float(mask.mean()) >= MIN_VALID_FRACTION and luma_std(frame_t) >= MIN_CROP_STD
-            and luma_std(frame_t1) >= MIN_CROP_STD)
+    return (float(mask.mean()) >= MIN_VALID_FRACTION and frame_std(frame_t) >= MIN_CROP_STD
+            and frame_std(frame_t1) >= MIN_CROP_STD)
 
 
 def to_tensors(frame_t: np.ndarray, frame_t1: np.ndarray, flow_bw: np.ndarray,

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from vidstyle.errors import ModelError
 from vidstyle.fsutil import atomic_output
-from vidstyle.net import StyleNet, tone_gate
+from vidstyle.net import StyleNet
 
 OPSET = 17
 INPUT_NAME = "frames"
@@ -59,10 +59,7 @@ class ExportableNet(nn.Module):
         pad_h = (4 - height % 4) % 4
         pad_w = (4 - width % 4) % 4
         padded = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        y = torch.sigmoid(self.net.decoder(self.net.residuals(self.net.encoder(padded))))
-        if self.net.tone > 0:
-            y = y * tone_gate(padded, self.net.tone)
-        return y[..., :height, :width]
+        return self.net.forward_padded(padded)[..., :height, :width]
 
 
 def export_onnx(net: nn.Module, path: str | os.PathLike, card: Mapping[str, Any] | None = None, *,

@@ -114,11 +114,16 @@ class StyleNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """RGB [0, 1] (N, 3, H, W) -> stylized RGB [0, 1] (N, 3, H, W)."""
         height, width = x.shape[-2:]
-        x = _pad_to_multiple(x)
+        return self.forward_padded(_pad_to_multiple(x))[..., :height, :width]
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on an input already padded to sides that are multiples of 4 (and >= 8):
+        RGB [0, 1] (N, 3, H, W) -> RGB [0, 1] (N, 3, H, W). ``forward`` pads and crops around it;
+        the ONNX export pads inside its graph instead."""
         y = torch.sigmoid(self.decoder(self.residuals(self.encoder(x))))
         if self.tone > 0:
             y = y * tone_gate(x, self.tone)
-        return y[..., :height, :width]
+        return y
 
 
 def tone_gate(x: torch.Tensor, threshold: float) -> torch.Tensor:
