@@ -64,6 +64,19 @@ def test_resume_after_step_10_gives_the_same_step_20_weights(data, tmp_path):
         assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, 21))
 
 
+def test_max_minutes_stops_early_with_a_model_of_the_steps_taken_and_resume_goes_on(data, tmp_path):
+    # A time limit far below one step's time stops after the first step.
+    stopped = train(tiny_config(data, tmp_path, max_minutes=1e-6), progress=False)
+    assert stopped.steps == 1
+    assert load_checkpoint(stopped.run_dir / "checkpoint.pt")["step"] == 1
+    assert json.loads((stopped.run_dir / "tiny.json").read_text())["trained"]["steps"] == 1
+    config = resume_config(tmp_path, "tiny", {"max_minutes": None})
+    finished = train(config, resume=True, progress=False)
+    assert finished.steps == 20
+    assert load_checkpoint(finished.run_dir / "checkpoint.pt")["step"] == 20
+    assert json.loads((finished.run_dir / "tiny.json").read_text())["trained"]["steps"] == 20
+
+
 def test_run_folder_holds_config_log_previews_checkpoint_and_a_loadable_model(data, tmp_path):
     result = train(tiny_config(data, tmp_path, name="demo"), progress=False)
     run = tmp_path / "demo"

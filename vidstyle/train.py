@@ -61,7 +61,7 @@ _MAX_SIDE = 4096   # pixels: crops and style images beyond this exhaust memory, 
 EXPORT_DTYPE = torch.float16
 # Settings a resumed run may change: they affect speed and output cadence, never the numbers.
 RESUMABLE_OVERRIDES = ("steps", "device", "threads", "channels_last", "workers", "preview_every",
-                       "checkpoint_every", "log_every")
+                       "checkpoint_every", "log_every", "max_minutes")
 
 
 @dataclass
@@ -110,6 +110,7 @@ class TrainConfig:
     preview_every: int = 100
     checkpoint_every: int = 200
     log_every: int = 10
+    max_minutes: float | None = None   # wall time of one invocation's loop; None: run to ``steps``
 
     @property
     def run_dir(self) -> Path:
@@ -150,6 +151,8 @@ class TrainConfig:
             raise ConfigError("--size and --style-size must be at least 16 pixels")
         if max(self.size, self.style_size) > _MAX_SIDE:
             raise ConfigError(f"--size and --style-size must be at most {_MAX_SIDE} pixels")
+        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
+            raise ConfigError(f"--max-minutes {self.max_minutes}: give a positive number of minutes")
         for key in ("lr", "content_weight", "style_weight", "tv_weight", "temporal_weight", "compound_weight",
                     "compound_shift", "compound_noise", "tone", "photo_fraction"):
             value = getattr(self, key)
@@ -517,6 +520,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     bar = tqdm(total=config.steps, initial=start_step, disable=not (progress and setup.master),
                unit="step", dynamic_ncols=True, desc=config.name)
     clock = time.perf_counter()
+    deadline = clock + 60.0 * config.max_minutes if config.max_minutes else None
+    final_step = start_step
     for step in range(start_step + 1, config.steps + 1):
         batch = {k: v.to(setup.device, non_blocking=True) for k, v in next(batches).items()}
         terms = pair_loss(model, loss_fn, batch, setup, config.amp, config)
@@ -525,11 +530,13 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), float("inf"))
         _stop_unless_finite(terms, grad_norm, step, setup, files)
         optimizer.step()
+        final_step = step
+        last = step == config.steps or _out_of_time(deadline, setup)
 
         sums += torch.stack([terms["total"].detach()] + [terms[k].detach() for k in TRAIN_TERMS])
         counted += 1
         bar.update(1)
-        if step % config.log_every == 0 or step == config.steps:
+        if step % config.log_every == 0 or last:
             if setup.distributed:
                 dist.all_reduce(sums)
             elapsed = seconds + time.perf_counter() - clock
@@ -539,20 +546,36 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             if setup.master:
                 files.log(last_row)
                 bar.set_postfix({k: f"{last_row[k]:.3g}" for k in ("total", *TRAIN_TERMS)}, refresh=False)
-        if setup.master and (step % config.preview_every == 0 or step == config.steps):
+        if setup.master and (step % config.preview_every == 0 or last):
             write_png(files.previews / f"step_{step:06d}.png", render_preview(net, preview, setup, config.amp))
-        if setup.master and (step % config.checkpoint_every == 0 or step == config.steps):
+        if setup.master and (step % config.checkpoint_every == 0 or last):
             save_checkpoint(files.checkpoint, net, optimizer, step,
                             config, seconds + time.perf_counter() - clock)
+        if last:
+            break
     bar.close()
     seconds += time.perf_counter() - clock
     if not last_row and setup.master:   # resumed a finished run: nothing new was logged
         last_row = (files.read_log() or [{}])[-1]
-    weights = export_model(net, config, setup, seconds, last_row) if setup.master else None
+    # A run stopped by --max-minutes is described by the steps it took (--resume goes on to --steps).
+    done = dataclasses.replace(config, steps=final_step)
+    weights = export_model(net, done, setup, seconds, last_row) if setup.master else None
     if setup.distributed:
         dist.barrier()
-    return TrainResult(files.dir, weights, config.steps, seconds, last_row, setup.world_size,
+    return TrainResult(files.dir, weights, final_step, seconds, last_row, setup.world_size,
                        setup.distributed)
+
+
+def _out_of_time(deadline: float | None, setup: Setup) -> bool:
+    """Whether --max-minutes has run out; every process agrees (rank 0's clock decides)."""
+    if deadline is None:
+        return False
+    over = time.perf_counter() >= deadline
+    if not setup.distributed:
+        return over
+    flag = torch.tensor(float(over), device=setup.device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
 
 
 def check_photos(paths: list[str]) -> None:

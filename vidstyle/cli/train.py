@@ -66,6 +66,9 @@ def register(sub) -> None:
     p.add_argument("--preview-every", type=int, default=_S, help="steps (default: {default})")
     p.add_argument("--checkpoint-every", type=int, default=_S, help="steps (default: {default})")
     p.add_argument("--log-every", type=int, default=_S, help="steps (default: {default})")
+    p.add_argument("--max-minutes", type=float, metavar="M", default=_S,
+                   help="stop after M minutes of training (this invocation): checkpoint and model are "
+                        "written at the step reached; --resume goes on to --steps")
     p.add_argument("--no-amp", dest="amp", action="store_false", default=_S, help="float32 on CUDA too")
     p.add_argument("--resume", action="store_true", help="continue runs/NAME from its checkpoint")
     p.add_argument("--overwrite", action="store_true",
