@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_whole(args.whole, args.model, args.backends.split(","), args.rounds, args.json,
                          peer=not args.no_peer, warm=not args.no_warm_up)
 
-    from vidstyle.stylize import resolve_device
+    from vidstyle.device import resolve_device
 
     device = str(resolve_device(args.device))
     cuda = device.startswith("cuda")

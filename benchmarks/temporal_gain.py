@@ -241,7 +241,7 @@ def resolve_style(args) -> str:
 
 
 def main(argv=None) -> int:
-    from vidstyle.stylize import resolve_device
+    from vidstyle.device import resolve_device
     from vidstyle.video import probe
 
     args = parse_args(argv)

@@ -196,11 +196,12 @@ class Fidelity:
         import torch
 
         from vidstyle import losses
+        from vidstyle.device import resolve_device
         from vidstyle.vgg import LAYERS, VGG19
 
         self._torch = torch
         self._losses = losses
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.layers = tuple(dict.fromkeys((*losses.STYLE_LAYERS, *losses.CONTENT_LAYERS)))
         self.vgg = VGG19(last_layer=max(self.layers, key=LAYERS.index)).to(self.device)
         feats = self._features([_resize_longer_side(style_image, style_size)])

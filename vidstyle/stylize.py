@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from vidstyle.backends import OnnxRunner, cached_export, choose_backend
+from vidstyle.device import resolve_device
 from vidstyle.errors import ConfigError, VideoError
 from vidstyle.net import StyleNet
 from vidstyle.stabilize import Stabilizer, StabilizerConfig
@@ -91,21 +92,6 @@ class Plan:
     threads: int
     queue_depth: int
     backend: str = "torch"
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA if available else CPU; ConfigError for CUDA that is not there."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device '{name}' (use auto, cpu or cuda)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"unsupported device '{name}' (use auto, cpu or cuda)")
-    return device
 
 
 def plan(config: EngineConfig, work_pixels: int | None = None, exportable: bool = True) -> Plan:

@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from vidstyle.data import DrawSampler, PairDataset
+from vidstyle.device import resolve_device
 from vidstyle.errors import ConfigError
 from vidstyle.fsutil import atomic_output
 from vidstyle.losses import CONTENT_LAYERS, STYLE_LAYERS, TERMS, HybridLoss, LossWeights
@@ -227,21 +228,10 @@ def setup_device(spec: str = "auto", threads: int | None = None,
     Under torchrun (WORLD_SIZE in the environment) each process takes GPU LOCAL_RANK, or the CPU
     with the gloo backend when the device is the CPU.
     """
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ConfigError(f"--device {spec!r}: use auto, cpu, cuda or cuda:N") from None
+    device = resolve_device(spec, default_index=int(os.environ.get("LOCAL_RANK", 0)))
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda asked for, but no CUDA GPU is available (try --device cpu)")
-        device = torch.device("cuda", device.index if device.index is not None else local_rank)
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
-    elif device.type != "cpu":
-        raise ConfigError(f"--device {spec!r}: use auto, cpu, cuda or cuda:N")
     if threads:
         torch.set_num_threads(threads)
     if "WORLD_SIZE" not in os.environ:
