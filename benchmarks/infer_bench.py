@@ -48,7 +48,8 @@ SAMPLE = ROOT / "data" / "samples" / "vtest_4s.mp4"
 def make_clip(folder: Path, size: tuple[int, int], frames: int) -> Path:
     """The sample clip resized to ``size`` and looped to ``frames`` frames, H.264 crf 18."""
     import cv2
-    from vidstyle.video import iter_frames, write_video
+    from vidstyle.encode import write_video
+    from vidstyle.video import iter_frames
 
     source = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in iter_frames(SAMPLE)]
     path = folder / f"bench_{size[0]}x{size[1]}_{frames}.mp4"

@@ -83,7 +83,8 @@ def run_peer(clip: Path, num_frames: int, out: Path, args: list[str], work: Path
 
     The peer has no frame limit, so a longer clip is first cut to a lossless copy of those frames.
     """
-    from vidstyle.video import iter_frames, probe, write_video
+    from vidstyle.encode import write_video
+    from vidstyle.video import iter_frames, probe
 
     info = probe(clip)
     source = clip

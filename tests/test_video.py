@@ -1,6 +1,7 @@
 """vidstyle.video on synthetic clips made here: counts, order, resizing, random access, exact
 lossless and odd-size round trips, kept rate and audio, atomic writing, and every bad input."""
 
+import sys
 from fractions import Fraction
 
 import av
@@ -12,8 +13,9 @@ from clips import (distinct_frames, make_frame_folder, truncate, write_garbage, 
                    write_vfr_clip)
 from vidstyle.errors import ConfigError, VideoError
 from vidstyle.encode import VideoWriter, write_video
-from vidstyle.video import (FOLDER_FPS, is_clip, iter_frames, iter_timed_frames, probe, read_frames,
-                            variable_rate)
+from vidstyle.framefolder import FOLDER_FPS
+from vidstyle.random_access import read_frames
+from vidstyle.video import is_clip, iter_frames, iter_timed_frames, probe, variable_rate
 
 W, H = 64, 48
 
@@ -139,6 +141,7 @@ def test_is_clip_knows_video_names_and_folders_of_two_or_more_numbered_images(tm
 # --- random access -----------------------------------------------------------------------------
 
 def test_read_frames_matches_iter_frames_in_any_order_with_repeats(tmp_path, frames):
+    pytest.importorskip("decord")
     path = write_test_clip(tmp_path / "lossy.mp4", frames)
     streamed = np.stack(list(iter_frames(path, size=(40, 30))))
     picked = read_frames(path, [7, 8, 0, 23, 7], size=(40, 30))
@@ -149,6 +152,18 @@ def test_read_frames_matches_iter_frames_in_any_order_with_repeats(tmp_path, fra
 def test_read_frames_refuses_indices_outside_the_clip(exact_clip):
     with pytest.raises(VideoError, match="outside"):
         read_frames(exact_clip, [0, 24])
+
+
+def test_read_frames_without_decord_names_the_extra_for_files_only(tmp_path, exact_clip, frames,
+                                                                  monkeypatch):
+    monkeypatch.setitem(sys.modules, "decord", None)  # what an install without the extra meets
+    with pytest.raises(ConfigError, match=r"vidstyle\[decord\]") as error:
+        read_frames(exact_clip, [2, 0])
+    assert "\n" not in str(error.value)
+    folder = make_frame_folder(tmp_path / "shot", frames[:3])
+    assert np.array_equal(read_frames(folder, [2, 0]), frames[[2, 0]])
+    rotated = write_test_clip(tmp_path / "phone.mp4", frames[:3], lossless=True, rotation=90)
+    assert np.array_equal(read_frames(rotated, [2]), np.rot90(frames[[2]], 1, axes=(1, 2)))
 
 
 # --- writing -----------------------------------------------------------------------------------

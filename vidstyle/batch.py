@@ -32,11 +32,12 @@ import torch
 from PIL import Image
 
 from vidstyle.errors import ConfigError, VidstyleError
+from vidstyle.framefolder import IMAGE_EXTENSIONS, numbered_images
 from vidstyle.photo import default_photo_output, is_photo, stylize_photo
 from vidstyle.precompute import in_shard
 from vidstyle.stylize import EngineConfig, InferOptions, Stylizer, default_output, fit_size, plan, \
     stylize_video
-from vidstyle.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, _numbered_images, is_clip, probe
+from vidstyle.video import VIDEO_EXTENSIONS, is_clip, probe
 
 # EXIF tags a camera writes (Make, Model, DateTimeOriginal is in a sub-IFD so DateTime stands in):
 # frames written out of a video by ffmpeg, OpenCV or Pillow carry none of them.
@@ -96,7 +97,7 @@ def is_frame_folder(folder: Path) -> bool:
     """A folder of numbered frames of one video (see the module docstring for the rule)."""
     if not is_clip(folder):
         return False
-    files = _numbered_images(folder)
+    files = numbered_images(folder)
     try:
         sizes = set()
         for file in files:

@@ -21,7 +21,7 @@ import numpy as np
 
 from vidstyle.errors import FlowFileError
 from vidstyle.flo import read_flo
-from vidstyle.video import IMAGE_EXTENSIONS
+from vidstyle.framefolder import IMAGE_EXTENSIONS
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")
 # Some datasets store "unknown" as flow components of 1e9 or more.

@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vidstyle.errors import ConfigError, VideoError
+from vidstyle.framefolder import IMAGE_EXTENSIONS
 from vidstyle.fsutil import atomic_output
 from vidstyle.stylize import InferOptions, Stylizer, fit_size
-from vidstyle.video import IMAGE_EXTENSIONS
 
 # Output suffix -> Pillow format and save options. JPEG and WebP at quality 95: the network's fine
 # texture is what lower qualities smear first.

@@ -1,25 +1,25 @@
 """The inference engine: a stylizing network and a stream of frames in, stylized frames out.
 
 Three stages run at once, joined by small bounded queues so memory stays flat however long the
-video: a thread decodes, the calling thread runs the network on batches, a thread encodes.
+video: a thread decodes, the calling thread runs the network on batches, a thread encodes
+(:mod:`vidstyle.background`). The job's settings are :mod:`vidstyle.inferconfig`.
 
 Device and precision are decided in one place, :func:`plan`:
 
 - CUDA: fp16 weights and activations, channels_last, batches of 8.
-- CPU: fp32, batches of 1 (batches of 2 measured slower on 2 cores), torch's intra-op threads on
-  all cores. ``torch.compile`` halves the network's CPU time (measured 302 -> 147 ms a 640x360
-  frame on one core: inductor runs the convolutions channels_last, which alone is 217 -> 122 ms,
-  and fuses pad, instance norm and ReLU, whose channels_last eager versions copy and lose the gain)
-  but costs 12-40 s to compile on first use (cached for later runs), so the default
-  ``compile=None`` turns it on only for jobs long enough to repay that.
+- CPU: fp32, batches of 1, torch's intra-op threads on all cores. ``torch.compile`` speeds the
+  network up on CPU (inductor runs the convolutions channels_last and fuses pad,
+  instance norm and ReLU) but costs seconds to compile on first use (cached for later runs), so
+  the default ``compile=None`` turns it on only for jobs long enough to repay that. Speeds and
+  compile times: README, "Inference" (its table from benchmarks/infer_bench.py).
 - CPU, jobs too short to repay a compile: onnxruntime on the network's ONNX export when it is
-  installed (1.44x eager PyTorch, measured alternately on 2 cores), see :mod:`vidstyle.backends`.
+  installed, see :mod:`vidstyle.backends` and README, "Backends".
 
 Any frame size works: the network pads (reflect) to the size it needs and crops back.
 
-On a CPU shared with other work (our own decoder and encoder included) set OMP_WAIT_POLICY=PASSIVE
-before torch is imported, as ``vidstyle infer`` does: spinning OpenMP threads otherwise starve the
-others (measured 0.7 against 3.8 frames/s on 2 busy cores).
+On a CPU shared with other work (our own decoder and encoder included) OpenMP threads should wait
+passively; every ``vidstyle`` command sets OMP_WAIT_POLICY for that before torch is imported
+(:func:`vidstyle.cli.set_openmp_wait_policy`). A program using this module directly sets it itself.
 """
 
 from __future__ import annotations
@@ -28,56 +28,30 @@ import collections
 import contextlib
 import math
 import os
-import queue
-import threading
 import time
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 
 from vidstyle.backends import OnnxRunner, cached_export, choose_backend
+from vidstyle.background import BackgroundSink, in_background
 from vidstyle.device import resolve_device
 from vidstyle.errors import ConfigError, VideoError
+from vidstyle.inferconfig import EngineConfig, InferOptions, check_options
 from vidstyle.net import StyleNet
 from vidstyle.stabilize import Stabilizer, StabilizerConfig
 
-T = TypeVar("T")
-
 # Below this much work (frames x pixels) compiling on CPU may cost more than it saves: 120 frames
-# at 640x360. Measured on 2 cores: the network eager 3.1 frames/s, compiled 12.4, so compiling saves
-# 0.24 s a frame; a first compile takes 12-40 s, a cached one about 2 s.
+# at 640x360, where the frames' saving overtakes a first compile (README, "Inference").
 AUTO_COMPILE_MIN_PIXELS = 120 * 640 * 360
 CUDA_BATCH = 8
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
-                "veryslow")
 # Clock of the output when the input's frame rate varies: MPEG's 90 kHz, finer than any source's.
 VARIABLE_RATE_TIME_BASE = Fraction(1, 90000)
-
-
-@dataclass
-class EngineConfig:
-    """How to run the network. ``None`` and 0 mean "decide from the device" (see :func:`plan`).
-
-    device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N". batch_size: frames per
-    network call. half: fp16 (CUDA only). compile: torch.compile the network, falling back to eager
-    if compiling fails. threads: CPU threads for the network (0: torch's default, one per physical
-    core). queue_depth: frames or batches each stage may run ahead of the next. backend: "torch",
-    "onnx" (onnxruntime on the network's ONNX export, CPU only) or "auto" (see
-    :func:`vidstyle.backends.choose_backend`).
-    """
-
-    device: str = "auto"
-    batch_size: int = 0
-    half: bool | None = None
-    compile: bool | None = None
-    threads: int = 0
-    queue_depth: int = 4
-    backend: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -211,133 +185,7 @@ class Stylizer:
         return (out for _, out in self.pairs(frames))
 
 
-# --- threads between stages -----------------------------------------------------------------------
-
-_END = object()
-
-
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    """Put ``item`` unless ``stop`` is set first; polling so that a stopped consumer frees us."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def in_background(items: Iterable[T], depth: int) -> Iterator[T]:
-    """Iterate ``items`` in a daemon thread, at most ``depth`` items ahead of the caller.
-
-    An exception in the producer is raised here after the items that came before it. Leaving the
-    loop early (break, exception, Ctrl-C) stops the producer and closes its iterator.
-    """
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        source = iter(items)
-        try:
-            for item in source:
-                if not _put(q, (item, None), stop):
-                    return
-            _put(q, (_END, None), stop)
-        except BaseException as exc:  # handed to the consumer, which re-raises it in order
-            _put(q, (_END, exc), stop)
-        finally:
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name="vidstyle-decode", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, exc = q.get()
-            if item is _END:
-                if exc is not None:
-                    raise exc
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5.0)
-
-
-class BackgroundSink:
-    """Call ``consume(item)`` for each :meth:`put` item in a daemon thread, ``depth`` items behind.
-
-    An exception in ``consume`` is raised by the next :meth:`put` or by :meth:`close`.
-    """
-
-    def __init__(self, consume: Callable[[T], None], depth: int, name: str = "vidstyle-encode"):
-        self._consume = consume
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _END or self._error is not None:
-                return
-            try:
-                self._consume(item)
-            except BaseException as exc:  # re-raised in the caller's thread
-                self._error = exc
-                self._stop.set()
-
-    def _check(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def put(self, item: T) -> None:
-        self._check()
-        _put(self._queue, item, self._stop)
-        self._check()
-
-    def close(self, wait: bool = True) -> None:
-        """Finish the queued items (``wait``) or drop them, stop the thread, raise its error."""
-        if not wait:
-            self._stop.set()
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    self._queue.get_nowait()
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Full):
-                self._queue.put(_END, timeout=0.1)
-                break
-        self._thread.join()
-        if wait:
-            self._check()
-
-
 # --- the whole job: a video file in, a stylized video file out ------------------------------------
-
-@dataclass
-class InferOptions:
-    """What to make of the input. max_size: longest side of the frames stylized (pixels; the output
-    has that size). start, duration: the part of the input to stylize, seconds. lossless, crf,
-    preset: output coding (x264's crf and speed preset). side_by_side: write input | output, twice
-    as wide. stabilize: strength of the flow-guided stabilizer (:mod:`vidstyle.stabilize`), 0 = off.
-    post_process: (input, stylized) uint8 (H, W, 3) -> uint8 (H, W, 3), applied to each frame after
-    the stabilizer, before it is written (colour and strength controls, :mod:`vidstyle.color`)."""
-
-    max_size: int | None = None
-    start: float = 0.0
-    duration: float | None = None
-    lossless: bool = False
-    crf: int = 18
-    # veryfast: a third of medium's CPU time for a file 3% smaller at crf 18 (measured at 640x360,
-    # 49 frames: 0.81 against 2.28 CPU seconds), CPU the network would otherwise lose.
-    preset: str = "veryfast"
-    side_by_side: bool = False
-    stabilize: float = 0.0
-    post_process: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-
 
 @dataclass
 class InferResult:
@@ -381,20 +229,6 @@ def _check_job(input_path: Path, output: Path, options: InferOptions) -> None:
 
     check_output_path(output, options.lossless, source=input_path)
     check_options(options)
-
-
-def check_options(options: InferOptions) -> None:
-    """ConfigError for settings no input can satisfy (checked before any input is read)."""
-    start_ok = math.isfinite(options.start) and options.start >= 0
-    duration_ok = options.duration is None or (math.isfinite(options.duration) and options.duration > 0)
-    if not (start_ok and duration_ok):
-        raise ConfigError(f"--start must be >= 0 and --duration > 0 seconds, both finite numbers, "
-                          f"got {options.start} and {options.duration}")
-    if not 0 <= options.crf <= 51:
-        raise ConfigError(f"--crf must be in 0..51, got {options.crf}")
-    if options.preset not in X264_PRESETS:
-        raise ConfigError(f"--preset must be one of {', '.join(X264_PRESETS)}, got '{options.preset}'")
-    StabilizerConfig(strength=options.stabilize).check()
 
 
 def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,

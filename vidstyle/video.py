@@ -1,10 +1,10 @@
-"""Video input: probe clips, stream or randomly read their frames (writing is vidstyle.encode).
+"""Video input: probe clips, stream their frames (writing is vidstyle.encode).
 
-A clip is a video file (read with PyAV; decord for random access) or a folder of numbered images
-(read with OpenCV). Frames are numpy uint8 RGB (H, W, 3), upright: a rotation stored in the file
-(display matrix) is applied, and sizes are (width, height) as displayed. Every failure reaches the
-caller as ``VideoError`` (bad sizes and rates as ``ConfigError``) with the path in its message;
-PyAV, decord and OpenCV exceptions never escape.
+A clip is a video file (read with PyAV) or a folder of numbered images (:mod:`vidstyle.framefolder`);
+random access is :mod:`vidstyle.random_access`. Frames are numpy uint8 RGB (H, W, 3), upright: a
+rotation stored in the file (display matrix) is applied, and sizes are (width, height) as displayed.
+Every failure reaches the caller as ``VideoError`` (bad sizes and rates as ``ConfigError``) with the
+path in its message; PyAV and OpenCV exceptions never escape.
 """
 
 from __future__ import annotations
@@ -14,22 +14,19 @@ import functools
 import math
 import os
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator
 
 import av
 import cv2
 import numpy as np
 
 from vidstyle.errors import ConfigError, VideoError
+from vidstyle.framefolder import FOLDER_FPS, IMAGE_EXTENSIONS, iter_images, numbered_images, read_image
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg",
                               ".wmv", ".flv"})
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-FOLDER_FPS = 24.0  # a folder of frames carries no rate; this is the one it is given
-_NUMBERED = re.compile(r"^(.*?)(\d+)$")
 # Formats whose headers state the stream's duration, so a short stream means a cut file. MPEG
 # program/transport streams are left out: their duration is only estimated from the bit rate.
 _DURATION_IN_HEADER = ("matroska", "avi", "asf", "flv")
@@ -100,45 +97,11 @@ def _video_stream(container, path) -> av.video.stream.VideoStream:
     raise VideoError(f"{path} has no video stream")
 
 
-# --- frame folders ------------------------------------------------------------------------------
-
-def _numbered_images(folder: Path) -> list[Path]:
-    """The image files of ``folder`` whose names end in a number, sorted by that number.
-
-    When names form several sequences (``a_001.png`` and ``b_001.png``), the longest is taken.
-    """
-    try:
-        names = os.listdir(folder)
-    except OSError as error:
-        raise VideoError(f"cannot read folder {folder}: {_reason(error)}") from error
-    sequences: dict[tuple[str, str], dict[int, str]] = {}
-    for name in names:
-        stem, ext = os.path.splitext(name)
-        match = _NUMBERED.match(stem)
-        if match and ext.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
-            numbers = sequences.setdefault((match[1], ext.lower()), {})
-            if int(match[2]) in numbers:
-                raise VideoError(f"{folder} holds two frames numbered {int(match[2])}: "
-                                 f"{numbers[int(match[2])]} and {name}")
-            numbers[int(match[2])] = name
-    if not sequences:
-        return []
-    longest = max(sequences.values(), key=len)
-    return [folder / longest[n] for n in sorted(longest)]
-
-
-def _read_image(file: Path) -> np.ndarray:
-    image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-    if image is None:
-        raise VideoError(f"cannot read frame {file}: not a readable image")
-    return image[..., ::-1]
-
-
 def _probe_folder(folder: Path) -> VideoInfo:
-    files = _numbered_images(folder)
+    files = numbered_images(folder)
     if not files:
         raise VideoError(f"{folder} holds no numbered image frames (such as 00001.png)")
-    height, width = _read_image(files[0]).shape[:2]
+    height, width = read_image(files[0]).shape[:2]
     return VideoInfo(str(folder), len(files), FOLDER_FPS, width, height, len(files) / FOLDER_FPS,
                      has_audio=False, rotation=0, is_frame_folder=True)
 
@@ -307,7 +270,7 @@ def is_clip(path: str | os.PathLike) -> bool:
         return path.suffix.lower() in VIDEO_EXTENSIONS
     try:
         names = os.listdir(path)
-        frames = _numbered_images(path)
+        frames = numbered_images(path)
     except (OSError, VideoError):
         return False
     suffixes = [os.path.splitext(name)[1].lower() for name in names if not name.startswith(".")]
@@ -319,7 +282,8 @@ def is_clip(path: str | os.PathLike) -> bool:
 
 # --- reading ------------------------------------------------------------------------------------
 
-def _check_size(size) -> tuple[int, int] | None:
+def check_size(size) -> tuple[int, int] | None:
+    """``size`` as (width, height) positive ints, or None; ConfigError for anything else."""
     if size is None:
         return None
     if isinstance(size, (str, bytes)):
@@ -333,7 +297,7 @@ def _check_size(size) -> tuple[int, int] | None:
     return width, height
 
 
-def _upright_resized(frame: np.ndarray, rotation: int, size: tuple[int, int] | None) -> np.ndarray:
+def upright_resized(frame: np.ndarray, rotation: int, size: tuple[int, int] | None) -> np.ndarray:
     """uint8 (H, W, 3) as displayed: turned by ``rotation`` degrees counterclockwise, then resized."""
     if rotation:
         frame = np.rot90(frame, rotation // 90)
@@ -388,7 +352,7 @@ def iter_timed_frames(path: str | os.PathLike, size: tuple[int, int] | None = No
     frame is at 0 unless the coder delays it, as AVI does), so a variable frame rate shows; frame
     t of a folder is at t / FOLDER_FPS.
     """
-    size = _check_size(size)
+    size = check_size(size)
     info, expected = _probe_with_expected(path)
     first, stop = _frame_window(info, expected, max_frames, start, duration)
     if info.is_frame_folder:
@@ -397,15 +361,9 @@ def iter_timed_frames(path: str | os.PathLike, size: tuple[int, int] | None = No
 
 
 def _iter_folder(folder: Path, size, first: int, stop: int) -> Iterator[tuple[float, np.ndarray]]:
-    files = _numbered_images(folder)[first:stop]
-    shape = None
-    for index, file in enumerate(files, start=first):
-        frame = _read_image(file)
-        if size is None and shape is not None and frame.shape != shape:
-            raise VideoError(f"frame {file} is {frame.shape[1]}x{frame.shape[0]}, "
-                             f"the first frame is {shape[1]}x{shape[0]}")
-        shape = frame.shape
-        yield index / FOLDER_FPS, _upright_resized(frame, 0, size)
+    frames = iter_images(folder, first, stop, same_size=size is None)
+    for index, frame in enumerate(frames, start=first):
+        yield index / FOLDER_FPS, upright_resized(frame, 0, size)
 
 
 def _iter_file(path, info: VideoInfo, expected: int, size, first: int, stop: int
@@ -428,7 +386,7 @@ def _iter_file(path, info: VideoInfo, expected: int, size, first: int, stop: int
                         index = round((seconds or 0.0) * info.fps)
                     if index >= first:
                         yield (index / info.fps if seconds is None else seconds,
-                               _upright_resized(frame.to_ndarray(format="rgb24"), info.rotation, size))
+                               upright_resized(frame.to_ndarray(format="rgb24"), info.rotation, size))
                     index += 1
                     if index >= stop:
                         return
@@ -440,74 +398,3 @@ def _iter_file(path, info: VideoInfo, expected: int, size, first: int, stop: int
             raise VideoError(f"{path} is truncated: decoded {reached} frames of {expected}{reason}")
     finally:
         container.close()
-
-
-@functools.lru_cache(maxsize=4)
-def _decord_reader(path: str, _mtime_ns: int, _size: int, _pid: int, _thread: int):
-    """A decord VideoReader kept open across calls, one per process and thread: a reader is not
-    safe to share between threads, and its decoder threads do not survive a fork."""
-    import decord  # noqa: PLC0415  (only random access needs it)
-
-    try:
-        return decord.VideoReader(path, ctx=decord.cpu(0))
-    except Exception:  # decord raises its own DECORDError, IndexError or RuntimeError on bad files
-        return None
-
-
-def read_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray,
-                size: tuple[int, int] | None = None) -> np.ndarray:
-    """Frames at ``indices`` (in that order, repeats allowed): uint8 RGB (N, H, W, 3), upright,
-    resized like iter_frames. Random access: decord for files, one image read each for folders.
-
-    Files decord cannot read, rotated files, and files whose count decord disagrees with probe on
-    (mp4 edit lists) are decoded with PyAV from the first frame up to the last index instead:
-    correct, but O(last index) per call. Indices outside [0, num_frames) raise VideoError.
-    """
-    size = _check_size(size)
-    info = probe(path)
-    wanted = [int(i) for i in np.asarray(indices).reshape(-1)]
-    for i in wanted:
-        if not 0 <= i < info.num_frames:
-            raise VideoError(f"frame {i} is outside {path} (frames 0..{info.num_frames - 1})")
-    if not wanted:
-        shape = size[::-1] if size else (info.height, info.width)
-        return np.empty((0, *shape, 3), np.uint8)
-    if info.is_frame_folder:
-        files = _numbered_images(Path(path))
-        frames = [_upright_resized(_read_image(files[i]), 0, size) for i in wanted]
-    else:
-        frames = _read_with_decord(path, info, wanted, size) or _read_by_decoding(path, wanted, size)
-    return np.stack(frames)
-
-
-def _read_with_decord(path, info: VideoInfo, wanted: list[int], size) -> list[np.ndarray] | None:
-    if info.rotation:
-        return None  # decord turns some rotations itself and fails on others (180, any in .mkv)
-    stat = os.stat(path)
-    reader = _decord_reader(str(path), stat.st_mtime_ns, stat.st_size, os.getpid(),
-                            threading.get_ident())
-    if reader is None or len(reader) != info.num_frames:
-        return None
-    try:
-        batch = reader.get_batch(wanted).asnumpy()
-    except Exception:  # decord's errors have no common base; PyAV decoding is the fallback
-        return None
-    return [_upright_resized(frame, 0, size) for frame in batch]
-
-
-def _read_by_decoding(path, wanted: list[int], size) -> list[np.ndarray]:
-    needed = set(wanted)
-    found = {}
-    for index, frame in enumerate(iter_frames(path, size=size, max_frames=max(wanted) + 1)):
-        if index in needed:
-            found[index] = frame
-    return [found[i] for i in wanted]
-
-
-def __getattr__(name: str):
-    # The writing side moved to vidstyle.encode; these names still import from here.
-    if name in ("VideoWriter", "write_video"):
-        from vidstyle import encode  # noqa: PLC0415  (encode imports this module)
-
-        return getattr(encode, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
