@@ -1,5 +1,6 @@
 """`vidstyle infer` / `python infer.py` and `vidstyle models`, end to end on synthetic clips."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -210,3 +211,43 @@ def test_infer_script_reports_bad_input_in_one_line(tmp_path, model):
                             timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"vidstyle: error: video not found: {tmp_path / 'none.mp4'}"]
+
+
+def _policy_when_commands_load(monkeypatch, value):
+    """OMP_WAIT_POLICY as the command modules (and so torch) are first imported by ``main``."""
+    import vidstyle.cli as cli
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "unset")  # records the caller's value for the undo
+    if value is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY")
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", value)
+    seen = []
+    build_parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: seen.append(os.environ.get("OMP_WAIT_POLICY"))
+                        or build_parser())
+    assert main(["models", "--quiet"]) == 0
+    return seen[0], os.environ.get("OMP_WAIT_POLICY")
+
+
+def test_every_command_makes_openmp_wait_passively_before_its_module_loads(capsys, monkeypatch):
+    assert _policy_when_commands_load(monkeypatch, None) == ("PASSIVE", "PASSIVE")
+
+
+def test_a_wait_policy_the_user_set_is_kept(capsys, monkeypatch):
+    assert _policy_when_commands_load(monkeypatch, "ACTIVE") == ("ACTIVE", "ACTIVE")
+
+
+def test_infer_options_left_out_are_the_library_defaults():
+    import vidstyle.cli as cli
+    from vidstyle.color import ColorOptions
+    from vidstyle.stylize import InferOptions
+
+    args = cli.build_parser().parse_args(["infer", "clip.mp4", "--model", "m"])
+    engine, options, color = EngineConfig(), InferOptions(), ColorOptions()
+    assert (args.device, args.batch_size, args.compile, args.threads, args.backend) == \
+        (engine.device, engine.batch_size, engine.compile, engine.threads, engine.backend)
+    assert (args.crf, args.preset, args.start, args.duration, args.lossless, args.side_by_side) == \
+        (options.crf, options.preset, options.start, options.duration, options.lossless,
+         options.side_by_side)
+    assert (args.strength, args.preserve_color) == (color.strength, color.preserve_color)

@@ -16,6 +16,7 @@ import numpy as np
 
 from vidstyle.errors import ConfigError
 
+CUDA_BATCH = 8   # frames a network call when EngineConfig.batch_size is 0, on CUDA (CPU: 1)
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow")
 

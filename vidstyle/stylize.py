@@ -42,14 +42,13 @@ from vidstyle.backends import OnnxRunner, cached_export, choose_backend
 from vidstyle.background import BackgroundSink, in_background
 from vidstyle.device import resolve_device
 from vidstyle.errors import ConfigError, VideoError
-from vidstyle.inferconfig import EngineConfig, InferOptions, check_options
+from vidstyle.inferconfig import CUDA_BATCH, EngineConfig, InferOptions, check_options
 from vidstyle.net import StyleNet
 from vidstyle.stabilize import Stabilizer, StabilizerConfig
 
 # Below this much work (frames x pixels) compiling on CPU may cost more than it saves: 120 frames
 # at 640x360, where the frames' saving overtakes a first compile (README, "Inference").
 AUTO_COMPILE_MIN_PIXELS = 120 * 640 * 360
-CUDA_BATCH = 8
 # Clock of the output when the input's frame rate varies: MPEG's 90 kHz, finer than any source's.
 VARIABLE_RATE_TIME_BASE = Fraction(1, 90000)
 

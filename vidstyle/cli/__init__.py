@@ -9,6 +9,7 @@ Handlers parse and call library functions; they hold no logic of their own. This
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -16,6 +17,16 @@ from vidstyle import __version__
 from vidstyle.errors import VidstyleError
 
 EXIT_USER_ERROR = 2
+
+
+def set_openmp_wait_policy() -> None:
+    """Make torch's OpenMP threads wait passively, unless the user chose a policy.
+
+    Spinning OpenMP threads starve any other thread that wants the core (our decoder and encoder, a
+    flow worker, another program): README, "Inference". libgomp reads the variable once, when torch
+    is first imported, so every command gets it here, before any command module is imported.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    set_openmp_wait_policy()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import sys
 import threading
@@ -13,17 +12,16 @@ import time
 import warnings
 from pathlib import Path
 
+from vidstyle.backends import BACKENDS
+from vidstyle.color import ColorOptions
 from vidstyle.errors import VideoError
+from vidstyle.inferconfig import CUDA_BATCH, EngineConfig, InferOptions
 
-# Torch's OpenMP threads spin while they wait for each other. When any other thread wants the core
-# (our decoder and encoder, or another program) the spinning starves it: measured on 2 busy cores,
-# 0.7 frames/s spinning against 3.8 waiting passively. libgomp reads this once, when torch is first
-# imported, which is after this module is (vidstyle.cli imports the commands in order); a value the
-# user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-# Chosen on held-out clips (README, Inference: the stabilizer's effect and cost).
+# The command's stabilizer strength; the library's InferOptions leaves it off. Chosen on held-out
+# clips (README, Inference: the stabilizer's effect and cost).
 DEFAULT_STABILIZE = 0.6
+# The options' defaults are these dataclasses' own, so that the command and the library agree.
+_ENGINE, _OPTIONS, _COLOR = EngineConfig(), InferOptions(), ColorOptions()
 
 
 def register(sub) -> None:
@@ -41,30 +39,34 @@ def register(sub) -> None:
     p.add_argument("-o", "--output",
                    help="output file (.mp4/.mov/.mkv for a video, .png/.jpg/.webp for a photo), or a "
                         "folder for several inputs (default: beside each input)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    p.add_argument("--device", default=_ENGINE.device,
+                   help="auto (CUDA if available), cpu, cuda or cuda:N (default %(default)s)")
     p.add_argument("--max-size", type=int, metavar="N",
                    help="shrink frames so their longest side is at most N pixels (output too)")
-    p.add_argument("--batch-size", type=int, default=0, metavar="N",
-                   help="frames per network call (default: 8 on CUDA, 1 on CPU)")
-    p.add_argument("--lossless", action="store_true",
+    p.add_argument("--batch-size", type=int, default=_ENGINE.batch_size, metavar="N",
+                   help=f"frames per network call (default: {CUDA_BATCH} on CUDA, 1 on CPU)")
+    p.add_argument("--lossless", action="store_true", default=_OPTIONS.lossless,
                    help="store the network's exact pixels (large files; libx264rgb, or ffv1 for .mkv)")
-    p.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default 18)")
-    p.add_argument("--preset", default="veryfast",
-                   help="x264 speed preset, ultrafast..veryslow: faster is larger (default veryfast)")
-    p.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds")
-    p.add_argument("--duration", type=float, metavar="S", help="stylize S seconds only")
-    p.add_argument("--side-by-side", action="store_true", help="write input | output for comparison")
+    p.add_argument("--crf", type=int, default=_OPTIONS.crf,
+                   help="H.264 quality, lower is better (default %(default)s)")
+    p.add_argument("--preset", default=_OPTIONS.preset,
+                   help="x264 speed preset, ultrafast..veryslow: faster is larger (default %(default)s)")
+    p.add_argument("--start", type=float, default=_OPTIONS.start, metavar="S", help="start at S seconds")
+    p.add_argument("--duration", type=float, default=_OPTIONS.duration, metavar="S",
+                   help="stylize S seconds only")
+    p.add_argument("--side-by-side", action="store_true", default=_OPTIONS.side_by_side,
+                   help="write input | output for comparison")
     p.add_argument("--stabilize", type=float, default=DEFAULT_STABILIZE, metavar="S",
                    help="flow-guided stabilizer strength in [0, 1): blend in the previous result, "
                         f"carried by the motion, where the flow is reliable; 0 = off (default {DEFAULT_STABILIZE})")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+    p.add_argument("--backend", default=_ENGINE.backend, choices=BACKENDS,
                    help="run the network in PyTorch or in onnxruntime on its ONNX export (CPU; "
                         "exported once, then cached); auto: onnx for short CPU jobs when installed, "
                         "else torch")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=_ENGINE.compile,
                    help="torch.compile the network (default: on CPU for long jobs only; "
                         "falls back to eager if compiling fails)")
-    p.add_argument("--threads", type=int, default=0, metavar="N",
+    p.add_argument("--threads", type=int, default=_ENGINE.threads, metavar="N",
                    help="CPU threads for the network (default: all cores)")
     p.add_argument("--fp32", action="store_true", help="on CUDA, run in float32 instead of float16")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or compile notice")
@@ -83,10 +85,10 @@ def register(sub) -> None:
 
 
 def _add_batch_and_color_options(p) -> None:
-    p.add_argument("--preserve-color", action="store_true",
+    p.add_argument("--preserve-color", action="store_true", default=_COLOR.preserve_color,
                    help="keep the input's colours, take only the style's light and dark (luma)")
-    p.add_argument("--strength", type=float, default=1.0, metavar="A",
-                   help="blend A of the stylized frame with 1-A of the input, 0..1 (default 1)")
+    p.add_argument("--strength", type=float, default=_COLOR.strength, metavar="A",
+                   help="blend A of the stylized frame with 1-A of the input, 0..1 (default %(default)g)")
     p.add_argument("--shard", metavar="I/N",
                    help="stylize only shard I of N (0-based, stable by input path), for N machines")
     p.add_argument("--json", action="store_true",
@@ -118,17 +120,16 @@ def _terminate_as_interrupt():
 def run_infer(args) -> int:
     from vidstyle.batch import (BatchSummary, StylizerPool, find_inputs, format_result, format_summary,
                                 plan_outputs, run_item, run_items, take_shard)
-    from vidstyle.color import ColorOptions
+    from vidstyle.inferconfig import check_options
     from vidstyle.precompute import parse_shard
-    from vidstyle.stylize import EngineConfig, InferOptions, check_options
     from vidstyle.zoo import load_model
 
     color = ColorOptions(preserve_color=args.preserve_color, strength=args.strength)
     shard = parse_shard(args.shard)
     model = load_model(args.model)
-    engine = EngineConfig(device=args.device, batch_size=args.batch_size, compile=args.compile, threads=args.threads,
-                          backend=args.backend,
-                          half=False if args.fp32 else None)
+    engine = EngineConfig(device=args.device, batch_size=args.batch_size, compile=args.compile,
+                          threads=args.threads, backend=args.backend,
+                          half=False if args.fp32 else _ENGINE.half)
     options = InferOptions(max_size=args.max_size, start=args.start, duration=args.duration,
                            lossless=args.lossless, crf=args.crf, preset=args.preset,
                            side_by_side=args.side_by_side, stabilize=args.stabilize,

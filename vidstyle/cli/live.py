@@ -46,10 +46,10 @@ def register(sub) -> None:
 
 def run_live_command(args) -> int:
     from vidstyle.color import ColorOptions
+    from vidstyle.encode import VideoWriter
     from vidstyle.live import FrameSource, RawSink, format_stats, run_live
     from vidstyle.precompute import parse_size
     from vidstyle.stylize import EngineConfig, Stylizer
-    from vidstyle.encode import VideoWriter
     from vidstyle.window import open_window
     from vidstyle.zoo import load_model
 

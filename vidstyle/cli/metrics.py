@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from vidstyle.consistency import ConsistencyConfig
 from vidstyle.definitions import DEFINITIONS
+from vidstyle.metrics import MetricsConfig
 
 DEFINITION_NAMES = tuple(DEFINITIONS)
+# The options' defaults are these dataclasses' own, so that the command and the library agree.
+_METRICS, _CONSISTENCY = MetricsConfig(), ConsistencyConfig()
 
 EPILOG = """\
 what the columns mean (details: python -c "import vidstyle.metrics as m; help(m)"):
@@ -40,15 +44,17 @@ def register(sub) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT", help="the original video (file or folder of numbered frames)")
     p.add_argument("stylized", nargs="+", metavar="STYLIZED", help="stylized versions of INPUT")
-    p.add_argument("--flow", default="farneback", metavar="METHOD",
-                   help="optical flow on INPUT: farneback (default), dis or deepflow")
+    p.add_argument("--flow", default=_METRICS.flow_method, metavar="METHOD",
+                   help="optical flow on INPUT: farneback, dis or deepflow (default %(default)s)")
     p.add_argument("--max-frames", type=int, metavar="N", help="compare only the first N frames")
     p.add_argument("--style", metavar="IMAGE", help="style image: adds style and content loss (VGG-19)")
-    p.add_argument("--style-size", type=int, default=512, metavar="PX",
-                   help="longer side of the style image for its Gram matrices (default 512)")
-    p.add_argument("--fidelity-every", type=int, default=10, metavar="N",
-                   help="style/content loss on frames 0, N, 2N, ... (default 10: VGG is slow on a CPU)")
-    p.add_argument("--device", help="torch device for VGG-19 (default: cuda if available, else cpu)")
+    p.add_argument("--style-size", type=int, default=_METRICS.style_size, metavar="PX",
+                   help="longer side of the style image for its Gram matrices (default %(default)s)")
+    p.add_argument("--fidelity-every", type=int, default=_METRICS.fidelity_every, metavar="N",
+                   help="style/content loss on frames 0, N, 2N, ... (default %(default)s: VGG is slow on "
+                        "a CPU)")
+    p.add_argument("--device", default=_METRICS.device,
+                   help="torch device for VGG-19 (default: cuda if available, else cpu)")
     p.add_argument("--json", metavar="OUT.json", help="write the table and settings as JSON")
     p.add_argument("--csv", metavar="OUT.csv", help="write per-frame curves as CSV")
     p.add_argument("--plot", metavar="OUT.png", help="plot the per-frame curves (needs matplotlib)")
@@ -56,9 +62,11 @@ def register(sub) -> None:
         "definitions, gaps and ground truth",
         "Any of these prints one temporal error per definition and gap instead of the table above.")
     g.add_argument("--definition", nargs="+", choices=list(DEFINITION_NAMES), metavar="NAME",
-                   help=f"published formula(s): {', '.join(DEFINITION_NAMES)} (default vidstyle, the E_warp above)")
+                   help=f"published formula(s): {', '.join(DEFINITION_NAMES)} "
+                        f"(default {' '.join(_CONSISTENCY.definitions)}, the E_warp above)")
     g.add_argument("--gap", nargs="+", type=int, metavar="K",
-                   help="compare frames t and t+K (default 1); several allowed, e.g. --gap 1 10")
+                   help=f"compare frames t and t+K (default {' '.join(map(str, _CONSISTENCY.gaps))}); "
+                        "several allowed, e.g. --gap 1 10")
     g.add_argument("--gt-flow", metavar="DIR",
                    help="ground-truth forward flows frame_NNNN.flo (MPI Sintel layout) instead of estimated flow")
     g.add_argument("--gt-occlusions", metavar="DIR", help="frame_NNNN.png, white where occluded (with --gt-flow)")
@@ -91,8 +99,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         return _cmd_consistency(args)
     if args.plot:
         report.require_matplotlib()    # fail before minutes of work, not after
-    config = metrics.MetricsConfig(flow_method=args.flow, style_size=args.style_size,
-                                   fidelity_every=args.fidelity_every, device=args.device)
+    config = MetricsConfig(flow_method=args.flow, style_size=args.style_size,
+                           fidelity_every=args.fidelity_every, device=args.device)
     scores = metrics.evaluate_videos(args.input, args.stylized, config=config, style_image=args.style,
                                      max_frames=args.max_frames, progress=not args.quiet)
     print(report.format_table(scores))
@@ -107,8 +115,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def _cmd_consistency(args: argparse.Namespace) -> int:
     from vidstyle import consistency, report
 
-    config = consistency.ConsistencyConfig(definitions=tuple(args.definition or ("vidstyle",)),
-                                           gaps=tuple(args.gap or (1,)), flow_method=args.flow)
+    config = ConsistencyConfig(definitions=tuple(args.definition or _CONSISTENCY.definitions),
+                               gaps=tuple(args.gap or _CONSISTENCY.gaps), flow_method=args.flow)
     scores = consistency.evaluate_consistency_paths(
         args.input, args.stylized, config=config, gt_flow=args.gt_flow, gt_occlusions=args.gt_occlusions,
         gt_invalid=args.gt_invalid, max_frames=args.max_frames, progress=not args.quiet)
