@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from clips import distinct_frames, make_frame_folder, write_garbage, write_test_clip
-from testmodel import run_cli, save_untrained
+from tests.clips import distinct_frames, make_frame_folder, write_garbage, write_test_clip
+from tests.testmodel import run_cli, save_untrained
 from vidstyle.batch import Item, StylizerPool, find_inputs, is_frame_folder, plan_outputs, take_shard
 from vidstyle.errors import ConfigError
 from vidstyle.net import build_net

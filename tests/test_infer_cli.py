@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from clips import distinct_frames, truncate, write_garbage, write_test_clip
+from tests.clips import distinct_frames, truncate, write_garbage, write_test_clip
 from vidstyle.cli import main
 from vidstyle.stylize import EngineConfig, Stylizer
 from vidstyle.video import iter_frames, probe

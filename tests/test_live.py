@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clips import distinct_frames, write_garbage, write_test_clip
-from testmodel import run_cli
+from tests.clips import distinct_frames, write_garbage, write_test_clip
+from tests.testmodel import run_cli
 from vidstyle.live import FrameSource, RawSink, run_live, source_kind
 from vidstyle.stylize import EngineConfig, Stylizer
 from vidstyle.video import iter_frames, probe

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clips import make_frame_folder, write_test_clip
-from synthetic import moving_square_clip
+from tests.clips import make_frame_folder, write_test_clip
+from tests.synthetic import moving_square_clip
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
 from vidstyle.flowstore import FlowFile, validate

@@ -7,7 +7,7 @@ import sys
 import time
 from collections import Counter
 
-from test_precompute import ROOT, make_clips, read_manifest
+from tests.test_precompute import ROOT, make_clips, read_manifest
 from vidstyle.flowstore import validate
 from vidstyle.precompute import Clip, FlowJob, claim, process_clip, run_batch
 

@@ -14,7 +14,7 @@ import av
 import numpy as np
 import pytest
 
-from clips import distinct_frames, truncate, write_test_clip, write_vfr_clip
+from tests.clips import distinct_frames, truncate, write_test_clip, write_vfr_clip
 from vidstyle.cli import main
 from vidstyle.encode import VideoWriter
 from vidstyle.fsutil import atomic_output

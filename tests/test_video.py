@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from clips import (distinct_frames, make_frame_folder, truncate, write_garbage, write_test_clip,
+from tests.clips import (distinct_frames, make_frame_folder, truncate, write_garbage, write_test_clip,
                    write_vfr_clip)
 from vidstyle.errors import ConfigError, VideoError
 from vidstyle.encode import VideoWriter, write_video
