@@ -12,9 +12,9 @@ not check the code with itself. Everything is deterministic and takes millisecon
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import av
 import cv2

@@ -96,6 +96,7 @@ def test_size_option_resizes_frames(capsys, tmp_path, clip, model):
     assert probe(out).size == (16, 12) and probe(out).num_frames == 3
 
 
+@pytest.mark.slow
 def test_raw_frames_on_stdout_for_ffmpeg(tmp_path, clip, model):
     result = subprocess.run(
         [sys.executable, "-m", "vidstyle", "live", "--model", str(model), "--source", str(clip),

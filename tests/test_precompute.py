@@ -137,6 +137,7 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path, kind):
     assert not list(tmp_path.glob("out/*.h5")) and not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow
 def test_killed_batch_resumes_and_leaves_only_whole_files(tmp_path):
     make_clips(tmp_path / "videos", count=6, frames=24, size=(160, 120))
     out = tmp_path / "flows"

@@ -10,8 +10,15 @@ import torch
 import vidstyle.stylize as stylize
 from vidstyle.errors import ConfigError, VideoError
 from vidstyle.net import build_net
-from vidstyle.stylize import (AUTO_COMPILE_MIN_PIXELS, BackgroundSink, EngineConfig, Stylizer,
-                              fit_size, in_background, plan)
+from vidstyle.stylize import (
+    AUTO_COMPILE_MIN_PIXELS,
+    BackgroundSink,
+    EngineConfig,
+    Stylizer,
+    fit_size,
+    in_background,
+    plan,
+)
 
 CPU = EngineConfig(device="cpu", compile=False)
 

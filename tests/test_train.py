@@ -50,6 +50,7 @@ def test_twenty_steps_lower_the_total_loss(data, tmp_path):
     assert np.mean(totals[-4:]) < 0.7 * np.mean(totals[:4])
 
 
+@pytest.mark.slow
 def test_resume_after_step_10_gives_the_same_step_20_weights(data, tmp_path):
     whole = train(tiny_config(data, tmp_path / "a"), progress=False)
     train(tiny_config(data, tmp_path / "b", steps=10), progress=False)

@@ -6,7 +6,6 @@ import hashlib
 import json
 
 import cv2
-import numpy as np
 import pytest
 import torch
 

@@ -8,12 +8,25 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.clips import (distinct_frames, make_frame_folder, truncate, write_garbage, write_test_clip,
-                   write_vfr_clip)
-from vidstyle.errors import ConfigError, VideoError
+from tests.clips import (
+    distinct_frames,
+    make_frame_folder,
+    truncate,
+    write_garbage,
+    write_test_clip,
+    write_vfr_clip,
+)
 from vidstyle.encode import VideoWriter, write_video
-from vidstyle.video import (FOLDER_FPS, is_clip, iter_frames, iter_timed_frames, probe, read_frames,
-                            variable_rate)
+from vidstyle.errors import ConfigError, VideoError
+from vidstyle.video import (
+    FOLDER_FPS,
+    is_clip,
+    iter_frames,
+    iter_timed_frames,
+    probe,
+    read_frames,
+    variable_rate,
+)
 
 W, H = 64, 48
 
