@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
+from functools import partial
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as vidstyle infer does
+from common import machine, timed_calls
 
-from infer_bench import machine, timed_calls  # noqa: E402
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as vidstyle infer does (before torch loads)
 
 
 def main() -> int:
@@ -44,7 +42,8 @@ def main() -> int:
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     stylizers, first_call = {}, {}
     for name, kw in configs.items():
-        stylizer = Stylizer(load_model(args.model).net, EngineConfig(device="cpu", threads=args.threads, **kw))
+        config = EngineConfig(device="cpu", threads=args.threads, **kw)
+        stylizer = Stylizer(load_model(args.model).net, config)
         started = time.perf_counter()
         with torch.inference_mode():
             stylizer.forward(x)
@@ -54,7 +53,7 @@ def main() -> int:
     for r in range(args.rounds):
         for name, stylizer in stylizers.items():
             with torch.inference_mode():
-                calls, seconds = timed_calls(lambda: stylizer.forward(x), args.seconds, 2)
+                calls, seconds = timed_calls(partial(stylizer.forward, x), args.seconds, 2)
             fps[name].append(calls / seconds)
         print(f"# round {r + 1}: " + ", ".join(f"{n} {v[-1]:.2f}" for n, v in fps.items()), flush=True)
     print(f"# {machine('cpu')}; {args.model} at {width}x{height}, median of {args.rounds} rounds")

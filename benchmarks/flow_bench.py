@@ -22,12 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import SHARED_CLIPS
+from vidstyle.flowstore import FlowFile, write_clip
+from vidstyle.precompute import FlowJob, parse_size, run_batch
 
-from vidstyle.flowstore import FlowFile, write_clip  # noqa: E402
-from vidstyle.precompute import FlowJob, parse_size, run_batch  # noqa: E402
-
-SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 OPENCV_SAMPLE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 

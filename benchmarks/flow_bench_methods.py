@@ -22,8 +22,6 @@ for end-point errors on synthetic motion.
 from __future__ import annotations
 
 import argparse
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +29,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import SHARED_CLIPS, cpu_name
+from vidstyle import flow
+from vidstyle.metrics import to_unit, warping_error
+from vidstyle.video import iter_frames
 
-from vidstyle import flow  # noqa: E402
-from vidstyle.metrics import to_unit, warping_error  # noqa: E402
-from vidstyle.video import iter_frames  # noqa: E402
-
-SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 DEFAULT_CLIPS = ("davis_bmx-trees.mp4", "davis_dog.mp4", "sam2_bedroom.mp4")
 
 # (row label, method, params); an empty params dict means the module's DEFAULT_PARAMS.
@@ -103,13 +99,7 @@ def print_table(results: list[Result], common_errors: list[float], common_share:
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
-        model = names[0] if names else model
-    return f"{model}, OpenCV {cv2.__version__}, 1 thread"
+    return f"{cpu_name()}, OpenCV {cv2.__version__}, 1 thread"
 
 
 def main(argv=None) -> None:

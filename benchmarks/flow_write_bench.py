@@ -12,18 +12,16 @@ claimed up front, close, fsync, read-back of every chunk, rename), and prints a 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vidstyle.flow import compute_pair  # noqa: E402
-from vidstyle.flowstore import FlowFileWriter  # noqa: E402
-from vidstyle.pairstats import pair_statistics  # noqa: E402
-from vidstyle.precompute import parse_size  # noqa: E402
-from vidstyle.video import iter_frames  # noqa: E402
+import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
+from vidstyle.flow import compute_pair
+from vidstyle.flowstore import FlowFileWriter
+from vidstyle.pairstats import pair_statistics
+from vidstyle.precompute import parse_size
+from vidstyle.video import iter_frames
 
 DEFAULT_CLIP = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 ATTRS = {"source": "bench", "source_size": 0, "source_mtime": 0.0, "fps": 25.0, "flow_method": "farneback",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
 from vidstyle import metrics
 from vidstyle.cli.infer import DEFAULT_STABILIZE
 from vidstyle.stabilize import Stabilizer, StabilizerConfig
@@ -53,7 +54,8 @@ def score_model(name: str, clips: list[Path], args) -> dict:
     per_clip = []
     for clip in clips:
         frames = list(iter_frames(clip, max_frames=args.max_frames))
-        report = metrics.evaluate(iter(frames), [(name, iter(default_output(stylizer, frames, args.stabilize)))],
+        output = default_output(stylizer, frames, args.stabilize)
+        report = metrics.evaluate(iter(frames), [(name, iter(output))],
                                   input_name=clip.name, fidelity=fidelity,
                                   config=metrics.MetricsConfig(fidelity_every=args.fidelity_every))
         source, result = report.videos
@@ -71,7 +73,8 @@ def print_table(rows: list[dict]) -> None:
     print("|---|---:|---|---:|---:|")
     for r in rows:
         clips = ", ".join(f"{c['ratio']:.2f}" for c in r["clips"])
-        print(f"| {r['model']} | {r['ratio']:.2f} | {clips} | {r['style_ratio']:.2f} | {r['black_luma']:.3f} |")
+        print(f"| {r['model']} | {r['ratio']:.2f} | {clips} | {r['style_ratio']:.2f} "
+              f"| {r['black_luma']:.3f} |")
     print(f"targets: E_warp ratio <= {TARGETS['ratio']}, style ratio <= {TARGETS['style_ratio']}, "
           f"black luma <= {TARGETS['black_luma']}")
 

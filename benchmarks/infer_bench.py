@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -35,8 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, machine, timed_calls
+
 # As `vidstyle infer` does (see vidstyle/cli/infer.py): set before torch loads OpenMP, inherited by
 # the row processes.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -56,15 +55,6 @@ def make_clip(folder: Path, size: tuple[int, int], frames: int) -> Path:
     if not path.exists():
         write_video(path, (source[t % len(source)] for t in range(frames)), fps=25, preset="veryfast")
     return path
-
-
-def timed_calls(step, min_seconds: float, min_calls: int) -> tuple[int, float]:
-    """Call ``step`` until both ``min_calls`` and ``min_seconds`` are reached: (calls, seconds)."""
-    calls, start = 0, time.perf_counter()
-    while calls < min_calls or time.perf_counter() - start < min_seconds:
-        step()
-        calls += 1
-    return calls, time.perf_counter() - start
 
 
 def run_row(row: dict) -> dict:
@@ -116,22 +106,6 @@ def run_row(row: dict) -> dict:
 def _fps(value: float) -> str:
     """Three significant digits or so: 1234, 12.3, 0.123."""
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
-
-
-def machine(device: str) -> str:
-    import torch
-
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
 
 
 def to_batch(frame: np.ndarray) -> np.ndarray:
@@ -93,7 +92,7 @@ def main() -> int:
     report = evaluate(held_out, stylized, config=config, fidelity=Fidelity(style, config.style_size),
                       style_image=args.style)
     base = speed["float32"]
-    print(f"| file | frames/s 640x360 | x float32 | max abs err | mean abs err | E_warp | style loss |")
+    print("| file | frames/s 640x360 | x float32 | max abs err | mean abs err | E_warp | style loss |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for (name, out), metrics in zip(outputs.items(), report.videos[1:]):
         error = np.abs(out - outputs["float32"])

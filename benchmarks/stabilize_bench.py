@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
 from vidstyle import metrics
 from vidstyle.stabilize import Stabilizer, StabilizerConfig
 from vidstyle.stylize import EngineConfig, Stylizer

@@ -12,7 +12,8 @@ per pair and shared by all methods), and one markdown table of the means over cl
         [--also MODEL ...]     # more rows, e.g. the same style at other temporal weights
 
 Models are zoo names or ``.safetensors`` paths, run by ``vidstyle.stylize`` as ``vidstyle infer`` runs
-them (fp16 on CUDA); their frames are scored straight from memory (no encode); the peer writes MPEG-4 files, whose compression adds some error of its own. Written
+them (fp16 on CUDA); their frames are scored straight from memory (no encode); the peer writes
+MPEG-4 files, whose compression adds some error of its own. Written
 under ``--out``: ``table.md``, ``summary.json``, ``<clip>.metrics.json`` and ``temporal_gain.png``.
 Targets (issue 4): temporal E_warp <= 1/3 of the baseline's, style loss <= 1.15 x the baseline's.
 """
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
 from vidstyle import metrics
 from vidstyle import report as metrics_report
 from vidstyle.errors import VidstyleError
@@ -55,7 +57,7 @@ class Method:
 
 # --- our models -----------------------------------------------------------------------------------
 
-def load_stylizers(methods: list["Method"], device: str, work_pixels: int) -> dict:
+def load_stylizers(methods: list[Method], device: str, work_pixels: int) -> dict:
     """``{label: vidstyle.stylize.Stylizer}`` for each of our models, as ``vidstyle infer`` runs them."""
     from vidstyle.stylize import EngineConfig, Stylizer
     from vidstyle.zoo import load_model
@@ -143,7 +145,8 @@ def mean_over_clips(reports: list[metrics.MetricsReport]) -> dict[str, dict[str,
                 x = getattr(v, key)
                 if x is not None and not math.isnan(x):
                     values.setdefault(label, {}).setdefault(key, []).append(x)
-    return {label: {key: float(np.mean(xs)) for key, xs in fields.items()} for label, fields in values.items()}
+    return {label: {key: float(np.mean(xs)) for key, xs in fields.items()}
+            for label, fields in values.items()}
 
 
 def markdown_table(means: dict, methods: list[Method], clips: list[Path], num_frames: list[int], args) -> str:
@@ -159,8 +162,9 @@ def markdown_table(means: dict, methods: list[Method], clips: list[Path], num_fr
     lines = [*rows, "", *target_lines(means, methods)]
     lines += [
         "",
-        f"Means over {len(clips)} held-out clip{'s' if len(clips) != 1 else ''} ({', '.join(c.name for c in clips)}; {sum(num_frames)} frames "
-        f"in all, at most {args.max_frames or 'all'} per clip). E_warp: masked mean squared RGB error (0-1) of "
+        f"Means over {len(clips)} held-out clip{'s' if len(clips) != 1 else ''} "
+        f"({', '.join(c.name for c in clips)}; {sum(num_frames)} frames in all, at most "
+        f"{args.max_frames or 'all'} per clip). E_warp: masked mean squared RGB error (0-1) of "
         f"frame t-1 warped onto t with the clip's {args.flow} flow; ratio: to the clip's own E_warp. "
         f"Style/content loss: VGG-19 on one frame in {args.fidelity_every}, style image "
         f"{Path(args.style).name} at {args.style_size} px.",
@@ -177,12 +181,14 @@ def target_lines(means: dict, methods: list[Method]) -> list[str]:
     lines = []
     for m in [methods[0], *(m for m in methods[2:] if m.kind == "model")]:
         row = means.get(m.label, {})
-        for key, what, target in (("e_warp", "E_warp", E_WARP_TARGET), ("style_loss", "style loss", STYLE_TARGET)):
+        for key, what, target in (("e_warp", "E_warp", E_WARP_TARGET),
+                                  ("style_loss", "style loss", STYLE_TARGET)):
             if row.get(key) is None or not baseline.get(key):
                 continue
             ratio = row[key] / baseline[key]
             verdict = "met" if ratio <= target else "NOT met"
-            lines.append(f"- {m.label}: {what} / per-frame's: {ratio:.3f} (target <= {target:.3g}): {verdict}")
+            lines.append(f"- {m.label}: {what} / per-frame's: {ratio:.3f} (target <= {target:.3g}): "
+                         f"{verdict}")
     return lines
 
 
@@ -200,7 +206,7 @@ def plot(reports: list[metrics.MetricsReport], means: dict, methods: list[Method
     axes[0].set_title(f"per-frame curves: {Path(reports[0].input).name}")
     labels = ["input", *(m.label for m in methods if m.label in means)]
     ratios = [means[label].get("e_warp_ratio", math.nan) for label in labels]
-    axes[-1].bar(range(len(labels)), ratios, color=["grey", *["C%d" % i for i in range(len(labels) - 1)]])
+    axes[-1].bar(range(len(labels)), ratios, color=["grey", *[f"C{i}" for i in range(len(labels) - 1)]])
     axes[-1].set_xticks(range(len(labels)), labels, rotation=15, fontsize="small")
     axes[-1].set_ylabel("E_warp / input's (mean over clips)")
     axes[-1].grid(True, axis="y", alpha=0.3)
@@ -216,7 +222,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--baseline", required=True, metavar="MODEL", help="same net and style, no temporal loss")
     p.add_argument("--also", nargs="+", default=[], metavar="MODEL",
                    help="more models of the same net and style (e.g. other temporal weights), one row each")
-    p.add_argument("--clips", nargs="+", required=True, type=Path, help="held-out clips (not used in training)")
+    p.add_argument("--clips", nargs="+", required=True, type=Path,
+                   help="held-out clips (not used in training)")
     p.add_argument("--style", help="style image for the fidelity losses (default: the temporal model's)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/temporal_gain"))
     p.add_argument("--max-frames", type=int, default=60, help="frames per clip (default 60; 0: all)")
@@ -238,7 +245,8 @@ def resolve_style(args) -> str:
     card_style = read_card(find_model(args.temporal)).style_image
     if card_style and Path(card_style).is_file():
         return card_style
-    raise VidstyleError(f"give --style: the temporal model's style image ({card_style or 'none'}) is not a file here")
+    raise VidstyleError(f"give --style: the temporal model's style image ({card_style or 'none'}) "
+                        "is not a file here")
 
 
 def main(argv=None) -> int:
@@ -255,7 +263,8 @@ def main(argv=None) -> int:
     methods += [Method(f"{PEER} style {args.peer_style}", "peer", f"-s {args.peer_style}", peer_why),
                 Method(f"{PEER} style {args.peer_style} --smooth {args.peer_smooth}", "peer",
                        f"-s {args.peer_style} --smooth {args.peer_smooth}", peer_why)]
-    work_pixels = sum(frames_to_score(c, args.max_frames) * probe(c).width * probe(c).height for c in args.clips)
+    work_pixels = sum(frames_to_score(c, args.max_frames) * probe(c).width * probe(c).height
+                      for c in args.clips)
     stylizers = load_stylizers(methods, str(device), work_pixels)
     fidelity = metrics.Fidelity(metrics.load_image(args.style), args.style_size, str(device))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
 
 TERMS = ("style", "content", "temporal", "total")
 

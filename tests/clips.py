@@ -3,7 +3,7 @@
 The clip writer here is deliberately independent of ``vidstyle.video`` so that tests of that module do
 not check the code with itself. Everything is deterministic and takes milliseconds at test sizes.
 
-    from clips import write_test_clip, make_frame_folder, distinct_frames
+    from tests.clips import write_test_clip, make_frame_folder, distinct_frames
     frames = distinct_frames(12, width=64, height=48)     # uint8 RGB (12, 48, 64, 3)
     path = write_test_clip(tmp_path / "a.mp4", frames, fps=24, audio=True)
     folder = make_frame_folder(tmp_path / "shot", frames)  # 00000.png, 00001.png, ...
@@ -12,9 +12,9 @@ not check the code with itself. Everything is deterministic and takes millisecon
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import av
 import cv2

@@ -1,17 +1,12 @@
-"""Shared pytest set-up: make the checkout importable without installing it; shared fixtures."""
+"""Shared pytest set-up and fixtures. The checkout is importable without installing it because
+pyproject.toml's pytest section puts the repository root on the path (``pythonpath``)."""
 
 import atexit
 import os
 import shutil
-import sys
 import tempfile
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 # ONNX exports made by tests (the onnx backend caches them) go to a folder of this run, not the home.
 os.environ["VIDSTYLE_CACHE"] = tempfile.mkdtemp(prefix="vidstyle-test-cache-")

@@ -41,7 +41,8 @@ def sintel_like(num_frames: int, height: int, width: int, *, velocity=(3, 2), ba
     for t in range(num_frames - 1):
         here = _inside_square(x, y, (corner[0] + t * velocity[0], corner[1] + t * velocity[1]), size)
         later = (corner[0] + (t + 1) * velocity[0], corner[1] + (t + 1) * velocity[1])
-        flow = np.where(here[..., None], np.float32(velocity), np.float32(background_velocity)).astype(np.float32)
+        flow = np.where(here[..., None], np.float32(velocity), np.float32(background_velocity))
+        flow = flow.astype(np.float32)
         flows.append(flow)
         occluded.append(~here & _inside_square(x + flow[..., 0], y + flow[..., 1], later, size))
     return frames, np.stack(flows), np.stack(occluded)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from clips import distinct_frames, write_test_clip
+from tests.clips import distinct_frames, write_test_clip
 from vidstyle.backends import ONNX_MAX_PIXELS, cached_export, choose_backend
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError

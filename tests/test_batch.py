@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from clips import distinct_frames, make_frame_folder, write_garbage, write_test_clip
-from testmodel import run_cli, save_untrained
+from tests.clips import distinct_frames, make_frame_folder, write_garbage, write_test_clip
+from tests.testmodel import run_cli, save_untrained
 from vidstyle.batch import Item, StylizerPool, find_inputs, is_frame_folder, plan_outputs, take_shard
 from vidstyle.errors import ConfigError
 from vidstyle.net import build_net
@@ -135,7 +135,7 @@ def test_shards_split_the_inputs_stably_and_completely(capsys, tmp_path, model):
 def test_two_inputs_with_one_output_name_are_refused_before_any_work(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    items = [Item("x.png", tmp_path / "a" / "x.png", "photo"), Item("x.png", tmp_path / "b" / "x.png", "photo")]
+    items = [Item("x.png", tmp_path / folder / "x.png", "photo") for folder in ("a", "b")]
     with pytest.raises(ConfigError, match="would both be written"):
         plan_outputs(items, "m", tmp_path / "out", batch=True)
     assert not (tmp_path / "out").exists()
@@ -152,6 +152,7 @@ def test_take_shard_uses_precomputes_rule():
     assert [i.id for i in take_shard(items, (1, 3))] == [i.id for i in items if in_shard(i.id, (1, 3))]
 
 
+@pytest.mark.slow
 def test_compile_notice_comes_once_per_frame_size_and_never_for_eager():
     notes = []
     pool = StylizerPool(build_net("huang"), EngineConfig(device="cpu", compile=None, backend="torch"),

@@ -2,7 +2,7 @@
 
 import argparse
 
-from testmodel import save_untrained
+from tests.testmodel import save_untrained
 from vidstyle.cli import build_parser, main
 
 

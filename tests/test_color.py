@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from clips import distinct_frames, write_test_clip
-from testmodel import run_cli, save_untrained
+from tests.clips import distinct_frames, write_test_clip
+from tests.testmodel import run_cli, save_untrained
 from vidstyle.color import ColorOptions, blend, preserve_color
 from vidstyle.errors import ConfigError
 from vidstyle.photo import read_photo

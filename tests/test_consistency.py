@@ -108,7 +108,8 @@ def test_occlusion_and_invalid_masks_drop_exactly_the_marked_pixels(tmp_path):
     for t in (0, 1):      # frame t+1 differs from frame t exactly where a mask marks frame t's pixel
         spoiled[t + 1] = spoiled[t]
         spoiled[t + 1][occluded[t] | invalid[t]] += 60
-    occ_dir, inv_dir = write_mask_folder(tmp_path / "occ", occluded), write_mask_folder(tmp_path / "inv", invalid)
+    occ_dir = write_mask_folder(tmp_path / "occ", occluded)
+    inv_dir = write_mask_folder(tmp_path / "inv", invalid)
     masked = _score(frames, spoiled, GroundTruthFlow(flow_dir, occ_dir, inv_dir))
     score = masked.videos[1].scores[("vidstyle", 1)]
     assert score.value == 0.0
@@ -203,10 +204,12 @@ def _cli(*argv):
 def test_cli_scores_sintel_folders_under_two_definitions_and_gaps(scene, folders, tmp_path, capsys):
     from tests.clips import make_frame_folder
 
-    styled = make_frame_folder(tmp_path / "styled", _noisy(scene[0], 8.0), pattern="frame_{:04d}.png", start=1)
+    styled = make_frame_folder(tmp_path / "styled", _noisy(scene[0], 8.0), pattern="frame_{:04d}.png",
+                               start=1)
     out_json, out_csv = tmp_path / "m.json", tmp_path / "m.csv"
-    rc = _cli(folders["clean"], styled, "--gt-flow", folders["flow"], "--gt-occlusions", folders["occlusions"],
-              "--definition", "vidstyle", "huang2017", "--gap", 1, 3, "--json", out_json, "--csv", out_csv)
+    rc = _cli(folders["clean"], styled, "--gt-flow", folders["flow"],
+              "--gt-occlusions", folders["occlusions"], "--definition", "vidstyle", "huang2017",
+              "--gap", 1, 3, "--json", out_json, "--csv", out_csv)
     assert rc == 0
     text = capsys.readouterr().out
     assert "huang2017 K=3" in text and "ground truth" in text

@@ -8,9 +8,9 @@ from torch.utils.data import DataLoader
 from tests.flowfiles import SHIFT, write_translation_clip
 from tests.synthetic import texture, translation_pair
 from vidstyle import flow
-from vidstyle.data import (CameraMotion, DrawSampler, PairDataset, camera_motion_pair, flip_pair,
-                           points_inside)
+from vidstyle.data import CameraMotion, DrawSampler, PairDataset, camera_motion_pair, flip_pair, points_inside
 from vidstyle.errors import ConfigError, FlowFileError
+
 
 @pytest.fixture
 def flow_dir(tmp_path):
@@ -122,7 +122,8 @@ def test_photo_pair_has_the_exact_flow_of_its_camera_motion():
 
 def test_photo_pair_without_motion_has_zero_flow_and_equal_frames():
     still = CameraMotion(0.0, 0.0, 0.0)
-    frame_t, frame_t1, flow_bw, mask = camera_motion_pair(texture(80, 80), 48, np.random.default_rng(0), still)
+    rng = np.random.default_rng(0)
+    frame_t, frame_t1, flow_bw, mask = camera_motion_pair(texture(80, 80), 48, rng, still)
     assert np.array_equal(frame_t, frame_t1) and np.abs(flow_bw).max() < 1e-9 and mask.all()
 
 

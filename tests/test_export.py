@@ -1,6 +1,5 @@
 """ONNX export: the exported graph runs in onnxruntime and matches PyTorch at any size."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

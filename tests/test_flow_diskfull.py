@@ -15,9 +15,9 @@ from concurrent.futures import ProcessPoolExecutor
 import h5py
 import pytest
 
-from clips import write_test_clip
-from synthetic import moving_square_clip
-from test_flowstore import ATTRS, random_clip
+from tests.clips import write_test_clip
+from tests.synthetic import moving_square_clip
+from tests.test_flowstore import ATTRS, random_clip
 from vidstyle.errors import FlowFileError
 from vidstyle.flowstore import validate, write_clip
 from vidstyle.precompute import Clip, FlowJob, process_clip

@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from test_flowstore import ATTRS, H, T, W, random_clip
+from tests.test_flowstore import ATTRS, H, T, W, random_clip
 from vidstyle.cli import main
 from vidstyle.errors import FlowFileError
 from vidstyle.flowstore import FlowFile, validate, write_clip

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from clips import distinct_frames, truncate, write_garbage, write_test_clip
+from tests.clips import distinct_frames, truncate, write_garbage, write_test_clip
 from vidstyle.cli import main
 from vidstyle.stylize import EngineConfig, Stylizer
 from vidstyle.video import iter_frames, probe
@@ -205,12 +205,14 @@ def test_models_command_lists_user_models_with_style_and_description(capsys, tmp
     assert "testnet" in out and "none.jpg" in out and "untrained, for tests" in out
 
 
+@pytest.mark.slow
 def test_infer_script_reports_bad_input_in_one_line(tmp_path, model):
     result = subprocess.run([sys.executable, str(ROOT / "infer.py"), str(tmp_path / "none.mp4"),
                              "--model", str(model)], capture_output=True, text=True, cwd=tmp_path,
                             timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"vidstyle: error: video not found: {tmp_path / 'none.mp4'}"]
+    expected = f"vidstyle: error: video not found: {tmp_path / 'none.mp4'}"
+    assert result.stderr.strip().splitlines() == [expected]
 
 
 def _policy_when_commands_load(monkeypatch, value):

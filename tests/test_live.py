@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clips import distinct_frames, write_garbage, write_test_clip
-from testmodel import run_cli
+from tests.clips import distinct_frames, write_garbage, write_test_clip
+from tests.testmodel import run_cli
 from vidstyle.live import FrameSource, RawSink, run_live, source_kind
 from vidstyle.stylize import EngineConfig, Stylizer
 from vidstyle.video import iter_frames, probe
@@ -96,6 +96,7 @@ def test_size_option_resizes_frames(capsys, tmp_path, clip, model):
     assert probe(out).size == (16, 12) and probe(out).num_frames == 3
 
 
+@pytest.mark.slow
 def test_raw_frames_on_stdout_for_ffmpeg(tmp_path, clip, model):
     result = subprocess.run(
         [sys.executable, "-m", "vidstyle", "live", "--model", str(model), "--source", str(clip),

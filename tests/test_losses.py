@@ -114,6 +114,7 @@ def test_hybrid_total_is_the_weighted_sum_of_the_terms(vgg):
     weights = LossWeights(content=2.0, style=3.0, tv=5.0, temporal=7.0)
     loss = HybridLoss(vgg, torch.rand(1, 3, 40, 24), weights)
     frames, out = torch.rand(2, 3, 24, 24), torch.rand(2, 3, 24, 24)
-    terms = loss(frames[:1], frames[1:], out[:1], out[1:], torch.randn(1, 2, 24, 24), torch.ones(1, 1, 24, 24))
+    flow_bw, mask = torch.randn(1, 2, 24, 24), torch.ones(1, 1, 24, 24)
+    terms = loss(frames[:1], frames[1:], out[:1], out[1:], flow_bw, mask)
     expected = sum(w * float(terms[k]) for k, w in weights.as_dict().items())
     assert float(terms["total"]) == pytest.approx(expected, rel=1e-5)

@@ -31,7 +31,8 @@ def _score(clip, *stylized, **kw):
 
 def _with_noise(clip, sigmas, seed=0):
     rng = np.random.default_rng(seed)
-    noisy = [f + rng.normal(0.0, sigmas[t % len(sigmas)], f.shape) for t, f in enumerate(clip.astype(np.float64))]
+    noisy = [f + rng.normal(0.0, sigmas[t % len(sigmas)], f.shape)
+             for t, f in enumerate(clip.astype(np.float64))]
     return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 
@@ -59,12 +60,14 @@ def test_warping_error_ignores_pixels_the_mask_rejects():
     spoiled = b.copy()
     spoiled[~pair.valid] = 1.0 - spoiled[~pair.valid]
     assert not pair.valid.all()
-    assert metrics.warping_error(a, spoiled, pair.flow_bw, mask) == metrics.warping_error(a, b, pair.flow_bw, mask)
+    clean = metrics.warping_error(a, b, pair.flow_bw, mask)
+    assert metrics.warping_error(a, spoiled, pair.flow_bw, mask) == clean
 
 
 def test_warping_error_is_nan_when_the_mask_keeps_nothing():
     a = np.zeros((8, 8, 3), np.float32)
-    assert math.isnan(metrics.warping_error(a, a, np.zeros((8, 8, 2), np.float32), np.zeros((8, 8), np.uint8)))
+    flow_bw, mask = np.zeros((8, 8, 2), np.float32), np.zeros((8, 8), np.uint8)
+    assert math.isnan(metrics.warping_error(a, a, flow_bw, mask))
 
 
 def test_hf_energy_of_a_checkerboard_is_sixteen_and_of_a_flat_image_zero():
@@ -177,7 +180,8 @@ def test_json_output_parses_and_holds_the_documented_fields(clip, tmp_path):
     metrics_report.write_json(report, out)
     data = json.loads(out.read_text())
     assert data["format"] == "vidstyle-metrics/1"
-    assert {"input", "width", "height", "num_frames", "num_pairs", "flow", "mask_fraction", "fidelity"} <= set(data)
+    assert {"input", "width", "height", "num_frames", "num_pairs", "flow", "mask_fraction",
+            "fidelity"} <= set(data)
     assert (data["width"], data["height"], data["num_frames"], data["num_pairs"]) == (W, H, T, T - 1)
     assert data["fidelity"] is None
     assert [v["role"] for v in data["videos"]] == ["input", "stylized", "stylized"]
@@ -277,7 +281,8 @@ def clip_files(clip, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("clips")
     return {name: str(write_test_clip(folder / f"{name}.mp4", frames, lossless=True))
-            for name, frames in (("input", clip), ("same", clip), ("pumped", _pumped(clip)), ("short", clip[:-2]))}
+            for name, frames in (("input", clip), ("same", clip), ("pumped", _pumped(clip)),
+                                 ("short", clip[:-2]))}
 
 
 def _cli(*argv):
@@ -390,7 +395,8 @@ def test_cli_refuses_a_report_inside_an_input_frame_folder(clip, tmp_path, capsy
     assert not (folder / "99999.png").exists()
 
 
-def test_cli_report_in_a_missing_folder_fails_at_once_with_one_line(own_copies, tmp_path, capsys, monkeypatch):
+def test_cli_report_in_a_missing_folder_fails_at_once_with_one_line(own_copies, tmp_path, capsys,
+                                                                    monkeypatch):
     _no_work(monkeypatch)
     rc = _cli(own_copies["input"], own_copies["same"], "--json", tmp_path / "nodir" / "x.json")
     err = capsys.readouterr().err.strip()

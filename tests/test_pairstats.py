@@ -5,8 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from clips import write_test_clip
-from synthetic import moving_square_clip, texture
+from tests.clips import write_test_clip
+from tests.synthetic import moving_square_clip, texture
 from vidstyle.cli import main
 from vidstyle.errors import FlowFileError
 from vidstyle.flow import compute_pair

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clips import distinct_frames, write_garbage, write_test_clip
-from testmodel import run_cli, save_untrained
+from tests.clips import distinct_frames, write_garbage, write_test_clip
+from tests.testmodel import run_cli, save_untrained
 from vidstyle.photo import read_photo, write_photo
 from vidstyle.stylize import EngineConfig, Stylizer
 from vidstyle.zoo import load_model

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clips import make_frame_folder, write_test_clip
-from synthetic import moving_square_clip
+from tests.clips import make_frame_folder, write_test_clip
+from tests.synthetic import moving_square_clip
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
 from vidstyle.flowstore import FlowFile, validate
@@ -137,6 +137,7 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path, kind):
     assert not list(tmp_path.glob("out/*.h5")) and not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow
 def test_killed_batch_resumes_and_leaves_only_whole_files(tmp_path):
     make_clips(tmp_path / "videos", count=6, frames=24, size=(160, 120))
     out = tmp_path / "flows"

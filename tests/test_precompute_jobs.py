@@ -7,7 +7,9 @@ import sys
 import time
 from collections import Counter
 
-from test_precompute import ROOT, make_clips, read_manifest
+import pytest
+
+from tests.test_precompute import ROOT, make_clips, read_manifest
 from vidstyle.flowstore import validate
 from vidstyle.precompute import Clip, FlowJob, claim, process_clip, run_batch
 
@@ -61,6 +63,7 @@ def test_two_jobs_on_one_output_folder_write_each_clip_once_and_report_no_failur
         validate(out / f"clip{i}.h5")
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_workers_keeps_finished_clips_and_removes_the_rest(tmp_path):
     make_clips(tmp_path / "videos", count=8, frames=20, size=(128, 96))
     out = tmp_path / "flows"

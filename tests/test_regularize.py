@@ -25,7 +25,7 @@ def test_random_smooth_flow_is_bounded_smooth_and_reproducible():
 
 
 def test_a_pointwise_linear_network_commutes_with_the_warp_so_the_term_is_zero():
-    net = nn.Conv2d(3, 3, 1)                  # 1x1 conv: a per-pixel linear map commutes with bilinear warping
+    net = nn.Conv2d(3, 3, 1)   # 1x1 conv: a per-pixel linear map commutes with bilinear warping
     frames = _frames()
     flow = random_smooth_flow(2, 40, 48, 3.0, generator=torch.Generator().manual_seed(2))
     assert compound_loss(net, frames, net(frames), flow, noise_std=0.0) < 1e-10

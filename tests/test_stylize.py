@@ -153,7 +153,14 @@ def test_background_iteration_runs_ahead_but_stays_bounded_and_stops_early():
             closed.set()
     it = in_background(source(), depth=3)
     assert next(it) == 0
-    time.sleep(0.3)
+    # Runs ahead: while the caller holds item 0, the thread fills the queue of depth 3, so at least
+    # 1 + 3 items exist. A producer that waited for the caller, or a queue shorter than depth,
+    # stops at 1 or 2 and never gets there. Polled, not slept, so a loaded machine only waits longer.
+    deadline = time.monotonic() + 10.0
+    while len(produced) < 1 + 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(produced) >= 1 + 3
+    time.sleep(0.3)   # a chance to overrun the bound, were the queue unbounded
     assert len(produced) <= 1 + 3 + 1   # the one taken, a full queue, one waiting to be put
     it.close()
     assert closed.wait(5.0)

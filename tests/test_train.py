@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.flowfiles import write_translation_clip
+from tests.flowfiles import write_training_flows
 from vidstyle import losses
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
@@ -22,9 +22,7 @@ from vidstyle.zoo import load_model
 def data(tmp_path_factory):
     """A tiny training set: two flow files of moving texture and a striped style image."""
     root = tmp_path_factory.mktemp("data")
-    (root / "flows").mkdir()
-    write_translation_clip(root / "flows" / "a.h5", 40, 48, seed=1)
-    write_translation_clip(root / "flows" / "b.h5", 40, 48, shift=(-2.0, 1.0), seed=2)
+    write_training_flows(root / "flows")
     x = np.arange(64)
     stripes = np.zeros((64, 64, 3), np.uint8)
     stripes[..., 0] = np.where((x[None, :] + x[:, None]) % 16 < 8, 230, 20)
@@ -50,6 +48,7 @@ def test_twenty_steps_lower_the_total_loss(data, tmp_path):
     assert np.mean(totals[-4:]) < 0.7 * np.mean(totals[:4])
 
 
+@pytest.mark.slow
 def test_resume_after_step_10_gives_the_same_step_20_weights(data, tmp_path):
     whole = train(tiny_config(data, tmp_path / "a"), progress=False)
     train(tiny_config(data, tmp_path / "b", steps=10), progress=False)

@@ -9,10 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from clips import (distinct_frames, make_frame_folder, truncate, write_garbage, write_test_clip,
-                   write_vfr_clip)
-from vidstyle.errors import ConfigError, VideoError
+from tests.clips import (
+    distinct_frames,
+    make_frame_folder,
+    truncate,
+    write_garbage,
+    write_test_clip,
+    write_vfr_clip,
+)
 from vidstyle.encode import VideoWriter, write_video
+from vidstyle.errors import ConfigError, VideoError
 from vidstyle.framefolder import FOLDER_FPS
 from vidstyle.random_access import read_frames
 from vidstyle.video import is_clip, iter_frames, iter_timed_frames, probe, variable_rate

@@ -11,8 +11,7 @@ from safetensors.torch import save_file
 from vidstyle import zoo
 from vidstyle.errors import ModelError
 from vidstyle.net import build_net
-from vidstyle.zoo import (CARD_KEY, ModelCard, describe, find_model, list_models, load_model,
-                          save_model)
+from vidstyle.zoo import CARD_KEY, ModelCard, describe, find_model, list_models, load_model, save_model
 
 
 def _net(name="huang", seed=0):
