@@ -25,6 +25,7 @@ import numpy as np
 
 from vidstyle import metrics
 from vidstyle.cli.infer import DEFAULT_STABILIZE
+from vidstyle.images import read_image
 from vidstyle.stabilize import Stabilizer, StabilizerConfig
 from vidstyle.stylize import EngineConfig, Stylizer
 from vidstyle.video import iter_frames
@@ -49,7 +50,7 @@ def score_model(name: str, clips: list[Path], args) -> dict:
     loaded = load_model(name)
     stylizer = Stylizer(loaded.net, EngineConfig(device="cpu", compile=False))
     style = STYLES / loaded.card.style_image
-    fidelity = metrics.Fidelity(metrics.load_image(style), 512, "cpu")
+    fidelity = metrics.Fidelity(read_image(style, "style image"), 512, "cpu")
     per_clip = []
     for clip in clips:
         frames = list(iter_frames(clip, max_frames=args.max_frames))

@@ -14,7 +14,7 @@ from tests.flowfiles import write_translation_clip
 from tests.synthetic import texture
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
-from vidstyle.train import load_checkpoint
+from vidstyle.runfiles import load_checkpoint
 from vidstyle.zoo import CARD_KEY, load_model
 
 
