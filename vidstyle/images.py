@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from vidstyle.errors import ConfigError
 from vidstyle.fsutil import atomic_output
+
+if TYPE_CHECKING:
+    import torch
 
 
 def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
@@ -45,6 +49,18 @@ def load_style_image(path: str | os.PathLike, long_side: int) -> np.ndarray:
     """The style image as training and the metrics see it: uint8 RGB (H, W, 3), upright, with its
     longer side ``long_side`` pixels."""
     return resize_longer_side(read_image(path, "style image"), long_side)
+
+
+def to_tensor(rgb: np.ndarray) -> "torch.Tensor":
+    """uint8 RGB (H, W, 3) -> float32 (1, 3, H, W) in [0, 1], the style image as VGG-19 takes it.
+
+    Training and the metrics both convert the style image here: a convolution's rounding depends on
+    its input's memory strides, so another conversion of the same pixels gives Gram targets that
+    differ in the last bits.
+    """
+    import torch  # deferred: the metrics and the CLI read images without loading torch
+
+    return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float() / 255.0
 
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray, jpeg_quality: int | None = None) -> None:

@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from vidstyle.errors import ConfigError, VideoError
 from vidstyle.flow import FLOW_METHODS, compute_pair, warp
-from vidstyle.images import read_image, resize_longer_side
+from vidstyle.images import read_image, resize_longer_side, to_tensor
 from vidstyle.video import iter_frames, probe
 
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -189,7 +189,9 @@ class Fidelity:
         self.device = resolve_device(device)
         self.layers = tuple(dict.fromkeys((*losses.STYLE_LAYERS, *losses.CONTENT_LAYERS)))
         self.vgg = VGG19(last_layer=max(self.layers, key=LAYERS.index)).to(self.device)
-        feats = self._features([resize_longer_side(style_image, style_size)])
+        style = to_tensor(resize_longer_side(style_image, style_size)).to(self.device)
+        with torch.no_grad():
+            feats = self.vgg(style, self.layers)
         self.style_grams = {name: losses.gram(feats[name]) for name in losses.STYLE_LAYERS}
 
     def _features(self, frames: Sequence[np.ndarray]) -> dict:

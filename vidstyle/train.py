@@ -37,7 +37,7 @@ from tqdm import tqdm
 from vidstyle.data import DrawSampler, PairDataset
 from vidstyle.device import resolve_device
 from vidstyle.errors import ConfigError
-from vidstyle.images import load_style_image, write_image
+from vidstyle.images import load_style_image, to_tensor, write_image
 from vidstyle.losses import HybridLoss
 from vidstyle.net import NETS, build_net, count_parameters
 from vidstyle.regularize import compound_loss, random_smooth_flow
@@ -139,8 +139,7 @@ def build_loss(config: TrainConfig, setup: Setup) -> HybridLoss:
     Gram targets from the style image at ``style_size``."""
     layers = config.style_layers + config.content_layers
     vgg = VGG19(last_layer=max(layers, key=LAYERS.index))
-    rgb = load_style_image(config.style, config.style_size)
-    style = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    style = to_tensor(load_style_image(config.style, config.style_size))
     loss_fn = HybridLoss(vgg, style, config.loss_weights(), config.style_layers, config.content_layers)
     return loss_fn.to(setup.device, memory_format=setup.memory_format)
 
