@@ -19,3 +19,11 @@ def write_translation_clip(path, height=48, width=64, shift=SHIFT, seed=0):
     flows_bw = np.stack([first.flow_bw] * 2)
     masks = np.stack([(~first.out_of_frame).astype(np.uint8)] * 2)
     return write_clip(path, frames, flows_fw, flows_bw, masks, ATTRS)
+
+
+def write_training_flows(folder):
+    """A tiny training set in the new folder ``folder``: two such clips moving different ways."""
+    folder.mkdir()
+    write_translation_clip(folder / "a.h5", 40, 48, seed=1)
+    write_translation_clip(folder / "b.h5", 40, 48, shift=(-2.0, 1.0), seed=2)
+    return folder

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.flowfiles import write_translation_clip
+from tests.flowfiles import write_training_flows
 from vidstyle import losses
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
@@ -24,9 +24,7 @@ from vidstyle.zoo import load_model
 def data(tmp_path_factory):
     """A tiny training set: two flow files of moving texture and a striped style image."""
     root = tmp_path_factory.mktemp("data")
-    (root / "flows").mkdir()
-    write_translation_clip(root / "flows" / "a.h5", 40, 48, seed=1)
-    write_translation_clip(root / "flows" / "b.h5", 40, 48, shift=(-2.0, 1.0), seed=2)
+    write_training_flows(root / "flows")
     x = np.arange(64)
     stripes = np.zeros((64, 64, 3), np.uint8)
     stripes[..., 0] = np.where((x[None, :] + x[:, None]) % 16 < 8, 230, 20)

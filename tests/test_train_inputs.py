@@ -6,11 +6,10 @@ import hashlib
 import json
 
 import cv2
-import numpy as np
 import pytest
 import torch
 
-from tests.flowfiles import write_translation_clip
+from tests.flowfiles import write_training_flows
 from tests.synthetic import texture
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
@@ -22,9 +21,7 @@ from vidstyle.zoo import CARD_KEY, load_model
 def data(tmp_path_factory):
     """Two flow files, three photos, a style image, and a file that only pretends to be an image."""
     root = tmp_path_factory.mktemp("inputs")
-    (root / "flows").mkdir()
-    write_translation_clip(root / "flows" / "a.h5", 40, 48, seed=1)
-    write_translation_clip(root / "flows" / "b.h5", 40, 48, shift=(-2.0, 1.0), seed=2)
+    write_training_flows(root / "flows")
     (root / "photos").mkdir()
     for seed in range(3):
         cv2.imwrite(str(root / "photos" / f"p{seed}.png"), texture(48, 56, seed=seed))
