@@ -51,7 +51,7 @@ EXPORT_DTYPE = torch.float16
 
 @dataclass
 class TrainResult:
-    """What a finished run produced. ``losses``: the last logged means (CSV_FIELDS)."""
+    """What a finished run produced. ``losses``: the last logged means (runfiles.CSV_FIELDS)."""
 
     run_dir: Path
     weights: Path | None
