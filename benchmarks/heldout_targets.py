@@ -26,6 +26,7 @@ import numpy as np
 import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
 from vidstyle import metrics
 from vidstyle.cli.infer import DEFAULT_STABILIZE
+from vidstyle.images import read_image
 from vidstyle.stabilize import Stabilizer, StabilizerConfig
 from vidstyle.stylize import EngineConfig, Stylizer
 from vidstyle.video import iter_frames
@@ -50,7 +51,7 @@ def score_model(name: str, clips: list[Path], args) -> dict:
     loaded = load_model(name)
     stylizer = Stylizer(loaded.net, EngineConfig(device="cpu", compile=False))
     style = STYLES / loaded.card.style_image
-    fidelity = metrics.Fidelity(metrics.load_image(style), 512, "cpu")
+    fidelity = metrics.Fidelity(read_image(style, "style image"), 512, "cpu")
     per_clip = []
     for clip in clips:
         frames = list(iter_frames(clip, max_frames=args.max_frames))

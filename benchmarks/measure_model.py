@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    import cv2
     import torch
 
+    from vidstyle.images import read_image, write_image
     from vidstyle.metrics import Fidelity, MetricsConfig, evaluate
     from vidstyle.stylize import Stylizer
     from vidstyle.video import iter_frames
@@ -51,7 +51,7 @@ def main() -> None:
     model = load_model(args.model)
     frames = np.stack(list(iter_frames(args.clip, size=size, max_frames=args.frames)))
     stylized = np.concatenate([Stylizer(model.net)(frames[i:i + 1]) for i in range(len(frames))])
-    style = cv2.cvtColor(cv2.imread(args.style), cv2.COLOR_BGR2RGB)
+    style = read_image(args.style, "style image")
     config = MetricsConfig(fidelity_every=args.fidelity_every)
     report = evaluate(frames, [(model.card.name, stylized)], config=config,
                       fidelity=Fidelity(style, config.style_size), style_image=args.style)
@@ -73,8 +73,7 @@ def main() -> None:
 
     args.gallery.mkdir(parents=True, exist_ok=True)
     still = np.concatenate([frames[len(frames) // 2], stylized[len(frames) // 2]], axis=1)
-    cv2.imwrite(str(args.gallery / f"{card.name}.jpg"), cv2.cvtColor(still, cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, 88])
+    write_image(args.gallery / f"{card.name}.jpg", still, jpeg_quality=88)
     print(f"| {card.name} | {result.e_warp:.5f} | {source.e_warp:.5f} | {result.e_warp_ratio:.2f} "
           f"| {result.style_loss:.3g} | {result.content_loss:.3g} |")
 

@@ -25,6 +25,7 @@ import numpy as np
 
 import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
 from vidstyle import metrics
+from vidstyle.images import read_image
 from vidstyle.stabilize import Stabilizer, StabilizerConfig
 from vidstyle.stylize import EngineConfig, Stylizer
 from vidstyle.video import iter_frames
@@ -85,7 +86,7 @@ def main() -> None:
     parser.add_argument("--fidelity-every", type=int, default=10)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
-    fidelity = metrics.Fidelity(metrics.load_image(args.style), 512, "cpu") if args.style else None
+    fidelity = metrics.Fidelity(read_image(args.style, "style image"), 512, "cpu") if args.style else None
     rows = [row for clip in args.clips for model in args.models
             for row in bench_clip(clip, model, args.strengths, args, fidelity)]
     print_table(rows)

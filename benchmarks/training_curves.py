@@ -24,7 +24,7 @@ TERMS = ("style", "content", "temporal", "total")
 
 def read_losses(run: Path) -> dict[str, np.ndarray]:
     """Columns of ``run/losses.csv`` as float arrays (``step`` included)."""
-    from vidstyle.train import RunFiles
+    from vidstyle.runfiles import RunFiles
 
     files = RunFiles(run)
     rows = files.read_log()

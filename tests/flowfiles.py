@@ -22,8 +22,7 @@ def write_translation_clip(path, height=48, width=64, shift=SHIFT, seed=0):
 
 
 def write_training_flows(folder):
-    """``folder``/a.h5 and b.h5, two 40x48 clips moving in different directions: a minimal training set.
-    Returns ``folder``."""
+    """A tiny training set in the new folder ``folder``: two such clips moving different ways."""
     folder.mkdir()
     write_translation_clip(folder / "a.h5", 40, 48, seed=1)
     write_translation_clip(folder / "b.h5", 40, 48, shift=(-2.0, 1.0), seed=2)

@@ -203,7 +203,8 @@ def test_black_frames_are_never_drawn_and_training_on_them_stays_finite(tmp_path
     import cv2
 
     from vidstyle.data import MIN_CROP_STD
-    from vidstyle.train import TrainConfig, train
+    from vidstyle.train import train
+    from vidstyle.trainconfig import TrainConfig
 
     clip = _clip_with_black_frame_and_cut(tmp_path / "cut.h5")
     dataset = PairDataset([clip], crop=32, flip=False)

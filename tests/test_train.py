@@ -14,7 +14,9 @@ from tests.flowfiles import write_training_flows
 from vidstyle import losses
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
-from vidstyle.train import TrainConfig, load_checkpoint, resume_config, train
+from vidstyle.runfiles import load_checkpoint
+from vidstyle.train import train
+from vidstyle.trainconfig import TrainConfig, resume_config
 from vidstyle.zoo import load_model
 
 

@@ -13,7 +13,7 @@ from tests.flowfiles import write_training_flows
 from tests.synthetic import texture
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
-from vidstyle.train import load_checkpoint
+from vidstyle.runfiles import load_checkpoint
 from vidstyle.zoo import CARD_KEY, load_model
 
 

@@ -7,7 +7,9 @@ import torch
 from tests.test_train import data, tiny_config  # noqa: F401  (data is a fixture)
 from vidstyle.losses import HybridLoss
 from vidstyle.net import build_net
-from vidstyle.train import Setup, load_checkpoint, pair_loss, resume_config, train
+from vidstyle.runfiles import load_checkpoint
+from vidstyle.train import Setup, pair_loss, train
+from vidstyle.trainconfig import resume_config
 from vidstyle.vgg import VGG19
 
 

@@ -8,7 +8,8 @@ import torch
 
 from tests.test_train import _cli, data, tiny_config  # noqa: F401  (data is a fixture)
 from vidstyle.errors import ConfigError, ModelError
-from vidstyle.train import load_checkpoint, train
+from vidstyle.runfiles import load_checkpoint
+from vidstyle.train import train
 from vidstyle.zoo import load_model
 
 

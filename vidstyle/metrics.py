@@ -22,7 +22,8 @@ Definitions (RGB in [0, 1], frames t = 0 .. T-1, pairs t = 1 .. T-1):
 - **Style loss** (with a style image): the training style loss of ``vidstyle.losses`` on one frame: sum
   over VGG-19 relu1_2, relu2_2, relu3_2, relu4_2 (the paper's style layers) of the mean squared
   difference between the frame's Gram matrices and the style image's (normalized by C*H*W); the style
-  image is resized so that its longer side is ``style_size`` pixels. **Content loss**: the training
+  image is read and resized (longer side ``style_size`` pixels) by :mod:`vidstyle.images`, as training
+  does, so the Gram targets are training's. **Content loss**: the training
   content loss, mean squared difference of relu4_2 features of the stylized and the input frame. Both are averaged over frames 0, N, 2N, ... (N =
   ``fidelity_every``) because VGG-19 on a CPU takes about a second a frame.
 
@@ -38,7 +39,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from itertools import zip_longest
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import cv2
@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from vidstyle.errors import ConfigError, VideoError
 from vidstyle.flow import FLOW_METHODS, compute_pair, warp
+from vidstyle.images import read_image, resize_longer_side, to_tensor
 from vidstyle.video import iter_frames, probe
 
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -158,23 +159,6 @@ def fit_to(frame: np.ndarray, height: int, width: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------
 # Style and content fidelity (torch, VGG-19)
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as uint8 RGB (H, W, 3); ConfigError when it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ConfigError(f"cannot read style image {path}: {exc}") from None
-
-
-def _resize_longer_side(image: np.ndarray, size: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    return fit_to(image, max(1, round(h * scale)), max(1, round(w * scale)))
-
-
 def check_config(config: MetricsConfig) -> None:
     """ConfigError for settings that cannot work, before any decoding or model loading."""
     if config.flow_method not in FLOW_METHODS:
@@ -189,7 +173,8 @@ class Fidelity:
     """VGG-19 style loss to one style image and content loss to the input, for batches of frames.
 
     The losses are the training losses of :mod:`vidstyle.losses` (same layers, same normalization),
-    taken one frame at a time.
+    taken one frame at a time. ``style_image``: uint8 RGB (H, W, 3), e.g. from
+    :func:`vidstyle.images.read_image`; it is resized here as training resizes it.
     """
 
     def __init__(self, style_image: np.ndarray, style_size: int = 512, device: str | None = None):
@@ -204,7 +189,9 @@ class Fidelity:
         self.device = resolve_device(device)
         self.layers = tuple(dict.fromkeys((*losses.STYLE_LAYERS, *losses.CONTENT_LAYERS)))
         self.vgg = VGG19(last_layer=max(self.layers, key=LAYERS.index)).to(self.device)
-        feats = self._features([_resize_longer_side(style_image, style_size)])
+        style = to_tensor(resize_longer_side(style_image, style_size)).to(self.device)
+        with torch.no_grad():
+            feats = self.vgg(style, self.layers)
         self.style_grams = {name: losses.gram(feats[name]) for name in losses.STYLE_LAYERS}
 
     def _features(self, frames: Sequence[np.ndarray]) -> dict:
@@ -411,7 +398,7 @@ def evaluate_videos(
     count = common_frame_count(input_path, stylized_paths, max_frames)
     fidelity = None
     if style_image is not None:
-        fidelity = Fidelity(load_image(style_image), config.style_size, config.device)
+        fidelity = Fidelity(read_image(style_image, "style image"), config.style_size, config.device)
     return evaluate(
         iter_frames(input_path, max_frames=max_frames),
         [(p, iter_frames(p, max_frames=max_frames)) for p in stylized_paths],

@@ -18,12 +18,13 @@ import torch
 from vidstyle.zoo import ModelCard
 
 if TYPE_CHECKING:   # train imports this module; the types are only for reading
-    from vidstyle.train import Setup, TrainConfig
+    from vidstyle.train import Setup
+    from vidstyle.trainconfig import TrainConfig
 
 
 def training_card(net_config: dict[str, Any], config: "TrainConfig", setup: "Setup", seconds: float,
                   last: dict[str, float]) -> ModelCard:
-    """The card of a finished run. ``last``: the last logged loss means (train.CSV_FIELDS)."""
+    """The card of a finished run. ``last``: the last logged loss means (runfiles.CSV_FIELDS)."""
     hardware = hardware_words(setup)
     data = data_summary(config.flows, config.photos)
     style = Path(config.style).name

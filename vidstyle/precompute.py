@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from vidstyle import __version__
 from vidstyle.errors import ConfigError, FlowFileError, VidstyleError
+from vidstyle.flow import FLOW_METHODS, compute_pair
 from vidstyle.flowstore import FlowFileWriter, validate
 from vidstyle.h5safety import leftover_temporaries
 
@@ -64,6 +65,13 @@ class FlowJob:
         return json.dumps({"method": self.method, "params": self.params,
                            "size": list(self.size) if self.size else None,
                            "max_frames": self.max_frames}, sort_keys=True)
+
+    def check(self) -> None:
+        """ConfigError for settings that cannot work, before any clip is opened."""
+        if self.method not in FLOW_METHODS:
+            raise ConfigError(f"unknown flow method {self.method!r}; choose from {', '.join(FLOW_METHODS)}")
+        if self.max_frames is not None and self.max_frames < 2:
+            raise ConfigError("--max-frames must be at least 2")
 
 
 @dataclass
@@ -230,7 +238,6 @@ def process_clip(clip: Clip, out_dir: Path, job: FlowJob, progress=None, stop=No
 
 def _write_clip(clip: Clip, destination: Path, job: FlowJob, result: ClipResult, progress, stop) -> None:
     """The work of ``process_clip``: decode, compute each pair, write, verify. Counts into ``result``."""
-    from vidstyle.flow import compute_pair
     from vidstyle.video import iter_frames, probe
 
     if stop is not None and stop.is_set():
@@ -319,6 +326,7 @@ class BatchSummary:
 def run_batch(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike, job: FlowJob, *,
               workers: int = 1, shard: tuple[int, int] = (0, 1), show_progress: bool = True) -> BatchSummary:
     """Process every clip of this shard that is not finished yet; see the module docstring."""
+    job.check()
     start = time.perf_counter()
     out_dir = Path(out_dir)
     try:

@@ -1,16 +1,9 @@
-"""Two-frame synergic training (Huang et al. 2017): config, loop, checkpoints, previews, export.
+"""Two-frame synergic training (Huang et al. 2017): device set-up, the loop, previews, export.
 
 Each step takes ``batch`` pairs per process, runs frames t and t+1 of every pair through the network
 in one batch, and minimizes :class:`vidstyle.losses.HybridLoss` (content, style and TV on both
-outputs, temporal between them) with Adam.
-
-A run lives in ``runs/NAME/``::
-
-    config.json          the TrainConfig (written once the style image, flows and photos are checked)
-    losses.csv           step, the four terms and the weighted total (means over --log-every steps)
-    checkpoint.pt        model, optimizer, step, RNG states and config; written atomically
-    previews/step_N.png  fixed pair: input t | output t | output t+1
-    NAME.safetensors     final weights (fp16) + NAME.json model card (vidstyle.zoo format)
+outputs, temporal between them) with Adam. The settings are a :class:`vidstyle.trainconfig.TrainConfig`;
+the run folder, its log and checkpoints are :mod:`vidstyle.runfiles`.
 
 Resuming (``resume=True``) restores model, optimizer, step and RNG. The data stream is a pure function
 of (seed, step) (see vidstyle.data), so on CPU a resumed run reproduces an uninterrupted one bit for
@@ -25,15 +18,12 @@ the data stream; rank 0 alone logs, previews, checkpoints and exports.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import json
 import math
 import os
-import pickle
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,138 +37,21 @@ from tqdm import tqdm
 from vidstyle.data import DrawSampler, PairDataset
 from vidstyle.device import resolve_device
 from vidstyle.errors import ConfigError
-from vidstyle.fsutil import atomic_output
-from vidstyle.losses import CONTENT_LAYERS, STYLE_LAYERS, TERMS, HybridLoss, LossWeights
+from vidstyle.images import load_style_image, to_tensor, write_image
+from vidstyle.losses import HybridLoss
 from vidstyle.net import NETS, build_net, count_parameters
 from vidstyle.regularize import compound_loss, random_smooth_flow
+from vidstyle.runfiles import TRAIN_TERMS, RunFiles, load_checkpoint, save_checkpoint
+from vidstyle.trainconfig import TrainConfig, check_same_run
 from vidstyle.vgg import LAYERS, VGG19
 from vidstyle.warmstart import load_init
 
-CHECKPOINT_FORMAT = "vidstyle-train-checkpoint/1"
-TRAIN_TERMS = (*TERMS, "compound")
-CSV_FIELDS = ("step", "total", *TRAIN_TERMS, "lr", "seconds")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_MAX_SIDE = 4096   # pixels: crops and style images beyond this exhaust memory, they do not train better
 EXPORT_DTYPE = torch.float16
-# Settings a resumed run may change: they affect speed and output cadence, never the numbers.
-RESUMABLE_OVERRIDES = ("steps", "device", "threads", "channels_last", "workers", "preview_every",
-                       "checkpoint_every", "log_every", "max_minutes")
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; saved as runs/NAME/config.json and in every checkpoint.
-
-    Sizes in pixels: ``size`` is the side of the square training crop, ``style_size`` the longer side
-    the style image is resized to before its Gram matrices are taken (the ratio of the two sets the
-    scale of brush strokes). ``batch``: pairs per step per process (2 * batch images).
-    ``compound_*``: weight, largest shift (pixels) and noise (RGB [0, 1]) of the stability term of
-    :mod:`vidstyle.regularize`. ``tone``: the network's tone-gate threshold (:mod:`vidstyle.net`).
-    ``init``: a trained model (name or .safetensors) whose weights start the run.
-    """
-
-    style: str = ""
-    name: str = ""
-    flows: list[str] = field(default_factory=list)
-    photos: list[str] = field(default_factory=list)
-    photo_fraction: float | None = None
-    runs_dir: str = "runs"
-    net: str = "huang"
-    init: str | None = None     # a model (name or .safetensors path) whose weights the run starts from
-    steps: int = 4000
-    batch: int = 2
-    size: int = 256
-    style_size: int = 512
-    content_weight: float = LossWeights.content
-    style_weight: float = LossWeights.style
-    tv_weight: float = LossWeights.tv
-    temporal_weight: float = LossWeights.temporal
-    compound_weight: float = 3.0e7
-    compound_shift: float = 4.0
-    compound_noise: float = 0.02
-    tone: float = 0.25
-    style_layers: list[str] = field(default_factory=lambda: list(STYLE_LAYERS))
-    content_layers: list[str] = field(default_factory=lambda: list(CONTENT_LAYERS))
-    lr: float = 1e-3
-    scale: list[float] | None = field(default_factory=lambda: [0.8, 1.25])
-    flip: bool = True
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    channels_last: bool | None = None   # None: on CUDA only (on CPU it measured no faster, see README)
-    threads: int | None = None
-    workers: int | None = None
-    preview_every: int = 100
-    checkpoint_every: int = 200
-    log_every: int = 10
-    max_minutes: float | None = None   # wall time of one invocation's loop; None: run to ``steps``
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.runs_dir) / self.name
-
-    def loss_weights(self) -> LossWeights:
-        return LossWeights(self.content_weight, self.style_weight, self.tv_weight, self.temporal_weight)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
-
-    def check(self) -> None:
-        """Raise ConfigError for values that cannot work (before anything is loaded)."""
-        if not self.name or not _NAME_RE.match(self.name):
-            raise ConfigError(f"--name {self.name!r}: use letters, digits, '_', '-' and '.' only")
-        if not self.style:
-            raise ConfigError("--style is required: the style image to learn")
-        if not Path(self.style).is_file():
-            raise ConfigError(f"style image not found: {self.style}")
-        if not cv2.haveImageReader(self.style):
-            raise ConfigError(f"{self.style}: cannot read the style image (not an image file?)")
-        if not self.flows and not self.photos:
-            raise ConfigError("--flows (folders of precomputed flow files) or --photos is required")
-        if self.net not in NETS:
-            raise ConfigError(f"--net {self.net!r}: choose from {', '.join(sorted(NETS))}")
-        for key in ("steps", "batch", "preview_every", "checkpoint_every", "log_every"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"--{key.replace('_', '-')} must be at least 1")
-        if self.size < 16 or self.style_size < 16:
-            raise ConfigError("--size and --style-size must be at least 16 pixels")
-        if max(self.size, self.style_size) > _MAX_SIDE:
-            raise ConfigError(f"--size and --style-size must be at most {_MAX_SIDE} pixels")
-        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
-            raise ConfigError(f"--max-minutes {self.max_minutes}: give a positive number of minutes")
-        for key in ("lr", "content_weight", "style_weight", "tv_weight", "temporal_weight", "compound_weight",
-                    "compound_shift", "compound_noise", "tone", "photo_fraction"):
-            value = getattr(self, key)
-            if value is not None and not math.isfinite(value):
-                raise ConfigError(f"--{key.replace('_', '-')} {value}: give a finite number")
-        if min(self.content_weight, self.style_weight, self.tv_weight, self.temporal_weight,
-               self.compound_weight) < 0:
-            raise ConfigError("loss weights must not be negative")
-        if not (0 <= self.compound_shift <= self.size / 4 and 0 <= self.compound_noise <= 1):
-            raise ConfigError("--compound-shift must be in [0, size/4] pixels and --compound-noise in [0, 1]")
-        if not 0 <= self.tone <= 1:
-            raise ConfigError(f"--tone must be in [0, 1], got {self.tone}")
-        if not self.lr > 0:
-            raise ConfigError("--lr must be positive")
-        if (self.threads is not None and self.threads < 1) or (self.workers is not None and self.workers < 0):
-            raise ConfigError("--threads must be at least 1 and --workers at least 0")
-        unknown = set(self.style_layers) | set(self.content_layers)
-        unknown -= set(LAYERS)
-        if unknown:
-            raise ConfigError(f"unknown VGG layer(s) {', '.join(sorted(unknown))}")
 
 
 @dataclass
 class TrainResult:
-    """What a finished run produced. ``losses``: the last logged means (CSV_FIELDS)."""
+    """What a finished run produced. ``losses``: the last logged means (runfiles.CSV_FIELDS)."""
 
     run_dir: Path
     weights: Path | None
@@ -242,18 +115,6 @@ def setup_device(spec: str = "auto", threads: int | None = None,
                  channels_last=channels_last)
 
 
-def load_style_image(path: str | os.PathLike, long_side: int) -> torch.Tensor:
-    """RGB [0, 1] (1, 3, H, W), resized so that its longer side is ``long_side`` pixels."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ConfigError(f"{path}: cannot read the style image (not an image file?)")
-    factor = long_side / max(image.shape[:2])
-    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
-    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
-    rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float() / 255.0
-
-
 def describe_nets() -> list[str]:
     """One line per network: name, parameter count and config (``vidstyle train --describe``)."""
     lines = []
@@ -261,147 +122,6 @@ def describe_nets() -> list[str]:
         net = build_net(name)
         lines.append(f"{name:8s} {count_parameters(net):>10,d} parameters  {json.dumps(net.config)}")
     return lines
-
-
-def resume_config(runs_dir: str | os.PathLike, name: str, overrides: dict[str, Any]) -> TrainConfig:
-    """The saved config of run ``name``, with the settings in ``overrides`` changed.
-
-    Only RESUMABLE_OVERRIDES may differ from the saved values; anything else would silently make the
-    continued run a different experiment, so it is refused.
-    """
-    path = Path(runs_dir) / name / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"nothing to resume: no run '{name}' in {runs_dir} ({path.name} is missing); "
-                          "start it without --resume")
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: unreadable run config ({exc})") from None
-    config = TrainConfig.from_dict(saved)
-    for key, value in overrides.items():
-        current = getattr(config, key)
-        if key in RESUMABLE_OVERRIDES:
-            setattr(config, key, value)
-        elif _normalized(value) != _normalized(current):
-            raise ConfigError(f"--resume continues run '{name}' with its saved {key}={current!r}; "
-                              f"start a new --name to train with {key}={value!r}")
-    return config
-
-
-def _normalized(value: Any) -> Any:
-    return json.loads(json.dumps(value))
-
-
-class RunFiles:
-    """The files of ``runs/NAME/`` (written by rank 0 only)."""
-
-    def __init__(self, run_dir: Path):
-        self.dir = run_dir
-        self.config = run_dir / "config.json"
-        self.losses = run_dir / "losses.csv"
-        self.checkpoint = run_dir / "checkpoint.pt"
-        self.previews = run_dir / "previews"
-
-    def check_start(self, resume: bool, overwrite: bool) -> None:
-        """Refuse to start over an existing run by accident, or to resume one with no checkpoint.
-        Touches nothing."""
-        if resume and overwrite:
-            raise ConfigError("--resume continues a run and --overwrite starts it again: give one")
-        if resume and not self.checkpoint.is_file():
-            raise ConfigError(f"nothing to resume: run '{self.dir.name}' stopped before its first "
-                              "checkpoint; start it again with --overwrite")
-        if not resume and self.checkpoint.exists() and not overwrite:
-            raise ConfigError(f"{self.dir} already holds a run; use --resume to continue it, "
-                              "--overwrite to start it again, or another --name")
-
-    def prepare(self, config: TrainConfig, resume: bool, overwrite: bool) -> None:
-        """Create the folder and write config.json, once every input has been checked.
-
-        ``overwrite`` first removes the files of the run being replaced (checkpoint, log, previews,
-        model), so none of them is mistaken for the new run's. A folder this call creates is removed
-        again if it cannot be written.
-        """
-        self.check_start(resume, overwrite)
-        created = not self.dir.exists()
-        try:
-            if overwrite and not resume:
-                self._remove_run_files(config.name)
-            self.previews.mkdir(parents=True, exist_ok=True)
-            with atomic_output(self.config) as tmp:
-                tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            if created:
-                self.remove_if_empty()
-            raise ConfigError(f"cannot write the run folder {self.dir}: {exc.strerror or exc}") from None
-
-    def _remove_run_files(self, name: str) -> None:
-        model = self.dir / f"{name}.safetensors"
-        for path in (self.checkpoint, self.losses, model, model.with_suffix(".json"),
-                     *self.previews.glob("step_*.png")):
-            path.unlink(missing_ok=True)
-
-    def remove_if_empty(self) -> None:
-        """Remove the previews folder and the run folder if they hold nothing (a run that never began)."""
-        for folder in (self.previews, self.dir):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-
-    def start_log(self, start_step: int) -> None:
-        """Keep the logged rows up to ``start_step`` (a resumed run rewrites what followed)."""
-        rows = []
-        if start_step > 0 and self.losses.is_file():
-            with open(self.losses, newline="", encoding="utf-8") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start_step]
-        with atomic_output(self.losses) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, CSV_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def log(self, row: dict[str, float]) -> None:
-        with open(self.losses, "a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, CSV_FIELDS).writerow(row)
-
-    def read_log(self) -> list[dict[str, float]]:
-        """The logged rows; a column a row lacks (logs of older versions) is left out of it."""
-        with open(self.losses, newline="", encoding="utf-8") as f:
-            return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
-
-
-def save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                    config: TrainConfig, seconds: float) -> None:
-    """Everything a resume needs, written atomically (a crash mid-write keeps the previous file)."""
-    state = {
-        "format": CHECKPOINT_FORMAT, "step": step, "seconds": seconds, "config": config.to_dict(),
-        "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-        "rng": {"torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-    }
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
-
-
-_CHECKPOINT_KEYS = ("format", "step", "seconds", "config", "model", "optimizer", "rng")
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint at ``path``, loaded without running code (tensors, numbers and strings only).
-    ConfigError, one line, for a missing, damaged, foreign or code-carrying file."""
-    if not path.is_file():
-        raise ConfigError(f"nothing to resume: {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc):
-            raise ConfigError(f"{path}: refused: it holds Python objects beyond tensors and numbers, so "
-                              "vidstyle did not write it, and loading it could run code") from None
-        raise ConfigError(f"{path}: not a readable checkpoint (damaged, or another program's file)") from None
-    except Exception as exc:  # torch raises several unrelated types for damaged files
-        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"{path}: unreadable checkpoint ({first_line})") from None
-    if (not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT
-            or any(key not in state for key in _CHECKPOINT_KEYS)):
-        raise ConfigError(f"{path}: not a vidstyle training checkpoint")
-    return state
 
 
 def render_preview(net: torch.nn.Module, item: dict[str, torch.Tensor], setup: Setup,
@@ -414,18 +134,12 @@ def render_preview(net: torch.nn.Module, item: dict[str, torch.Tensor], setup: S
     return (row.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    with atomic_output(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise ConfigError(f"{path}: could not write the image")
-
-
 def build_loss(config: TrainConfig, setup: Setup) -> HybridLoss:
     """The hybrid loss of ``config`` on ``setup.device``: VGG-19 up to the deepest layer used, style
     Gram targets from the style image at ``style_size``."""
     layers = config.style_layers + config.content_layers
     vgg = VGG19(last_layer=max(layers, key=LAYERS.index))
-    style = load_style_image(config.style, config.style_size)
+    style = to_tensor(load_style_image(config.style, config.style_size))
     loss_fn = HybridLoss(vgg, style, config.loss_weights(), config.style_layers, config.content_layers)
     return loss_fn.to(setup.device, memory_format=setup.memory_format)
 
@@ -471,7 +185,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     files.check_start(resume, overwrite)
     state = load_checkpoint(files.checkpoint) if resume else None
     if state:
-        _check_same_run(state["config"], config)
+        check_same_run(state["config"], config)
     start_step = int(state["step"]) if state else 0
     # Data first: bad flow files or photos are reported in a second, not after loading VGG.
     dataset = PairDataset(config.flows, crop=config.size, flip=config.flip,
@@ -537,7 +251,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                 files.log(last_row)
                 bar.set_postfix({k: f"{last_row[k]:.3g}" for k in ("total", *TRAIN_TERMS)}, refresh=False)
         if setup.master and (step % config.preview_every == 0 or last):
-            write_png(files.previews / f"step_{step:06d}.png", render_preview(net, preview, setup, config.amp))
+            write_image(files.previews / f"step_{step:06d}.png", render_preview(net, preview, setup, config.amp))
         if setup.master and (step % config.checkpoint_every == 0 or last):
             save_checkpoint(files.checkpoint, net, optimizer, step,
                             config, seconds + time.perf_counter() - clock)
@@ -575,14 +289,6 @@ def check_photos(paths: list[str]) -> None:
     if bad:
         raise ConfigError(f"{bad[0]}: not a readable image ({len(bad)} of {len(paths)} photos); "
                           "remove it or fix it")
-
-
-def _check_same_run(saved: dict[str, Any], config: TrainConfig) -> None:
-    current = _normalized(config.to_dict())
-    changed = [k for k, v in saved.items() if k not in RESUMABLE_OVERRIDES and current.get(k) != v]
-    if changed:
-        raise ConfigError(f"the checkpoint in {config.run_dir} was trained with other settings "
-                          f"({', '.join(changed)}); resume with the saved config.json")
 
 
 def pair_loss(model: torch.nn.Module, loss_fn: HybridLoss, batch: dict[str, torch.Tensor], setup: Setup,

@@ -1,4 +1,8 @@
-"""``vidstyle flows precompute | inspect | show``: the flow files of the training data."""
+"""``vidstyle flows precompute | inspect | show``: the flow files of the training data.
+
+Argument parsing and printing only; the work is :mod:`vidstyle.precompute` and :mod:`vidstyle.flowviz`.
+The library modules are imported inside the commands, to keep ``vidstyle --help`` fast.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ import json
 import os
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from vidstyle.errors import ConfigError, VideoError
 
@@ -66,15 +68,10 @@ def _parse_params(items: list[str]) -> dict:
 
 
 def cmd_precompute(args: argparse.Namespace) -> int:
-    from vidstyle.flow import FLOW_METHODS
     from vidstyle.precompute import FlowJob, format_summary, parse_shard, parse_size, run_batch
 
-    if args.method not in FLOW_METHODS:
-        raise ConfigError(f"unknown flow method {args.method!r}; choose from {', '.join(FLOW_METHODS)}")
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
-    if args.max_frames is not None and args.max_frames < 2:
-        raise ConfigError("--max-frames must be at least 2")
     job = FlowJob(method=args.method, params=_parse_params(args.param), size=parse_size(args.size),
                   max_frames=args.max_frames)
     summary = run_batch(args.sources, args.out, job, workers=args.workers,
@@ -90,31 +87,9 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def summarize(path: str) -> dict:
-    """Attributes and statistics of a valid flow file (raises FlowFileError if it is not valid)."""
-    from vidstyle.flowstore import FlowFile, validate
-    from vidstyle.pairstats import FLAT_STD
-
-    attrs = validate(path)
-    with FlowFile(path) as clip:
-        magnitudes, infos = [], []
-        for t in range(clip.num_pairs):
-            magnitudes.append(float(np.linalg.norm(clip.pair(t).flow_fw, axis=-1).mean()))
-            infos.append(clip.pair_info(t))
-    valid = [info.valid_fraction for info in infos]
-    return {
-        "file": str(path), "valid": True, "bytes": os.path.getsize(path),
-        "bytes_per_pair": os.path.getsize(path) // max(len(valid), 1),
-        "mean_flow_pixels": float(np.mean(magnitudes)), "mean_mask_valid": float(np.mean(valid)),
-        "min_mask_valid": float(np.min(valid)), "median_mask_valid": float(np.median(valid)),
-        "cuts": [t for t, info in enumerate(infos) if info.cut],
-        "flat_frames": [t for t in range(len(infos) + 1)
-                        if (infos[t].std_t if t < len(infos) else infos[-1].std_t1) < FLAT_STD],
-        "attrs": attrs,
-    }
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from vidstyle.flowviz import summarize
+
     info = summarize(args.file)
     if args.quiet:
         return 0
@@ -144,38 +119,16 @@ def _count_and_list(indices: list[int], one: str, many: str, shown: int = 10) ->
     return f"{len(indices)} {one if len(indices) == 1 else many} ({listed})"
 
 
-def render_pair(path: str, t: int) -> np.ndarray:
-    """RGB picture of pair t, two rows: frame t | frame t+1 | mask (white = reliable), then
-    flow_fw | flow_bw (colour wheel, one scale) | frame t warped by flow_bw (should match frame t+1)."""
-    from vidstyle.flow import flow_to_color, warp
-    from vidstyle.flowstore import FlowFile
-
-    with FlowFile(path) as clip:
-        if not 0 <= t < clip.num_pairs:
-            raise ConfigError(f"--pair must be between 0 and {clip.num_pairs - 1} for {path}")
-        pair = clip.pair(t)
-    scale = float(max(np.abs(pair.flow_fw).max(), np.abs(pair.flow_bw).max(), 1e-6))
-    mask = np.repeat(pair.mask[..., None] * 255, 3, axis=2).astype(np.uint8)
-    top = np.concatenate([pair.frame_t, pair.frame_t1, mask], axis=1)
-    bottom = np.concatenate([flow_to_color(pair.flow_fw, scale), flow_to_color(pair.flow_bw, scale),
-                             warp(pair.frame_t, pair.flow_bw)], axis=1)
-    return np.concatenate([top, bottom], axis=0)
-
-
 def cmd_show(args: argparse.Namespace) -> int:
-    import cv2
-
-    from vidstyle.fsutil import atomic_output
+    from vidstyle.flowviz import render_pair
+    from vidstyle.images import write_image
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise ConfigError(f"--out must end in .png or .jpg, not {out.name!r}")
     if not out.parent.is_dir():
         raise ConfigError(f"{out.parent}: no such folder for --out")
-    picture = render_pair(args.file, args.pair)
-    with atomic_output(out) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
-            raise ConfigError(f"{out}: could not write the image")
+    write_image(out, render_pair(args.file, args.pair))
     if not args.quiet:
         print(f"wrote {out}: frame t | frame t+1 | mask (top); "
               f"flow t->t+1 | flow t+1->t | frame t warped onto t+1 (bottom)")

@@ -15,7 +15,7 @@ class _ConfigDefaults(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if "{default}" in text:
-            from vidstyle.train import TrainConfig
+            from vidstyle.trainconfig import TrainConfig
 
             text = text.replace("{default}", f"{getattr(TrainConfig(), action.dest)}")
         return text
@@ -83,7 +83,8 @@ _FLAGS = ("resume", "overwrite", "quiet", "describe", "func", "command")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from vidstyle.train import TrainConfig, describe_nets, resume_config, train
+    from vidstyle.train import describe_nets, train
+    from vidstyle.trainconfig import TrainConfig, resume_config
 
     if args.describe:
         for line in describe_nets():
