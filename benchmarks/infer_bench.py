@@ -47,6 +47,7 @@ SAMPLE = ROOT / "data" / "samples" / "vtest_4s.mp4"
 def make_clip(folder: Path, size: tuple[int, int], frames: int) -> Path:
     """The sample clip resized to ``size`` and looped to ``frames`` frames, H.264 crf 18."""
     import cv2
+
     from vidstyle.encode import write_video
     from vidstyle.video import iter_frames
 

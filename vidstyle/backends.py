@@ -110,7 +110,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidstyle"
 
 
-def weights_key(net: "nn.Module") -> str:
+def weights_key(net: nn.Module) -> str:
     """A hex digest of the network's config and weights: equal for equal networks, whatever device."""
     digest = hashlib.sha256(json.dumps(getattr(net, "config", {}), sort_keys=True).encode())
     digest.update(f"export {EXPORT_VERSION}".encode())
@@ -121,7 +121,7 @@ def weights_key(net: "nn.Module") -> str:
     return digest.hexdigest()[:20]
 
 
-def cached_export(net: "nn.Module", folder: str | os.PathLike | None = None) -> Path:
+def cached_export(net: nn.Module, folder: str | os.PathLike | None = None) -> Path:
     """The ONNX export of ``net`` in the cache, made (and checked) on first use."""
     from vidstyle.export import export_onnx
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import torch
 from PIL import Image
@@ -35,8 +35,15 @@ from vidstyle.errors import ConfigError, VidstyleError
 from vidstyle.framefolder import IMAGE_EXTENSIONS, numbered_images
 from vidstyle.photo import default_photo_output, is_photo, stylize_photo
 from vidstyle.precompute import in_shard
-from vidstyle.stylize import EngineConfig, InferOptions, Stylizer, default_output, fit_size, plan, \
-    stylize_video
+from vidstyle.stylize import (
+    EngineConfig,
+    InferOptions,
+    Stylizer,
+    default_output,
+    fit_size,
+    plan,
+    stylize_video,
+)
 from vidstyle.video import VIDEO_EXTENSIONS, is_clip, probe
 
 # EXIF tags a camera writes (Make, Model, DateTimeOriginal is in a sub-IFD so DateTime stands in):

@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import h5py
 import numpy as np
@@ -107,7 +108,7 @@ class FlowFileWriter:
         self._tmp: Path | None = None
         self._h5 = None
 
-    def __enter__(self) -> "FlowFileWriter":
+    def __enter__(self) -> FlowFileWriter:
         self._atomic = atomic_output(self.path, tmp=temp_path(self.path))
         self._tmp = self._atomic.__enter__()
         try:
@@ -367,7 +368,7 @@ class FlowFile:
             self._h5.close()
         self._h5 = None
 
-    def __enter__(self) -> "FlowFile":
+    def __enter__(self) -> FlowFile:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -51,7 +51,7 @@ def load_style_image(path: str | os.PathLike, long_side: int) -> np.ndarray:
     return resize_longer_side(read_image(path, "style image"), long_side)
 
 
-def to_tensor(rgb: np.ndarray) -> "torch.Tensor":
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """uint8 RGB (H, W, 3) -> float32 (1, 3, H, W) in [0, 1], the style image as VGG-19 takes it.
 
     Training and the metrics both convert the style image here: a convolution's rounding depends on

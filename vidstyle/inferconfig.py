@@ -9,8 +9,8 @@ line takes its defaults from here without loading it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -18,8 +18,8 @@ H*W products, which bf16's 8-bit mantissa cannot hold.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Mapping, Sequence
 
 import torch
 from torch import nn

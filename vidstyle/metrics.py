@@ -37,9 +37,9 @@ temporal error, long gaps (frames t and t+K) and ground-truth flow: :mod:`vidsty
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import zip_longest
-from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np

@@ -22,7 +22,7 @@ if TYPE_CHECKING:   # train imports this module; the types are only for reading
     from vidstyle.trainconfig import TrainConfig
 
 
-def training_card(net_config: dict[str, Any], config: "TrainConfig", setup: "Setup", seconds: float,
+def training_card(net_config: dict[str, Any], config: TrainConfig, setup: Setup, seconds: float,
                   last: dict[str, float]) -> ModelCard:
     """The card of a finished run. ``last``: the last logged loss means (runfiles.CSV_FIELDS)."""
     hardware = hardware_words(setup)
@@ -49,7 +49,7 @@ def training_card(net_config: dict[str, Any], config: "TrainConfig", setup: "Set
     )
 
 
-def hardware_words(setup: "Setup") -> str:
+def hardware_words(setup: Setup) -> str:
     """E.g. "1 x NVIDIA H100 80GB HBM3", "a 2-core CPU (1 thread)"."""
     if setup.is_cuda:
         return f"{setup.world_size} x {torch.cuda.get_device_name(setup.device)}"

@@ -35,7 +35,8 @@ A network is rebuilt from its small config dict (``net.config``, stored in model
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn

@@ -11,8 +11,8 @@ import csv
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from vidstyle import __version__
 from vidstyle.consistency import ConsistencyReport

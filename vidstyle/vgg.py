@@ -15,8 +15,8 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from torch import nn
@@ -97,7 +97,7 @@ class VGG19(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "VGG19":
+    def train(self, mode: bool = True) -> VGG19:
         # The loss network never trains; keeping eval mode survives a parent's .train() call.
         return super().train(False)
 

@@ -39,6 +39,7 @@ class TkWindow:
     def __init__(self, title: str):
         try:
             import tkinter
+
             from PIL import ImageTk  # noqa: F401  (fails here, not at the first frame, if missing)
             self._root = tkinter.Tk()
         except Exception as exc:     # no tkinter, no Tk library, display refused: all say "no window"

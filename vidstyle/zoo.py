@@ -36,9 +36,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -84,7 +85,7 @@ class ModelCard:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any, where: str) -> "ModelCard":
+    def from_dict(cls, data: Any, where: str) -> ModelCard:
         """Check and convert a parsed card; ``where`` names its file in error messages."""
         if not isinstance(data, dict):
             raise ModelError(f"{where}: model card is not a JSON object")

@@ -118,8 +118,17 @@ def _terminate_as_interrupt():
 
 
 def run_infer(args) -> int:
-    from vidstyle.batch import (BatchSummary, StylizerPool, find_inputs, format_result, format_summary,
-                                plan_outputs, run_item, run_items, take_shard)
+    from vidstyle.batch import (
+        BatchSummary,
+        StylizerPool,
+        find_inputs,
+        format_result,
+        format_summary,
+        plan_outputs,
+        run_item,
+        run_items,
+        take_shard,
+    )
     from vidstyle.inferconfig import check_options
     from vidstyle.precompute import parse_shard
     from vidstyle.zoo import load_model
