@@ -154,10 +154,15 @@ def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.nd
 
 # --- flow methods ---------------------------------------------------------------------------------
 
-def _flow_function(method: str, params: dict) -> tuple[_FlowFn, bool]:
-    """Validate ``params`` for ``method``; return the flow function and whether bw starts from -fw."""
+def check_method(method: str) -> None:
+    """ConfigError unless ``method`` is one of FLOW_METHODS (for settings checked before any work)."""
     if method not in FLOW_METHODS:
         raise ConfigError(f"unknown flow method {method!r}; choose one of {', '.join(FLOW_METHODS)}")
+
+
+def _flow_function(method: str, params: dict) -> tuple[_FlowFn, bool]:
+    """Validate ``params`` for ``method``; return the flow function and whether bw starts from -fw."""
+    check_method(method)
     unknown = sorted(set(params) - set(DEFAULT_PARAMS[method]))
     if unknown:
         known = ", ".join(sorted(DEFAULT_PARAMS[method])) or "none"

@@ -46,7 +46,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vidstyle.errors import ConfigError, VideoError
-from vidstyle.flow import FLOW_METHODS, compute_pair, warp
+from vidstyle.flow import check_method, compute_pair, warp
 from vidstyle.images import read_image, resize_longer_side, to_tensor
 from vidstyle.video import iter_frames, probe
 
@@ -161,9 +161,7 @@ def fit_to(frame: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def check_config(config: MetricsConfig) -> None:
     """ConfigError for settings that cannot work, before any decoding or model loading."""
-    if config.flow_method not in FLOW_METHODS:
-        raise ConfigError(f"unknown flow method {config.flow_method!r}; "
-                          f"choose one of {', '.join(FLOW_METHODS)}")
+    check_method(config.flow_method)
     if config.fidelity_every < 1:
         raise ConfigError(f"fidelity every N frames needs N >= 1, got {config.fidelity_every}")
     if config.style_size < 16:
