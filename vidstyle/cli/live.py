@@ -47,7 +47,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=_ENGINE.threads, metavar="N",
                    help="CPU threads for the network")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the network first (about 2x faster on CPU; ~30 s once)")
+                   help="torch.compile the network first (faster frames on CPU; compiles once)")
     p.add_argument("--quiet", "-q", action="store_true", help="no messages but errors")
     p.set_defaults(func=run_live_command)
 
