@@ -6,8 +6,8 @@ source's audio. Encoding: H.264 crf 18 yuv420p by default (the preset infer uses
 .mp4/.mov; both are exact, and ffv1 is chosen wherever the container takes it because its files are
 smaller and faster to write. Odd width or height: 4:2:0 and 4:2:2 cannot hold them, so such frames
 are encoded yuv444p (High 4:4:4 profile, which in our measurement cost no more bytes or time than
-padding to even) and keep their exact size. Some players (browsers, QuickTime) do not play 4:4:4; give an
-even size where that matters.
+padding to even) and keep their exact size. Some players (browsers, QuickTime) do not play 4:4:4;
+give an even size where that matters.
 
 Frame times: by default frame t is stamped t / fps. A writer given a ``time_base`` stamps each frame
 with the time passed to :meth:`VideoWriter.write` instead, which keeps a variable frame rate; AVI
