@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Train a temporally consistent style model: ``python train_temporal.py --style IMG --flows flows/ --name NAME``."""
+"""Train a temporally consistent style model.
+
+``python train_temporal.py --style IMG --flows flows/ --name NAME``
+"""
 
 import sys
 

@@ -28,11 +28,10 @@ CACHE_ENV_VAR = "VIDSTYLE_CACHE"
 EXPORT_VERSION = 2   # part of the cache key: bump when the exported graph changes
 
 # Below this much work (frames x pixels) on CPU, auto picks onnxruntime (when installed); from it on,
-# compiled PyTorch. Measured alternately on 2 loaded cores at 640x360: the network alone runs 1.44x
-# eager PyTorch in onnxruntime and 2.10x compiled (benchmarks/backend_bench.py), but whole jobs
-# (benchmarks/infer_bench.py --whole) finished 1.35x faster with onnxruntime at 49 frames and still
-# 1.18x at 120, where compiling (warm cache) and its start-up outweigh the faster frames. The switch
-# sits above the longest job measured; where compiled PyTorch overtakes is not measured.
+# compiled PyTorch. The network alone is faster compiled (benchmarks/backend_bench.py), but short
+# whole jobs (benchmarks/infer_bench.py --whole) finish sooner with onnxruntime, where compiling and
+# its start-up outweigh the faster frames. The numbers and the job lengths measured: README,
+# "Backends, and the whole job against a per-frame peer".
 ONNX_MAX_PIXELS = 300 * 640 * 360
 
 
@@ -84,7 +83,7 @@ class OnnxRunner:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         # The arena keeps the peak's buffers and fragments across frames; without it a 1080p job
-        # peaked lower at the same speed (measured, see the README).
+        # peaked lower (README, "Backends, and the whole job against a per-frame peer").
         options.enable_cpu_mem_arena = False
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

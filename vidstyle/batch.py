@@ -169,8 +169,8 @@ def plan_outputs(items: list[Item], model_name: str, out: str | os.PathLike | No
 
     ``out`` None: the default name beside each input. ``batch`` (several inputs, or a folder
     argument) or an existing folder as ``out``: a folder, created if needed, holding the default
-    names under each input's relative path (folders are created). Otherwise ``out`` is the one output file. Two inputs
-    with one output are refused before any work.
+    names under each input's relative path (folders are created). Otherwise ``out`` is the one
+    output file. Two inputs with one output are refused before any work.
     """
     def default(item: Item) -> Path:
         return (default_photo_output if item.kind == "photo" else default_output)(item.path, model_name)
@@ -205,7 +205,8 @@ class StylizerPool:
     """The Stylizers of one run, one per (compile, backend) decision, sharing the network.
 
     ``notify`` is told before a compile is due (first use of a compiled network on a frame size:
-    torch compiles per shape), so a user does not watch a progress bar sit at 0% for ~30 s.
+    torch compiles per shape), so a user does not watch a progress bar sit at 0% while it compiles
+    (compile times: README, "Inference").
     """
 
     def __init__(self, net: torch.nn.Module, engine: EngineConfig,
@@ -277,7 +278,8 @@ def format_result(result: ItemResult, model_name: str) -> str:
     if result.status == "failed" and not result.output:
         return f"failed {result.input}: {result.error}"
     how = ", ".join(filter(None, (result.device, result.backend, "compiled" if result.compiled else "")))
-    rate = f"{result.frames / result.seconds:.1f} frames/s, " if result.seconds > 0 and result.kind == "video" else ""
+    timed_video = result.seconds > 0 and result.kind == "video"
+    rate = f"{result.frames / result.seconds:.1f} frames/s, " if timed_video else ""
     line = (f"{result.output}: {result.frames} frame{'s' if result.frames != 1 else ''}, "
             f"{result.width}x{result.height}, model {model_name}, {result.seconds:.1f} s ({rate}{how})")
     return line if result.status == "ok" else f"{line}; failed: {result.error}"

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from vidstyle.definitions import DEFAULT_DEFINITION, Definition, PairTerms, get_definitions, pair_terms
 from vidstyle.errors import ConfigError, FlowFileError, VideoError
-from vidstyle.flow import FLOW_METHODS, compute_pair, consistency_mask, warp
+from vidstyle.flow import check_method, compute_pair, consistency_mask, warp
 from vidstyle.gtflow import GroundTruthFlow, frame_numbers
 from vidstyle.metrics import aligned_frames, common_frame_count, to_unit
 from vidstyle.video import iter_frames
@@ -70,7 +70,8 @@ class ConsistencyReport:
     width: int
     height: int
     num_frames: int
-    # {"source": "ground truth", "flow", "occlusions", "invalid"} or {"source": "estimated", "method", "params"}
+    # {"source": "ground truth", "flow", "occlusions", "invalid"}
+    # or {"source": "estimated", "method", "params"}
     flow: dict
     definitions: list[str]
     gaps: list[int]
@@ -82,8 +83,7 @@ def check_consistency_config(config: ConsistencyConfig) -> list[Definition]:
     """The definitions to compute; ConfigError for an unknown name, a gap < 1 or an unknown flow method."""
     if not config.gaps or min(config.gaps) < 1:
         raise ConfigError(f"a gap is a number of frames, at least 1; got {list(config.gaps)}")
-    if config.flow_method not in FLOW_METHODS:
-        raise ConfigError(f"unknown flow method {config.flow_method!r}; choose one of {', '.join(FLOW_METHODS)}")
+    check_method(config.flow_method)
     return get_definitions(config.definitions or (DEFAULT_DEFINITION,))
 
 
@@ -100,7 +100,8 @@ def _estimated_flows(first: np.ndarray, last: np.ndarray, config: ConsistencyCon
     return flows
 
 
-def _terms(direction: str, flow: np.ndarray, keep: np.ndarray, first01: np.ndarray, last01: np.ndarray) -> PairTerms:
+def _terms(direction: str, flow: np.ndarray, keep: np.ndarray, first01: np.ndarray,
+           last01: np.ndarray) -> PairTerms:
     if direction == "forward":
         return pair_terms(first01, warp(last01, flow), keep)
     return pair_terms(last01, warp(first01, flow), keep)

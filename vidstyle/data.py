@@ -154,7 +154,8 @@ def camera_motion_pair(photo: np.ndarray, size: int, rng: np.random.Generator,
     motion_m[:2, 2] = centre - motion_m[:2, :2] @ centre + shift
     back = np.linalg.inv(motion_m)   # frame t+1 point -> frame t point
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    frame_t, frame_t1 = (cv2.warpAffine(photo, m[:2], (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT)
+    frame_t, frame_t1 = (cv2.warpAffine(photo, m[:2], (size, size), flags=flags,
+                                        borderMode=cv2.BORDER_REFLECT)
                          for m in (view, view @ back))
     y, x = np.mgrid[0:size, 0:size].astype(np.float64)
     flow_bw = np.stack([back[0, 0] * x + back[0, 1] * y + back[0, 2] - x,

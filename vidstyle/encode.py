@@ -1,14 +1,13 @@
 """Writing video: encode uint8 RGB frames to a file that appears only when complete, with audio.
 
 The reading side (probe, decode) is :mod:`vidstyle.video`; this module uses it only to copy the
-source's audio. Encoding defaults, measured on 60 frames of davis_dog.mp4 at 640x360 on a 2-core
-EPYC: H.264 crf 18 yuv420p, preset medium: 19 KiB a frame, 15-27 frames/s (veryfast: 18 KiB, 86/s).
-Lossless ffv1 (for .mkv/.avi): 154 KiB a frame, 73-82 frames/s; libx264rgb qp 0 (for .mp4/.mov):
-343 KiB a frame, 8-9 frames/s. Both are exact; ffv1 is chosen wherever the container takes it.
-Odd width or height: 4:2:0 and 4:2:2 cannot hold them, so such frames are encoded yuv444p (High
-4:4:4 profile, same bytes and speed as padding to even in our measurement: 6.6 KiB a frame at
-333x241) and keep their exact size. Some players (browsers, QuickTime) do not play 4:4:4; give an
-even size where that matters.
+source's audio. Encoding: H.264 crf 18 yuv420p by default (the preset infer uses, and why:
+:class:`vidstyle.inferconfig.InferOptions`). Lossless: ffv1 for .mkv/.avi, libx264rgb qp 0 for
+.mp4/.mov; both are exact, and ffv1 is chosen wherever the container takes it because its files are
+smaller and faster to write. Odd width or height: 4:2:0 and 4:2:2 cannot hold them, so such frames
+are encoded yuv444p (High 4:4:4 profile, which in our measurement cost no more bytes or time than
+padding to even) and keep their exact size. Some players (browsers, QuickTime) do not play 4:4:4;
+give an even size where that matters.
 
 Frame times: by default frame t is stamped t / fps. A writer given a ``time_base`` stamps each frame
 with the time passed to :meth:`VideoWriter.write` instead, which keeps a variable frame rate; AVI

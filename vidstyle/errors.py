@@ -14,7 +14,8 @@ class VideoError(VidstyleError):
 
 
 class FlowFileError(VidstyleError):
-    """A flow file (HDF5 clip file, ground-truth .flo or mask) is missing, foreign, truncated or inconsistent."""
+    """A flow file (HDF5 clip file, ground-truth .flo or mask) is missing, foreign, truncated or
+    inconsistent."""
 
 
 class ModelError(VidstyleError):

@@ -35,31 +35,16 @@ flag), ``scale`` (flow computed on frames resized by this factor, then upsampled
 scaled) and ``reuse_forward`` (compute_pair starts the backward flow from -flow_fw).
 dis: ``preset``, one of "ultrafast", "fast", "medium". deepflow: no parameters.
 
-Measured at 640x360 on one core (cv2.setNumThreads(1), 2-core AMD EPYC, OpenCV 5.0), compute_pair
-(flow_fw + flow_bw + mask). Accuracy: end-point error on five synthetic pairs with known motion
-(tests/synthetic.py: shifts up to 17 px, a rotation + zoom, a moving square), and on 36 pairs of
-12 real clips the warp error E_warp (x1e3, RGB in [0, 1]) of warp(frame_t, flow_bw) vs frame t+1 on
-one fixed mask (DeepFlow's, so no method gains by masking out its own mistakes). pairs/s is one over
-the median CPU time on an idle machine; valid is the share of pixels the method's own mask keeps;
-disocclusion recall the share of a moving square's truly disoccluded pixels that its mask rejects:
-
-    method                      pairs/s  EPE px  E_warp  valid   disocclusion recall
-    farneback, tutorial params     10.2   0.051    1.78  83.2%   0.65
-    farneback, these defaults      23.4   0.074    1.38  78.5%   0.79
-    dis ultrafast                  91.5   0.149    1.44  84.2%   0.90
-    dis fast                       60.5   0.122    1.44  90.6%   0.86
-    dis medium (default)           16.4   0.050    1.02  90.0%   0.93
-    deepflow                        0.6   0.017    1.67  93.6%   0.95
-
-The Farneback defaults are 2.3x faster than the tutorial's and 23% better on real video: working at
-0.75 scale with one iteration pays for the Gaussian window (sharper flow at motion boundaries), and
-starting the backward flow from the forward one cuts the warp error by another 10% for free. Their
-synthetic EPE is slightly worse (0.07 vs 0.05 px, both far below a pixel). ``levels`` above 3 change
-nothing at this size: OpenCV stops the pyramid before a level falls below 32 pixels. A lower
-``scale`` (0.6-0.67) loses a pyramid level to that rule and fails on large motions. The DIS default,
-"medium", meets the 15 pairs/s target with the best accuracy of all, but only by 9% on an idle core
-(14.8 pairs/s with other jobs running, where the Farneback defaults still give 21.7); "fast" is 3.7x
-faster for a 40% larger warp error.
+Speed (pairs/s of compute_pair on one core), end-point error on synthetic known motion and warp
+error on real pairs of each method and preset: README, "Flow methods and speed" (its table from
+benchmarks/flow_bench_methods.py). The Farneback defaults are both faster and better on real video
+than the OpenCV tutorial's parameters (slightly worse on synthetic motion, both far below a pixel):
+working at 0.75 scale with one iteration pays for the Gaussian window (sharper flow at motion
+boundaries), and starting the backward flow from the forward one lowers the warp error further at
+no cost. ``levels`` above 3 change nothing at 640x360: OpenCV stops the pyramid before a level
+falls below 32 pixels, and a lower ``scale`` (0.6-0.67) loses a pyramid level to that rule and
+fails on large motions. The DIS default, "medium", is the most accurate preset; "fast" trades
+accuracy for speed.
 """
 
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -169,10 +154,15 @@ def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.nd
 
 # --- flow methods ---------------------------------------------------------------------------------
 
-def _flow_function(method: str, params: dict) -> tuple[_FlowFn, bool]:
-    """Validate ``params`` for ``method``; return the flow function and whether bw starts from -fw."""
+def check_method(method: str) -> None:
+    """ConfigError unless ``method`` is one of FLOW_METHODS (for settings checked before any work)."""
     if method not in FLOW_METHODS:
         raise ConfigError(f"unknown flow method {method!r}; choose one of {', '.join(FLOW_METHODS)}")
+
+
+def _flow_function(method: str, params: dict) -> tuple[_FlowFn, bool]:
+    """Validate ``params`` for ``method``; return the flow function and whether bw starts from -fw."""
+    check_method(method)
     unknown = sorted(set(params) - set(DEFAULT_PARAMS[method]))
     if unknown:
         known = ", ".join(sorted(DEFAULT_PARAMS[method])) or "none"

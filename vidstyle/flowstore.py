@@ -41,10 +41,10 @@ REQUIRED_ATTRS = (
     "format", "source", "source_size", "source_mtime", "fps", "num_frames", "height", "width",
     "flow_method", "flow_params", "created", "vidstyle_version",
 )
-# Measured with benchmarks/flow_bench.py on real 640x360 video (README "Flow files"): lzf shrinks the
-# mask 16x for 1 ms a pair, but frames by 12% and float16 flows (noisy low bits) by nothing, at 7-20x
-# the write and read time; gzip with byte shuffling saves 25% overall at 20x the time. So only the
-# mask is compressed. A str or None applies one choice to every dataset.
+# Chosen with benchmarks/flow_bench.py (README, "Flow files": bytes and times per dataset): lzf
+# shrinks the mask many times over, but barely the frames and not the float16 flows (noisy low
+# bits), at several times the write and read time. So only the mask is compressed. A str or None
+# applies one choice to every dataset.
 DEFAULT_COMPRESSION = {"frames": None, "flow_fw": None, "flow_bw": None, "mask": "lzf"}
 
 
@@ -416,7 +416,8 @@ def _check_values(clip: FlowFile) -> None:
                 raise FlowFileError(f"{clip.path}: mask[{t}] holds values other than 0 and 1")
     if clip._stored_stats():
         valid, cut, std = clip._stored_stats()
-        in_range = np.all((valid >= 0) & (valid <= 1)) and np.all(cut <= 1) and np.all((std >= 0) & (std <= 1))
+        in_range = (np.all((valid >= 0) & (valid <= 1)) and np.all(cut <= 1)
+                    and np.all((std >= 0) & (std <= 1)))
         if not in_range:  # NaN fails the comparisons too
             raise FlowFileError(f"{clip.path}: pair statistics out of range "
                                 "(valid_fraction, cut or frame_std)")

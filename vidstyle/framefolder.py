@@ -21,6 +21,16 @@ FOLDER_FPS = 24.0  # a folder of frames carries no rate; this is the one it is g
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")
 
 
+def split_numbered(name: str) -> tuple[str, int, str] | None:
+    """(prefix, number, lower-case extension) of a file name whose stem ends in a number
+    (``frame_12.JPG`` -> ("frame_", 12, ".jpg")); None for other names and hidden files."""
+    stem, ext = os.path.splitext(name)
+    match = _NUMBERED.match(stem)
+    if match is None or name.startswith("."):
+        return None
+    return match[1], int(match[2]), ext.lower()
+
+
 def numbered_images(folder: Path) -> list[Path]:
     """The image files of ``folder`` whose names end in a number, sorted by that number.
 
@@ -32,14 +42,14 @@ def numbered_images(folder: Path) -> list[Path]:
         raise VideoError(f"cannot read folder {folder}: {error.strerror or error}") from error
     sequences: dict[tuple[str, str], dict[int, str]] = {}
     for name in names:
-        stem, ext = os.path.splitext(name)
-        match = _NUMBERED.match(stem)
-        if match and ext.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
-            numbers = sequences.setdefault((match[1], ext.lower()), {})
-            if int(match[2]) in numbers:
-                raise VideoError(f"{folder} holds two frames numbered {int(match[2])}: "
-                                 f"{numbers[int(match[2])]} and {name}")
-            numbers[int(match[2])] = name
+        parts = split_numbered(name)
+        if parts is None or parts[2] not in IMAGE_EXTENSIONS:
+            continue
+        prefix, number, ext = parts
+        numbers = sequences.setdefault((prefix, ext), {})
+        if number in numbers:
+            raise VideoError(f"{folder} holds two frames numbered {number}: {numbers[number]} and {name}")
+        numbers[number] = name
     if not sequences:
         return []
     longest = max(sequences.values(), key=len)

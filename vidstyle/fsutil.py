@@ -21,7 +21,9 @@ def temp_path_for(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
     default.
     """
     path = Path(path)
-    return path.with_name(f"{path.stem}{suffix}{path.suffix}") if path.suffix else path.with_name(path.name + suffix)
+    if path.suffix:
+        return path.with_name(f"{path.stem}{suffix}{path.suffix}")
+    return path.with_name(path.name + suffix)
 
 
 def unique_temp(path: str | os.PathLike) -> Path:

@@ -12,7 +12,6 @@ A pair (t, t+K) is scored only when all K flows from t on exist; longer gaps cha
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,9 +20,8 @@ import numpy as np
 
 from vidstyle.errors import FlowFileError
 from vidstyle.flo import read_flo
-from vidstyle.framefolder import IMAGE_EXTENSIONS
+from vidstyle.framefolder import IMAGE_EXTENSIONS, split_numbered
 
-_NUMBERED = re.compile(r"^(.*?)(\d+)$")
 # Some datasets store "unknown" as flow components of 1e9 or more.
 _UNKNOWN_FLOW = 1e9
 
@@ -37,13 +35,14 @@ def numbered_files(folder: str | os.PathLike, suffixes: Sequence[str]) -> dict[i
         raise FlowFileError(f"cannot read folder {folder}: {exc.strerror or exc}") from None
     found: dict[int, Path] = {}
     for name in names:
-        stem, ext = os.path.splitext(name)
-        match = _NUMBERED.match(stem)
-        if match and ext.lower() in suffixes and not name.startswith("."):
-            number = int(match[2])
-            if number in found:
-                raise FlowFileError(f"{folder} holds two files numbered {number}: {found[number].name} and {name}")
-            found[number] = folder / name
+        parts = split_numbered(name)
+        if parts is None or parts[2] not in suffixes:
+            continue
+        number = parts[1]
+        if number in found:
+            raise FlowFileError(f"{folder} holds two files numbered {number}: "
+                                f"{found[number].name} and {name}")
+        found[number] = folder / name
     return found
 
 
@@ -98,7 +97,8 @@ class GroundTruthFlow:
         path = self.flows[number]
         flow = read_flo(path)
         if flow.shape[:2] != (height, width):
-            raise FlowFileError(f"{path} is {flow.shape[1]}x{flow.shape[0]} but the frames are {width}x{height}")
+            raise FlowFileError(f"{path} is {flow.shape[1]}x{flow.shape[0]} "
+                                f"but the frames are {width}x{height}")
         drop = ~(np.abs(flow) < _UNKNOWN_FLOW).all(axis=-1)
         for masks, folder in zip(self.masks, (d for d in (self.occlusion_dir, self.invalid_dir) if d)):
             if number not in masks:
@@ -107,7 +107,8 @@ class GroundTruthFlow:
         return flow, drop
 
     def pair(self, number: int, gap: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """Flow from frame ``number`` to ``number + gap`` and the pixels to keep, or None (a flow is missing)."""
+        """Flow from frame ``number`` to ``number + gap`` and the pixels to keep, or None (a flow is
+        missing)."""
         steps = [self.step(number + k, height, width) for k in range(gap)]
         return None if any(s is None for s in steps) else chain(steps)
 

@@ -57,8 +57,8 @@ class InferOptions:
     duration: float | None = None
     lossless: bool = False
     crf: int = 18
-    # veryfast: a third of medium's CPU time for a file 3% smaller at crf 18 (measured at 640x360,
-    # 49 frames: 0.81 against 2.28 CPU seconds), CPU the network would otherwise lose.
+    # veryfast: much less CPU time than medium for a file no larger at crf 18 (README, "Backends,
+    # and the whole job against a per-frame peer"), CPU the network would otherwise lose.
     preset: str = "veryfast"
     side_by_side: bool = False
     stabilize: float = 0.0

@@ -218,7 +218,8 @@ def run_live(stylizer: Stylizer, source: FrameSource, sinks: list[Sink], window=
                 previous = (index, out)
                 now = time.perf_counter()
                 recent = [t for t in recent if now - t < 1.0] + [now]
-                if window is not None and not window.show(draw_rate(out, len(recent) / min(1.0, now - started))):
+                rate = len(recent) / min(1.0, now - started)
+                if window is not None and not window.show(draw_rate(out, rate)):
                     break
                 if any(getattr(sink, "closed", False) for sink in sinks):
                     break

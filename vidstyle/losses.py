@@ -36,11 +36,11 @@ TERMS = ("content", "style", "tv", "temporal")
 class LossWeights:
     """Multipliers of the four terms (see the module docstring for what each term is).
 
-    Tuned by short CPU runs (300 steps, 128 px crops, Starry Night, DAVIS clips + photos), judged on
-    the previews and on the output's masked warping error. Typical weighted terms late in such a run:
-    content 3.4e5, style 2.7e5, temporal 6e4, tv 4e3. Style 3 with a negligible temporal term gave
-    the strongest texture but 13x the input's warping error; style 2 with temporal 1e7 halved it;
-    temporal 3e7 (the default) brought it to about 4x the input's while the style stays obvious.
+    Tuned by short CPU runs (128 px crops, Starry Night, DAVIS clips + photos), judged on the
+    previews and on the output's masked warping error: a stronger style weight with a negligible
+    temporal term gave the strongest texture and the most flicker, and raising the temporal weight
+    to 3e7 (the default) cut the warping error several times over while the style stays obvious.
+    What the defaults give: README, "A recipe for steady video" (benchmarks/temporal_gain.py).
     The paper's numbers (1, 10, 1e-3, 1e4) belong to another normalization and do not carry over.
     """
 
@@ -65,7 +65,8 @@ def content_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, tor
     return sum(F.mse_loss(features[k].float(), targets[k].float()) for k in targets)
 
 
-def style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor]) -> torch.Tensor:
+def style_loss(features: Mapping[str, torch.Tensor],
+               target_grams: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Sum over the layers of ``target_grams`` ((1 or N, C, C)) of the mean squared Gram difference."""
     return sum(((gram(features[k]) - g) ** 2).mean() for k, g in target_grams.items())
 

@@ -23,9 +23,9 @@ Definitions (RGB in [0, 1], frames t = 0 .. T-1, pairs t = 1 .. T-1):
   over VGG-19 relu1_2, relu2_2, relu3_2, relu4_2 (the paper's style layers) of the mean squared
   difference between the frame's Gram matrices and the style image's (normalized by C*H*W); the style
   image is read and resized (longer side ``style_size`` pixels) by :mod:`vidstyle.images`, as training
-  does, so the Gram targets are training's. **Content loss**: the training
-  content loss, mean squared difference of relu4_2 features of the stylized and the input frame. Both are averaged over frames 0, N, 2N, ... (N =
-  ``fidelity_every``) because VGG-19 on a CPU takes about a second a frame.
+  does, so the Gram targets are training's. **Content loss**: the training content loss, mean
+  squared difference of relu4_2 features of the stylized and the input frame. Both are averaged over
+  frames 0, N, 2N, ... (N = ``fidelity_every``) because a VGG-19 pass per frame is slow on a CPU.
 
 Stylized frames whose size differs from the input's are resized to it (area interpolation when
 shrinking, bilinear otherwise) and the report says so. Videos of different lengths are an error.
@@ -46,7 +46,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vidstyle.errors import ConfigError, VideoError
-from vidstyle.flow import FLOW_METHODS, compute_pair, warp
+from vidstyle.flow import check_method, compute_pair, warp
 from vidstyle.images import read_image, resize_longer_side, to_tensor
 from vidstyle.video import iter_frames, probe
 
@@ -161,8 +161,7 @@ def fit_to(frame: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def check_config(config: MetricsConfig) -> None:
     """ConfigError for settings that cannot work, before any decoding or model loading."""
-    if config.flow_method not in FLOW_METHODS:
-        raise ConfigError(f"unknown flow method {config.flow_method!r}; choose one of {', '.join(FLOW_METHODS)}")
+    check_method(config.flow_method)
     if config.fidelity_every < 1:
         raise ConfigError(f"fidelity every N frames needs N >= 1, got {config.fidelity_every}")
     if config.style_size < 16:
@@ -332,7 +331,8 @@ def evaluate(
             height, width = frames[0].shape[:2]
             flow_bw = mask = None
             if prev_input is not None:
-                _, flow_bw, mask = compute_pair(prev_input, frames[0], config.flow_method, **config.flow_params)
+                _, flow_bw, mask = compute_pair(prev_input, frames[0], config.flow_method,
+                                                **config.flow_params)
                 mask_fractions.append(float(mask.astype(bool).mean()))
             for track, frame in zip(tracks, frames):
                 track.add(frame, flow_bw, mask)

@@ -7,11 +7,10 @@ files"); ``FlowFile.pair_info`` recomputes them from the frames, flows and masks
 Cut test: frame t warped by flow_bw predicts frame t+1 wherever the motion is real. Across a cut the
 flow has nothing to follow, so the prediction does not resemble frame t+1. Resemblance is measured as
 the correlation of the two luma pictures, which a fade (a change of gain and offset) leaves at 1, and
-which does not depend on the frames' contrast. Measured with Farneback flow at 320x180 (README "Flow
-files"): 60 splices of two unrelated real clips correlate -0.59..0.45; the 1281 pairs of 24 real clips
-(fast motion, motion blur, CGI included) 0.65..1.00, so the threshold sits between the two. The
-mask's valid fraction does not separate them (0.03..0.13 at the splices, down to 0.09 in a motocross
-jump), so it is stored for training to judge on its own, not used here.
+which does not depend on the frames' contrast. On splices of unrelated real clips and on the pairs
+of continuous ones (fast motion, motion blur, CGI included) the two ranges do not overlap, and the
+threshold sits between them (README, "Flow files", has the ranges). The mask's valid fraction does
+not separate them, so it is stored for training to judge on its own, not used here.
 """
 
 from __future__ import annotations

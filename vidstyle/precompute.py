@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from vidstyle import __version__
 from vidstyle.errors import ConfigError, FlowFileError, VidstyleError
-from vidstyle.flow import FLOW_METHODS, compute_pair
+from vidstyle.flow import check_method, compute_pair
 from vidstyle.flowstore import FlowFileWriter, validate
 from vidstyle.h5safety import leftover_temporaries
 
@@ -68,8 +68,7 @@ class FlowJob:
 
     def check(self) -> None:
         """ConfigError for settings that cannot work, before any clip is opened."""
-        if self.method not in FLOW_METHODS:
-            raise ConfigError(f"unknown flow method {self.method!r}; choose from {', '.join(FLOW_METHODS)}")
+        check_method(self.method)
         if self.max_frames is not None and self.max_frames < 2:
             raise ConfigError("--max-frames must be at least 2")
 

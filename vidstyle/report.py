@@ -58,8 +58,8 @@ def format_table(report: MetricsReport) -> str:
         *align_table(rows),
         "",
     ]
-    lines.append("E_warp: masked mean squared RGB error (0-1) of frame t-1 warped onto t with the input's flow; "
-                 "ratio: E_warp / input's.")
+    lines.append("E_warp: masked mean squared RGB error (0-1) of frame t-1 warped onto t with the "
+                 "input's flow; ratio: E_warp / input's.")
     lines.append("lum flicker: mean |change| of mean luma per frame; HF flicker: mean relative change of "
                  "Laplacian energy per frame.")
     if report.style_image:
@@ -148,12 +148,14 @@ def require_matplotlib():
     try:
         from matplotlib import figure
     except ImportError:
-        raise ConfigError("plotting needs matplotlib: pip install 'vidstyle[plot]' (or pip install matplotlib)") from None
+        raise ConfigError("plotting needs matplotlib: pip install 'vidstyle[plot]' "
+                          "(or pip install matplotlib)") from None
     return figure
 
 
 CURVE_PANELS = (     # (VideoMetrics curve, axis title, y scale)
-    # Log scale: a stylized video's E_warp is often 10-100x its input's, which would flatten the input.
+    # Log scale: a stylized video's E_warp is often many times its input's, which would flatten
+    # the input.
     ("e_warp_curve", "E_warp", "log"),
     ("luminance_change_curve", "|change of mean luma|", "linear"),
     ("hf_change_curve", "relative change of HF energy", "linear"),
@@ -220,7 +222,8 @@ def format_consistency_table(report: ConsistencyReport) -> str:
     rows.append(["kept pixels %", *(format_number(100 * first[key].kept_fraction, ".1f") for key in keys)])
     lines = [f"input: {report.input} ({report.width}x{report.height}, {report.num_frames} frames); "
              f"{_flow_line(report)}", "", *align_table(rows), ""]
-    lines += [f"{name}: {DEFINITIONS[name].formula}, {DEFINITIONS[name].paper}" for name in report.definitions]
+    lines += [f"{name}: {DEFINITIONS[name].formula}, {DEFINITIONS[name].paper}"
+              for name in report.definitions]
     lines.append("SSE: sum over kept pixels and R, G, B of the squared difference (RGB 0-1) between frame t "
                  "and frame t+K warped onto it; N: kept pixels; P: all pixels.")
     for gap, count in report.unscored.items():
@@ -282,7 +285,8 @@ def write_consistency_csv(report: ConsistencyReport, path: str | Path) -> None:
         for v in report.videos:
             for s in v.scores.values():
                 for t, value in s.curve:
-                    writer.writerow([s.gap, t, v.name, s.definition, "" if math.isnan(value) else f"{value:.6g}"])
+                    cell = "" if math.isnan(value) else f"{value:.6g}"
+                    writer.writerow([s.gap, t, v.name, s.definition, cell])
 
 
 # ---------------------------------------------------------------------------------------------------

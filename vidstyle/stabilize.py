@@ -33,9 +33,9 @@ class StabilizerConfig:
     """strength: S of the module docstring, in [0, 1) (0: off). flow_size: longer side of the frames
     the flow is computed on, pixels. preset: DIS preset ("ultrafast", "fast", "medium").
     max_error: difference (grey levels, 0-255) between an input frame and its predecessor warped
-    onto it at which a pixel's trust reaches 0; it falls linearly from 1 at no difference. min_valid: share of trusted pixels below which
-    a pair counts as a cut. erode: pixels (at flow size) by which the trusted region is shrunk, so
-    that the blend stays clear of occlusion edges."""
+    onto it at which a pixel's trust reaches 0; it falls linearly from 1 at no difference.
+    min_valid: share of trusted pixels below which a pair counts as a cut. erode: pixels (at flow
+    size) by which the trusted region is shrunk, so that the blend stays clear of occlusion edges."""
 
     strength: float = 0.0
     flow_size: int = 320

@@ -251,7 +251,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                 files.log(last_row)
                 bar.set_postfix({k: f"{last_row[k]:.3g}" for k in ("total", *TRAIN_TERMS)}, refresh=False)
         if setup.master and (step % config.preview_every == 0 or last):
-            write_image(files.previews / f"step_{step:06d}.png", render_preview(net, preview, setup, config.amp))
+            picture = render_preview(net, preview, setup, config.amp)
+            write_image(files.previews / f"step_{step:06d}.png", picture)
         if setup.master and (step % config.checkpoint_every == 0 or last):
             save_checkpoint(files.checkpoint, net, optimizer, step,
                             config, seconds + time.perf_counter() - clock)

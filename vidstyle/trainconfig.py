@@ -70,7 +70,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
-    channels_last: bool | None = None   # None: on CUDA only (on CPU it measured no faster, see README)
+    channels_last: bool | None = None   # None: on CUDA only (on CPU no faster: README, "Training speed")
     threads: int | None = None
     workers: int | None = None
     preview_every: int = 100

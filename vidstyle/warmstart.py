@@ -27,7 +27,8 @@ def load_init(spec: str | os.PathLike, net: torch.nn.Module,
     """
     loaded = load_model(spec, runs_dir=runs_dir)
     # The tone gate has no parameters: a model with or without it fits either way.
-    theirs, ours = ({k: v for k, v in config.items() if k != "tone"} for config in (loaded.card.net, net.config))
+    theirs, ours = ({k: v for k, v in config.items() if k != "tone"}
+                    for config in (loaded.card.net, net.config))
     if theirs != ours:
         if theirs.get("name") != ours.get("name"):
             raise ConfigError(f"--init {spec}: that model is a '{theirs.get('name')}' network and this "

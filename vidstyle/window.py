@@ -28,7 +28,8 @@ def opencv_has_gui() -> bool:
 
 
 def _no_display_reason() -> str | None:
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    has_display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if sys.platform.startswith("linux") and not has_display:
         return "no display (DISPLAY is not set)"
     return None
 

@@ -58,7 +58,8 @@ def register(sub) -> None:
                    help="write input | output for comparison")
     p.add_argument("--stabilize", type=float, default=DEFAULT_STABILIZE, metavar="S",
                    help="flow-guided stabilizer strength in [0, 1): blend in the previous result, "
-                        f"carried by the motion, where the flow is reliable; 0 = off (default {DEFAULT_STABILIZE})")
+                        "carried by the motion, where the flow is reliable; "
+                        f"0 = off (default {DEFAULT_STABILIZE})")
     p.add_argument("--backend", default=_ENGINE.backend, choices=BACKENDS,
                    help="run the network in PyTorch or in onnxruntime on its ONNX export (CPU; "
                         "exported once, then cached); auto: onnx for short CPU jobs when installed, "

@@ -7,7 +7,9 @@ import contextlib
 import sys
 from pathlib import Path
 
+from vidstyle.color import ColorOptions
 from vidstyle.errors import VideoError
+from vidstyle.inferconfig import EngineConfig
 
 EPILOG = """\
 examples:
@@ -17,6 +19,8 @@ examples:
       | ffmpeg -f rawvideo -pix_fmt rgb24 -s WxH -r FPS -i - out.mp4
 When the network is slower than the source, frames are dropped to stay live; the file and stdout
 outputs repeat the last stylized frame for each dropped one, so they keep real time."""
+# The options' defaults are these dataclasses' own, as in `vidstyle infer`.
+_ENGINE, _COLOR = EngineConfig(), ColorOptions()
 
 
 def register(sub) -> None:
@@ -34,22 +38,25 @@ def register(sub) -> None:
                    help="no window (for machines without a display)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N source frames")
     p.add_argument("--size", metavar="WxH", help="resize frames to WIDTHxHEIGHT first, e.g. 640x360")
-    p.add_argument("--preserve-color", action="store_true", help="keep the source's colours")
-    p.add_argument("--strength", type=float, default=1.0, metavar="A", help="style strength 0..1")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads for the network")
+    p.add_argument("--preserve-color", action="store_true", default=_COLOR.preserve_color,
+                   help="keep the source's colours")
+    p.add_argument("--strength", type=float, default=_COLOR.strength, metavar="A",
+                   help="style strength 0..1")
+    p.add_argument("--device", default=_ENGINE.device,
+                   help="auto (CUDA if available), cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=_ENGINE.threads, metavar="N",
+                   help="CPU threads for the network")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the network first (about 2x faster on CPU; ~30 s once)")
+                   help="torch.compile the network first (faster frames on CPU; compiles once)")
     p.add_argument("--quiet", "-q", action="store_true", help="no messages but errors")
     p.set_defaults(func=run_live_command)
 
 
 def run_live_command(args) -> int:
-    from vidstyle.color import ColorOptions
     from vidstyle.encode import VideoWriter
     from vidstyle.live import FrameSource, RawSink, format_stats, run_live
     from vidstyle.precompute import parse_size
-    from vidstyle.stylize import EngineConfig, Stylizer
+    from vidstyle.stylize import Stylizer
     from vidstyle.window import open_window
     from vidstyle.zoo import load_model
 

@@ -68,8 +68,10 @@ def register(sub) -> None:
                    help=f"compare frames t and t+K (default {' '.join(map(str, _CONSISTENCY.gaps))}); "
                         "several allowed, e.g. --gap 1 10")
     g.add_argument("--gt-flow", metavar="DIR",
-                   help="ground-truth forward flows frame_NNNN.flo (MPI Sintel layout) instead of estimated flow")
-    g.add_argument("--gt-occlusions", metavar="DIR", help="frame_NNNN.png, white where occluded (with --gt-flow)")
+                   help="ground-truth forward flows frame_NNNN.flo (MPI Sintel layout) "
+                        "instead of estimated flow")
+    g.add_argument("--gt-occlusions", metavar="DIR",
+                   help="frame_NNNN.png, white where occluded (with --gt-flow)")
     g.add_argument("--gt-invalid", metavar="DIR", help="frame_NNNN.png, white where invalid (with --gt-flow)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_metrics)
