@@ -70,7 +70,9 @@ def test_ctrl_c_stops_the_workers_keeps_finished_clips_and_removes_the_rest(tmp_
     # A new session, so that the signal can go to the whole process group as a terminal's Ctrl-C does.
     batch = subprocess.Popen(precompute(tmp_path / "videos", out, "--workers", 2), cwd=ROOT, env=ENV,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+                             start_new_session=True,
+                             # a shell's background jobs start with SIGINT ignored: undo that here
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 180
     while not list(out.glob("*.h5")) and batch.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -194,6 +194,12 @@ def test_unwritable_output_folder_is_refused_up_front(capsys, tmp_path, clip, mo
 
 # --- interruption -------------------------------------------------------------------------------
 
+def _sigint_as_in_a_terminal():
+    # A shell starts background jobs with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: restore the default so the test sees what a terminal's Ctrl-C does.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_signal_mid_job_leaves_neither_output_nor_temporary(tmp_path, model, signum):
     source = write_test_clip(tmp_path / "long.mp4", distinct_frames(300, 160, 120), fps=24)
@@ -201,7 +207,8 @@ def test_signal_mid_job_leaves_neither_output_nor_temporary(tmp_path, model, sig
     out_dir.mkdir()
     job = subprocess.Popen([sys.executable, str(ROOT / "infer.py"), str(source), "--model", str(model),
                             "-o", str(out_dir / "o.mp4"), "-q", "--device", "cpu", "--threads", "1",
-                            "--no-compile"], stderr=subprocess.PIPE, text=True)
+                            "--no-compile"], stderr=subprocess.PIPE, text=True,
+                           preexec_fn=_sigint_as_in_a_terminal)
     deadline = time.monotonic() + 60
     while not _files(out_dir) and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
