@@ -20,10 +20,11 @@ external links) are refused: a flow file must never make its reader open another
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,7 @@ class FlowFileWriter:
     def __enter__(self) -> FlowFileWriter:
         self._atomic = atomic_output(self.path, tmp=temp_path(self.path))
         self._tmp = self._atomic.__enter__()
-        try:
+        with self._abandon_on_failure():
             self._h5 = h5py.File(self._tmp, "w")
             layout = _layout(self._capacity, self.height, self.width)
             for name, (dtype, shape) in layout.items():
@@ -121,14 +122,21 @@ class FlowFileWriter:
                 )
             data_bytes = sum(dtype.itemsize * int(np.prod(shape)) for dtype, shape in layout.values())
             reserve_space(self._tmp, int(1.01 * data_bytes) + (1 << 20))
-        except (OSError, RuntimeError) as exc:
-            error = storage_error(self.path, exc)
+        return self
+
+    @contextlib.contextmanager
+    def _abandon_on_failure(self) -> Iterator[None]:
+        """Any failure inside throws the temporary file away; storage failures (disk full, I/O
+        errors) become one FlowFileError naming the output."""
+        try:
+            yield
+        except (OSError, RuntimeError) as failure:
+            error = storage_error(self.path, failure)
             self._abort(error)
             raise error from None
-        except BaseException as exc:
-            self._abort(exc)
+        except BaseException as failure:
+            self._abort(failure)
             raise
-        return self
 
     def write_frame(self, t: int, frame: np.ndarray) -> None:
         """Store frame ``t``: uint8 RGB (H, W, 3). Frames must come in order 0, 1, 2, ..."""
@@ -229,16 +237,9 @@ class FlowFileWriter:
         if exc is not None:
             self._abort(exc)
             return False
-        try:
+        with self._abandon_on_failure():
             self._finish()
             self._close_and_verify()
-        except (OSError, RuntimeError) as failure:
-            error = storage_error(self.path, failure)
-            self._abort(error)
-            raise error from None
-        except BaseException as failure:
-            self._abort(failure)
-            raise
         self._atomic.__exit__(None, None, None)
         return False
 
