@@ -262,7 +262,8 @@ def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bo
         stylizer = pool.get(0)
         photo = stylize_photo(item.path, item.output, stylizer, options)
         return ItemResult(str(item.path), "photo", "ok", str(photo.output), 1, photo.width,
-                          photo.height, photo.seconds, photo.device, False)
+                          photo.height, photo.seconds, photo.device, False,
+                          backend=stylizer.plan.backend)
     if item.output.suffix.lower() in IMAGE_EXTENSIONS:
         raise ConfigError(f"{item.path} is a video: its output needs a video extension (.mp4, .mov "
                           f"or .mkv), not {item.output.name}")
