@@ -37,7 +37,9 @@ class LazyModel:
 
     @property
     def name(self) -> str:
-        return self.entry.name if self.entry is not None else self._net.config.get("name", "net")
+        if self.entry is not None:
+            return self.entry.name
+        return getattr(self._net, "config", {}).get("name", "net")
 
     @property
     def net(self) -> nn.Module:
