@@ -86,3 +86,19 @@ def test_a_model_without_a_cached_export_is_loaded_and_checked_at_once(tmp_path,
     shutil.copy(Path(model).with_suffix(".json"), bad.with_suffix(".json"))
     with pytest.raises(ModelError, match="bad.safetensors"):
         open_model(bad, backend="onnx")
+
+
+def test_auto_device_is_the_cpu_without_torch_where_torch_has_no_gpu_library(tmp_path, monkeypatch):
+    import importlib.util
+
+    import vidstyle.backends as backends
+
+    fake = tmp_path / "torch"
+    (fake / "lib").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "lib" / "libtorch_cpu.so").write_text("")
+    spec = importlib.util.spec_from_file_location("torch", fake / "__init__.py")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec if name == "torch" else None)
+    assert not backends._gpu_possible() and backends.device_type("auto") == "cpu"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)      # no torch at all
+    assert not backends._gpu_possible()
