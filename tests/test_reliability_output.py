@@ -18,6 +18,7 @@ from tests.clips import distinct_frames, truncate, write_test_clip, write_vfr_cl
 from vidstyle.cli import main
 from vidstyle.encode import VideoWriter
 from vidstyle.fsutil import atomic_output
+from vidstyle.onnxengine import OnnxStylizer
 from vidstyle.stylize import Stylizer
 from vidstyle.video import iter_frames, probe
 
@@ -166,7 +167,8 @@ def test_unusable_output_name_is_refused_before_any_frame_is_stylized(capsys, tm
     (tmp_path / "sub").mkdir()
     (tmp_path / "file.txt").write_text("not a folder")
     calls = []
-    monkeypatch.setattr(Stylizer, "_run_batch", lambda self, batch: calls.append(1) or batch)
+    for engine in (Stylizer, OnnxStylizer):    # whichever backend auto picks
+        monkeypatch.setattr(engine, "_run_batch", lambda self, batch: calls.append(1) or batch)
     code, _, err = _infer(capsys, clip, "--model", model, "-o", f"{tmp_path}/{name}")
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert calls == [] and _files(tmp_path) == ["file.txt", "sub"] and _files(tmp_path / "sub") == []

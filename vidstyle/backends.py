@@ -4,6 +4,10 @@
 file; :func:`cached_export` exports a network once and keeps the file, keyed by its weights, in
 ``$VIDSTYLE_CACHE`` (default ``~/.cache/vidstyle``) so later runs only load it.
 
+None of this imports torch: :func:`model_file_key` keys a model file's export by the file's bytes and
+:func:`device_type` answers ``--device auto`` without torch where no GPU can be there, so a job whose
+export is cached runs without loading torch (:mod:`vidstyle.lazymodel`).
+
 onnxruntime and onnx are optional (``pip install "vidstyle[onnx]"``); they are imported only when a
 file is exported or run, so a torch-only job does not pay for loading them.
 """
@@ -13,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,9 +29,12 @@ from vidstyle.errors import ConfigError, ModelError
 if TYPE_CHECKING:
     from torch import nn
 
+    from vidstyle.inferconfig import EngineConfig
+
 BACKENDS = ("auto", "torch", "onnx")
 CACHE_ENV_VAR = "VIDSTYLE_CACHE"
 EXPORT_VERSION = 2   # part of the cache key: bump when the exported graph changes
+MIN_SIDE = 5         # smallest side the exported graph takes: its reflection pad of up to 3 pixels
 
 # Below this much work (frames x pixels) on CPU, auto picks onnxruntime (when installed); from it on,
 # compiled PyTorch. The network alone is faster compiled (benchmarks/backend_bench.py), but short
@@ -65,6 +74,44 @@ def choose_backend(requested: str, device_type: str, work_pixels: int | None,
     return "onnx" if work_pixels is not None and work_pixels < ONNX_MAX_PIXELS else "torch"
 
 
+def device_type(spec: str | None) -> str:
+    """"cpu" or "cuda": the type of the device :func:`vidstyle.device.resolve_device` gives ``spec``
+    (``--device``), without importing torch when it is the CPU for sure: "cpu", or "auto" where no
+    CUDA or ROCm GPU can be seen (see :func:`_gpu_possible`). Otherwise torch decides."""
+    if spec == "cpu" or (spec in (None, "auto") and not _gpu_possible()):
+        return "cpu"
+    from vidstyle.device import resolve_device
+
+    return resolve_device(spec).type
+
+
+def _gpu_possible() -> bool:
+    """False when torch cannot see a GPU: torch not installed, a CPU-only build (no CUDA or ROCm
+    library beside it), or on Linux no NVIDIA or AMD GPU device node. True means "ask torch"."""
+    from importlib.util import find_spec
+
+    spec = find_spec("torch")
+    if spec is None or spec.origin is None:
+        return False
+    libraries = Path(spec.origin).parent / "lib"
+    if not any(libraries.glob("*torch_cuda*")) and not any(libraries.glob("*torch_hip*")):
+        return False
+    if sys.platform.startswith("linux"):
+        return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists()
+    return True
+
+
+def engine_backend(config: EngineConfig, work_pixels: int | None, exportable: bool = True) -> str:
+    """The backend ``config`` runs a job of ``work_pixels`` on (:func:`choose_backend` for its
+    device), decided without torch where :func:`device_type` can; ConfigError for ``--compile``
+    with the onnx backend."""
+    backend = choose_backend(config.backend, device_type(config.device), work_pixels,
+                             exportable=exportable)
+    if backend == "onnx" and config.compile:
+        raise ConfigError("--compile is for the torch backend; the onnx backend runs onnxruntime")
+    return backend
+
+
 class OnnxRunner:
     """An exported network in onnxruntime on the CPU: float32 (N, 3, H, W) -> float32 (N, 3, H, W).
 
@@ -94,8 +141,6 @@ class OnnxRunner:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Run the network on a float32 (N, 3, H, W) batch, RGB in [0, 1]."""
-        from vidstyle.export import MIN_SIDE
-
         if min(x.shape[-2:]) < MIN_SIDE:
             raise ModelError(f"the ONNX backend needs frames of at least {MIN_SIDE}x{MIN_SIDE} pixels, "
                              f"got {x.shape[-1]}x{x.shape[-2]}")
@@ -120,17 +165,44 @@ def weights_key(net: nn.Module) -> str:
     return digest.hexdigest()[:20]
 
 
-def cached_export(net: nn.Module, folder: str | os.PathLike | None = None) -> Path:
-    """The ONNX export of ``net`` in the cache, made (and checked) on first use."""
+def model_file_key(weights: str | os.PathLike, net_config: Mapping[str, Any]) -> str:
+    """A hex digest of a model file's bytes and its card's network, read without torch: equal for
+    the same file and card, whatever its path. (Differs from :func:`weights_key` of the same
+    network, so one model may be cached under both keys; each export is about as large as the
+    model file.)"""
+    digest = hashlib.sha256(json.dumps(dict(net_config), sort_keys=True).encode())
+    digest.update(f"export {EXPORT_VERSION} file".encode())
+    try:
+        with open(weights, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ModelError(f"cannot read the model file {weights} ({exc.strerror})") from None
+    return digest.hexdigest()[:20]
+
+
+def export_path(name: str, key: str, folder: str | os.PathLike | None = None) -> Path:
+    """Where the export of a network called ``name`` with ``key`` lives: ``FOLDER/NAME-KEY.onnx``
+    (default folder: the cache's ``onnx/``). The file may not exist yet."""
+    folder = Path(folder) if folder is not None else cache_dir() / "onnx"
+    return folder / f"{name}-{key}.onnx"
+
+
+def cached_export(net: nn.Module, folder: str | os.PathLike | None = None, *, name: str | None = None,
+                  key: str | None = None, card: Mapping[str, Any] | None = None) -> Path:
+    """The ONNX export of ``net`` in the cache, made (and checked) on first use. ``name`` and
+    ``key`` name the file (default: the network's config name and :func:`weights_key`); ``card``
+    goes into a new file's metadata."""
     from vidstyle.export import export_onnx
 
-    folder = Path(folder) if folder is not None else cache_dir() / "onnx"
-    path = folder / f"{getattr(net, 'config', {}).get('name', 'net')}-{weights_key(net)}.onnx"
+    path = export_path(name or getattr(net, "config", {}).get("name", "net"),
+                       key or weights_key(net), folder)
     if path.is_file():
         return path
+    folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create the cache folder {folder} ({exc.strerror}); "
                           f"set ${CACHE_ENV_VAR} to a writable folder") from None
-    return export_onnx(net, path)
+    return export_onnx(net, path, card)

@@ -2,7 +2,8 @@
 
     items, ignored = find_inputs(["a.mp4", "photos/", "videos/"], model_name="starry_night")
     items = plan_outputs(items, "starry_night", out="styled/")        # or out=None: beside each input
-    for result in run_items(items, net, engine, options): ...
+    pool = StylizerPool(open_model("starry_night"), engine)           # vidstyle.lazymodel
+    for result in run_items(items, pool, options, progress=True): ...
 
 What an argument becomes:
 
@@ -27,24 +28,24 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from PIL import Image
 
+from vidstyle.backends import engine_backend
+from vidstyle.engine import FrameEngine
 from vidstyle.errors import ConfigError, VidstyleError
 from vidstyle.framefolder import IMAGE_EXTENSIONS, numbered_images
+from vidstyle.inferconfig import EngineConfig, InferOptions
+from vidstyle.job import default_output, fit_size, stylize_video
+from vidstyle.lazymodel import LazyModel
+from vidstyle.onnxengine import OnnxStylizer
 from vidstyle.photo import default_photo_output, is_photo, stylize_photo
 from vidstyle.precompute import in_shard
-from vidstyle.stylize import (
-    EngineConfig,
-    InferOptions,
-    Stylizer,
-    default_output,
-    fit_size,
-    plan,
-    stylize_video,
-)
 from vidstyle.video import VIDEO_EXTENSIONS, is_clip, probe
+
+if TYPE_CHECKING:
+    from torch import nn
 
 # EXIF tags a camera writes (Make, Model, DateTimeOriginal is in a sub-IFD so DateTime stands in):
 # frames written out of a video by ffmpeg, OpenCV or Pillow carry none of them.
@@ -202,32 +203,44 @@ def plan_outputs(items: list[Item], model_name: str, out: str | os.PathLike | No
 # --- running ---------------------------------------------------------------------------------------
 
 class StylizerPool:
-    """The Stylizers of one run, one per (compile, backend) decision, sharing the network.
+    """The engines of one run, one per (compile, backend) decision, sharing the model.
 
-    ``notify`` is told before a compile is due (first use of a compiled network on a frame size:
-    torch compiles per shape), so a user does not watch a progress bar sit at 0% while it compiles
-    (compile times: README, "Inference").
+    ``model`` is a :class:`vidstyle.lazymodel.LazyModel` or a torch network. Where the onnx backend
+    is chosen, the engine is an :class:`vidstyle.onnxengine.OnnxStylizer` on the model's cached
+    export, and torch is not imported (:mod:`vidstyle.lazymodel`). ``notify`` is told before a
+    compile is due (first use of a compiled network on a frame size: torch compiles per shape), so
+    a user does not watch a progress bar sit at 0% while it compiles (compile times: README,
+    "Inference").
     """
 
-    def __init__(self, net: torch.nn.Module, engine: EngineConfig,
+    def __init__(self, model: LazyModel | nn.Module, engine: EngineConfig,
                  notify: Callable[[str], None] | None = None):
-        self.net, self.engine, self.notify = net, engine, notify
-        self._stylizers: dict[tuple[bool, str], Stylizer] = {}
+        self.model = model if isinstance(model, LazyModel) else LazyModel(net=model)
+        self.engine, self.notify = engine, notify
+        self._stylizers: dict[tuple[bool, str], FrameEngine] = {}
         self._compiled_sizes: set[tuple[int, int]] = set()
 
-    def get(self, work_pixels: int, size: tuple[int, int] | None = None) -> Stylizer:
-        """The Stylizer for a job of ``work_pixels`` (frames x pixels) at ``size`` (width, height;
+    def get(self, work_pixels: int, size: tuple[int, int] | None = None) -> FrameEngine:
+        """The engine for a job of ``work_pixels`` (frames x pixels) at ``size`` (width, height;
         None when not known yet, as for a photo before it is read)."""
-        decided = plan(self.engine, work_pixels)
-        key = (decided.compile, decided.backend)
+        if engine_backend(self.engine, work_pixels, self.model.exportable) == "onnx":
+            key = (False, "onnx")
+            if key not in self._stylizers:
+                self._stylizers[key] = OnnxStylizer(self.model.onnx_file(),
+                                                    replace(self.engine, backend="onnx"))
+            return self._stylizers[key]
+        from vidstyle.stylize import Stylizer, plan
+
+        decided = plan(replace(self.engine, backend="torch"), work_pixels)
+        key = (decided.compile, "torch")
         if key not in self._stylizers:
-            self._stylizers[key] = Stylizer(self.net, replace(self.engine, compile=decided.compile,
-                                                              backend=decided.backend))
+            self._stylizers[key] = Stylizer(self.model.net, replace(self.engine, compile=decided.compile,
+                                                                    backend="torch"))
         stylizer = self._stylizers[key]
         if stylizer.compiled and size not in self._compiled_sizes:
             self._compiled_sizes.add(size)
             if self.notify is not None:
-                where = "GPU" if stylizer.plan.device.type == "cuda" else "CPU"
+                where = "GPU" if stylizer.plan.device_type == "cuda" else "CPU"
                 at = f" at {size[0]}x{size[1]}" if size else ""
                 self.notify(f"compiling the network for this {where}{at}, once, ~30 s "
                             f"(later runs reuse it)")
@@ -249,7 +262,8 @@ def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bo
         stylizer = pool.get(0)
         photo = stylize_photo(item.path, item.output, stylizer, options)
         return ItemResult(str(item.path), "photo", "ok", str(photo.output), 1, photo.width,
-                          photo.height, photo.seconds, photo.device, False)
+                          photo.height, photo.seconds, photo.device, False,
+                          backend=stylizer.plan.backend)
     if item.output.suffix.lower() in IMAGE_EXTENSIONS:
         raise ConfigError(f"{item.path} is a video: its output needs a video extension (.mp4, .mov "
                           f"or .mkv), not {item.output.name}")

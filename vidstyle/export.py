@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vidstyle.backends import MIN_SIDE
 from vidstyle.errors import ModelError
 from vidstyle.fsutil import atomic_output
 from vidstyle.net import StyleNet
@@ -38,7 +39,6 @@ from vidstyle.net import StyleNet
 OPSET = 17
 INPUT_NAME = "frames"
 OUTPUT_NAME = "stylized"
-MIN_SIDE = 5            # reflection padding by up to 3 pixels needs a side longer than the pad
 CHECK_SIZE = (333, 241)  # (width, height) of the round-trip check: odd, and not a multiple of 4
 CHECK_TOLERANCE = 1e-3
 CARD_KEY = "vidstyle_card"

@@ -18,10 +18,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from vidstyle.engine import FrameEngine
 from vidstyle.errors import ConfigError, VideoError
 from vidstyle.framefolder import IMAGE_EXTENSIONS
 from vidstyle.fsutil import atomic_output
-from vidstyle.stylize import InferOptions, Stylizer, fit_size
+from vidstyle.inferconfig import InferOptions
+from vidstyle.job import fit_size
 
 # Output suffix -> Pillow format and save options. JPEG and WebP at quality 95: the network's fine
 # texture is what lower qualities smear first.
@@ -95,11 +97,12 @@ def _shrunk(rgb: np.ndarray, max_size: int | None) -> np.ndarray:
     return rgb if size is None else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
-def stylize_photo(input_path: str | os.PathLike, output: str | os.PathLike, stylizer: Stylizer,
+def stylize_photo(input_path: str | os.PathLike, output: str | os.PathLike, stylizer: FrameEngine,
                   options: InferOptions | None = None) -> PhotoResult:
     """Stylize one photo into ``output`` (PNG/JPEG/WebP by suffix, written atomically).
 
-    Of ``options``, max_size, side_by_side and post_process apply (the video coding settings do not).
+    ``stylizer`` is either engine (:mod:`vidstyle.engine`). Of ``options``, max_size, side_by_side
+    and post_process apply (the video coding settings do not).
     """
     options = options or InferOptions()
     input_path, output = Path(input_path), Path(output)

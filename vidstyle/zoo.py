@@ -39,14 +39,17 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from vidstyle.errors import ModelError
 from vidstyle.fsutil import atomic_output
+
+# torch is imported only where a network is built or weights are checked: finding a model and
+# reading its card need none, so an onnx job with a cached export never loads it (vidstyle.lazymodel).
+if TYPE_CHECKING:
+    import torch
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 ENV_VAR = "VIDSTYLE_MODELS"
@@ -245,7 +248,7 @@ def read_card(entry: ModelEntry) -> ModelCard:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ModelError(f"{entry.card_path}: unreadable model card ({exc})") from None
         return ModelCard.from_dict(data, str(entry.card_path))
-    meta = _open_weights(entry.weights, lambda f: f.metadata()) or {}
+    meta = _open_weights(entry.weights, lambda f: f.metadata(), framework="numpy") or {}
     if CARD_KEY not in meta:
         raise ModelError(f"{entry.weights}: not a vidstyle model: no model card ({entry.card_path.name} "
                          "is missing and the file carries none), so the network it belongs to is unknown")
@@ -256,10 +259,11 @@ def read_card(entry: ModelEntry) -> ModelCard:
     return ModelCard.from_dict(data, str(entry.weights))
 
 
-def _open_weights(path: Path, read):
-    """Apply ``read`` to the open safetensors file; any failure to parse it becomes ModelError."""
+def _open_weights(path: Path, read, framework: str = "pt"):
+    """Apply ``read`` to the safetensors file opened for ``framework`` ("numpy" needs no torch); any
+    failure to parse it becomes ModelError."""
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
+        with safe_open(str(path), framework=framework, device="cpu") as f:
             return read(f)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: not a readable .safetensors model file ({exc})") from None
@@ -326,6 +330,8 @@ def build_from_card(card: ModelCard, where: str = "") -> torch.nn.Module:
 def weights_problem(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype) -> str | None:
     """Why ``tensors`` cannot be stored as ``dtype`` (NaN / infinite values, or magnitudes beyond
     the type's range, e.g. 65504 for float16), or None if they can."""
+    import torch
+
     limit = torch.finfo(dtype).max if dtype.is_floating_point else math.inf
     for key, t in tensors.items():
         if not t.is_floating_point() or t.numel() == 0:
@@ -341,6 +347,8 @@ def weights_problem(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype) -> 
 
 def check_state_dict(tensors: Mapping[str, torch.Tensor], net: torch.nn.Module, where: str) -> None:
     """Raise ModelError unless ``tensors`` fit ``net`` exactly: same names, shapes, finite floats."""
+    import torch
+
     expected = net.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -373,13 +381,17 @@ def load_model(spec: str | os.PathLike | ModelEntry, **folders_kw) -> LoadedMode
 
 
 def save_model(net: torch.nn.Module, path: str | os.PathLike, card: ModelCard,
-               dtype: torch.dtype = torch.float32) -> Path:
+               dtype: torch.dtype | None = None) -> Path:
     """Write ``net``'s weights to ``path`` (``.safetensors``) and the card beside it (``.json``).
 
     Both appear atomically, the card first, so a listed model always has its card. Floating point
-    tensors are stored as ``dtype`` (float16 halves the file). ModelError if the weights do not fit
-    the network the card names. Returns the weights path.
+    tensors are stored as ``dtype`` (default float32; float16 halves the file). ModelError if the
+    weights do not fit the network the card names. Returns the weights path.
     """
+    import torch
+    from safetensors.torch import save_file
+
+    dtype = torch.float32 if dtype is None else dtype
     path = Path(path)
     if path.suffix != SUFFIX:
         raise ModelError(f"{path}: model files must end in {SUFFIX}")

@@ -131,12 +131,13 @@ def run_infer(args) -> int:
         take_shard,
     )
     from vidstyle.inferconfig import check_options
+    from vidstyle.lazymodel import open_model
     from vidstyle.precompute import parse_shard
-    from vidstyle.zoo import load_model
 
     color = ColorOptions(preserve_color=args.preserve_color, strength=args.strength)
     shard = parse_shard(args.shard)
-    model = load_model(args.model)
+    # torch is loaded only if the job runs on it or the model's ONNX export is not cached yet.
+    model = open_model(args.model, backend=args.backend)
     engine = EngineConfig(device=args.device, batch_size=args.batch_size, compile=args.compile,
                           threads=args.threads, backend=args.backend,
                           half=False if args.fp32 else _ENGINE.half)
@@ -153,7 +154,7 @@ def run_infer(args) -> int:
         raise VideoError(f"no videos or photos found in {', '.join(args.inputs)}")
     items = plan_outputs(take_shard(items, shard), model.entry.name, args.output, batch=not single)
     notice = None if args.quiet else (lambda text: print(f"vidstyle: {text}", file=sys.stderr))
-    pool = StylizerPool(model.net, engine, notify=notice)
+    pool = StylizerPool(model, engine, notify=notice)
     summary = BatchSummary(ignored=[str(p) for p in ignored])
     started = time.perf_counter()
     with warnings.catch_warnings(), _terminate_as_interrupt():

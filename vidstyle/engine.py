@@ -1,0 +1,72 @@
+"""What every inference engine shares, without torch: uint8 frames in, batches to the network,
+stylized uint8 frames out, in order.
+
+:class:`FrameEngine` batches; a subclass runs one batch (:meth:`FrameEngine._run_batch`) and holds a
+``plan`` with at least ``device`` (printable, e.g. "cpu"), ``device_type``, ``batch_size``,
+``queue_depth``, ``backend`` and ``compile``. The engines: :class:`vidstyle.stylize.Stylizer`
+(PyTorch, eager or compiled) and :class:`vidstyle.onnxengine.OnnxStylizer` (onnxruntime, no torch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from vidstyle.background import in_background
+from vidstyle.errors import ConfigError, VideoError
+
+
+def check_engine_numbers(batch_size: int, threads: int, queue_depth: int) -> None:
+    """ConfigError unless batch size and threads are >= 0 (0: automatic) and queue depth >= 1."""
+    if batch_size < 0 or threads < 0 or queue_depth < 1:
+        raise ConfigError("batch size and threads must be >= 0 (0: automatic), queue depth >= 1")
+
+
+class FrameEngine:
+    """Batching and streaming of frames around a subclass's ``_run_batch``."""
+
+    plan: Any
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the network runs compiled (only the torch engine compiles)."""
+        return False
+
+    def _run_batch(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 RGB (N, H, W, 3), N <= plan.batch_size -> uint8 RGB (N, H, W, 3)."""
+        raise NotImplementedError
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """Stylize a batch: uint8 RGB (N, H, W, 3) -> uint8 RGB (N, H, W, 3), same size."""
+        frames = np.asarray(frames)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise VideoError(f"frames must be uint8 RGB (N, H, W, 3), got {frames.dtype} {frames.shape}")
+        if len(frames) == 0:
+            return frames.copy()
+        return np.concatenate([self._run_batch(frames[i:i + self.plan.batch_size])
+                               for i in range(0, len(frames), self.plan.batch_size)])
+
+    def pairs(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stylize a stream: yields (input, output) uint8 (H, W, 3) pairs in order; decoding of
+        ``frames`` runs ahead in a thread. Frames may change size; a batch never mixes sizes."""
+        batch: list[np.ndarray] = []
+        for frame in in_background(frames, self.plan.queue_depth * self.plan.batch_size):
+            if batch and frame.shape != batch[0].shape:
+                yield from self._flush(batch)
+            batch.append(frame)
+            if len(batch) == self.plan.batch_size:
+                yield from self._flush(batch)
+        yield from self._flush(batch)
+
+    def _flush(self, batch: list[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stylize and yield the pending frames, leaving ``batch`` empty."""
+        if batch:
+            frames = list(batch)
+            batch.clear()
+            yield from zip(frames, self._run_batch(np.stack(frames)))
+
+    def stream(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Stylized frames, uint8 (H, W, 3), in order (see :meth:`pairs`)."""
+        return (out for _, out in self.pairs(frames))
