@@ -6,14 +6,13 @@ from pathlib import Path
 
 from vidstyle.errors import ConfigError
 
+DESCRIPTION = ("Write a named model (or a .safetensors file) as an ONNX file for onnxruntime or any "
+               "ONNX runtime: input 'frames' float32 (N, 3, H, W) RGB in [0, 1], any N and H, W >= 5; "
+               "output 'stylized', the same. The file is checked against PyTorch before it is written.")
+
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "export", help="write a model as an ONNX file",
-        description="Write a named model (or a .safetensors file) as an ONNX file for onnxruntime or "
-                    "any ONNX runtime: input 'frames' float32 (N, 3, H, W) RGB in [0, 1], any N and "
-                    "H, W >= 5; output 'stylized', the same. The file is checked against PyTorch "
-                    "before it is written.")
+    p = sub.add_parser("export", help="write a model as an ONNX file", description=DESCRIPTION)
     p.add_argument("model", help="model name or path to a .safetensors file")
     p.add_argument("--onnx", required=True, type=Path, metavar="OUT.onnx", help="the file to write")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")

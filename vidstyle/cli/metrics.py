@@ -35,13 +35,16 @@ like MPI Sintel (frame_NNNN.flo: flow from frame NNNN to NNNN+1). Example:
       --definition vidstyle huang2017 --gap 1 10 --json m.json"""
 
 
+DESCRIPTION = """\
+Compare stylized versions of a video with the original: how much they flicker
+beyond what the original's motion explains and, with --style, how close they stay
+to the style and to the content. One row per video, the original first."""
+
+
 def register(sub) -> None:
-    p = sub.add_parser(
-        "metrics", help="temporal consistency (warping error, flicker) and fidelity of stylized videos",
-        description="Compare stylized versions of a video with the original: how much they flicker\n"
-                    "beyond what the original's motion explains and, with --style, how close they stay\n"
-                    "to the style and to the content. One row per video, the original first.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser("metrics", description=DESCRIPTION, epilog=EPILOG,
+                       help="temporal consistency (warping error, flicker) and fidelity of stylized videos",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT", help="the original video (file or folder of numbered frames)")
     p.add_argument("stylized", nargs="+", metavar="STYLIZED", help="stylized versions of INPUT")
     p.add_argument("--flow", default=_METRICS.flow_method, metavar="METHOD",
