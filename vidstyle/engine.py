@@ -10,18 +10,24 @@ stylized uint8 frames out, in order.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vidstyle.background import in_background
 from vidstyle.errors import ConfigError, VideoError
 
+if TYPE_CHECKING:
+    from vidstyle.inferconfig import EngineConfig
 
-def check_engine_numbers(batch_size: int, threads: int, queue_depth: int) -> None:
-    """ConfigError unless batch size and threads are >= 0 (0: automatic) and queue depth >= 1."""
-    if batch_size < 0 or threads < 0 or queue_depth < 1:
+
+def check_engine_config(config: EngineConfig, cuda: bool) -> None:
+    """ConfigError unless batch size and threads are >= 0 (0: automatic) and queue depth >= 1, and
+    for fp16 (``config.half``) on a device that is not CUDA."""
+    if config.batch_size < 0 or config.threads < 0 or config.queue_depth < 1:
         raise ConfigError("batch size and threads must be >= 0 (0: automatic), queue depth >= 1")
+    if config.half and not cuda:
+        raise ConfigError("fp16 inference is for CUDA only; on CPU it would be slower, not faster")
 
 
 class FrameEngine:

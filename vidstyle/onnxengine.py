@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidstyle.backends import OnnxRunner
-from vidstyle.engine import FrameEngine, check_engine_numbers
+from vidstyle.engine import FrameEngine, check_engine_config
 from vidstyle.errors import ConfigError
 from vidstyle.inferconfig import EngineConfig
 
@@ -38,13 +38,11 @@ class OnnxPlan:
     @classmethod
     def from_config(cls, config: EngineConfig) -> OnnxPlan:
         """The plan for ``config``; ConfigError for settings only the torch backend has."""
-        check_engine_numbers(config.batch_size, config.threads, config.queue_depth)
+        check_engine_config(config, cuda=False)
         if config.device not in ("auto", "cpu"):
             raise ConfigError("--backend onnx runs on the CPU only; use --device cpu or --backend torch")
         if config.compile:
             raise ConfigError("--compile is for the torch backend; the onnx backend runs onnxruntime")
-        if config.half:
-            raise ConfigError("fp16 inference is for CUDA only; on CPU it would be slower, not faster")
         return cls(batch_size=config.batch_size or 1, threads=config.threads,
                    queue_depth=config.queue_depth)
 

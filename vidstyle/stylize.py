@@ -33,8 +33,7 @@ import torch
 
 from vidstyle.backends import cached_export, engine_backend
 from vidstyle.device import resolve_device
-from vidstyle.engine import FrameEngine, check_engine_numbers
-from vidstyle.errors import ConfigError
+from vidstyle.engine import FrameEngine, check_engine_config
 from vidstyle.inferconfig import CUDA_BATCH, EngineConfig, InferOptions  # noqa: F401 (re-exported)
 from vidstyle.net import StyleNet
 
@@ -67,9 +66,7 @@ def plan(config: EngineConfig, work_pixels: int | None = None, exportable: bool 
     asked for) and ``backend="auto"`` whether to run onnxruntime, if the network is ``exportable``."""
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
-    check_engine_numbers(config.batch_size, config.threads, config.queue_depth)
-    if config.half and not cuda:
-        raise ConfigError("fp16 inference is for CUDA only; on CPU it would be slower, not faster")
+    check_engine_config(config, cuda)
     backend = engine_backend(config, work_pixels, exportable)
     compile_ = config.compile
     if compile_ is None:
