@@ -34,7 +34,7 @@ from torch.nn import functional as F
 from vidstyle.backends import MIN_SIDE
 from vidstyle.errors import ModelError
 from vidstyle.fsutil import atomic_output
-from vidstyle.net import StyleNet
+from vidstyle.net import is_stylizing_net
 
 OPSET = 17
 INPUT_NAME = "frames"
@@ -50,7 +50,7 @@ class ExportableNet(nn.Module):
     RGB [0, 1] (N, 3, H, W) -> RGB [0, 1] (N, 3, H, W), for H, W >= MIN_SIDE; shares ``net``'s weights.
     """
 
-    def __init__(self, net: StyleNet):
+    def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
 
@@ -65,13 +65,14 @@ class ExportableNet(nn.Module):
 
 def export_onnx(net: nn.Module, path: str | os.PathLike, card: Mapping[str, Any] | None = None, *,
                 opset: int = OPSET, check: bool = True) -> Path:
-    """Write ``net`` (a :class:`vidstyle.net.StyleNet`) as an ONNX file at ``path``, atomically.
+    """Write ``net`` (a vidstyle network: :func:`vidstyle.net.is_stylizing_net`) as an ONNX file at
+    ``path``, atomically.
 
     With ``check`` the file is run in onnxruntime on a random CHECK_SIZE batch of two before it is
     renamed into place, and a ModelError is raised if it differs from PyTorch by more than
     CHECK_TOLERANCE. ``card`` (the model card) goes into the file's metadata.
     """
-    if not isinstance(net, StyleNet):
+    if not is_stylizing_net(net):
         raise ModelError(f"only vidstyle's stylizing networks can be exported, not {type(net).__name__}")
     path = Path(path)
     if not path.parent.is_dir():
@@ -107,7 +108,7 @@ def _add_metadata(path: Path, card: Mapping[str, Any] | None) -> None:
     onnx.save(model, str(path))
 
 
-def check_export(net: StyleNet, path: str | os.PathLike, size: tuple[int, int] = CHECK_SIZE,
+def check_export(net: nn.Module, path: str | os.PathLike, size: tuple[int, int] = CHECK_SIZE,
                  tolerance: float = CHECK_TOLERANCE) -> float:
     """Largest absolute difference between onnxruntime running ``path`` and PyTorch running ``net``
     on a random batch of two frames of ``size`` (width, height); ModelError above ``tolerance``."""

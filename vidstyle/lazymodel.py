@@ -55,9 +55,9 @@ class LazyModel:
         """Whether the onnx backend can run it: every model file holds a vidstyle network."""
         if self._net is None:
             return True
-        from vidstyle.net import StyleNet
+        from vidstyle.net import is_stylizing_net
 
-        return isinstance(self._net, StyleNet)
+        return is_stylizing_net(self._net)
 
     def _export_path(self, folder: str | os.PathLike | None) -> Path:
         if self._key is None:

@@ -17,6 +17,9 @@ huang      16, 32, 48    3            ~0.25 M
 johnson    32, 64, 128   9            ~1.68 M
 =========  ============  ===========  ==========
 
+A third, ``lite`` (:mod:`vidstyle.netlite`), has the same layout with separable convolutions and a
+slim full-resolution end, for fast CPU inference; it is built by :func:`build_net` too.
+
 Output: ``sigmoid(z)``, which equals ``(tanh(z / 2) + 1) / 2``, i.e. the paper's tanh output moved to
 [0, 1]; written as a sigmoid because it is one op. Input and output: RGB in [0, 1], (N, 3, H, W), any H
 and W: the input is padded (reflect) to a multiple of 4 and at least 8 pixels so that both stride-2
@@ -53,6 +56,7 @@ _LUMA = (0.299, 0.587, 0.114)
 NET_DEFAULTS: dict[str, dict[str, Any]] = {
     "huang": {"channels": (16, 32, 48), "res_blocks": 5, "end_kernel": 3, "tone": 0.0},
     "johnson": {"channels": (32, 64, 128), "res_blocks": 5, "end_kernel": 9, "tone": 0.0},
+    "lite": {"channels": (8, 24, 64), "res_blocks": 5, "tone": 0.0},   # vidstyle.netlite
 }
 NETS = frozenset(NET_DEFAULTS)
 
@@ -115,16 +119,28 @@ class StyleNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """RGB [0, 1] (N, 3, H, W) -> stylized RGB [0, 1] (N, 3, H, W)."""
         height, width = x.shape[-2:]
-        return self.forward_padded(_pad_to_multiple(x))[..., :height, :width]
+        return self.forward_padded(pad_to_multiple(x))[..., :height, :width]
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """The network on an input already padded to sides that are multiples of 4 (and >= 8):
         RGB [0, 1] (N, 3, H, W) -> RGB [0, 1] (N, 3, H, W). ``forward`` pads and crops around it;
         the ONNX export pads inside its graph instead."""
-        y = torch.sigmoid(self.decoder(self.residuals(self.encoder(x))))
+        y = self.forward_ungated(x)
         if self.tone > 0:
             y = y * tone_gate(x, self.tone)
         return y
+
+
+    def forward_ungated(self, x: torch.Tensor) -> torch.Tensor:
+        """The output before the tone gate, on a padded input (what :mod:`vidstyle.distill` matches)."""
+        return torch.sigmoid(self.decoder(self.residuals(self.encoder(x))))
+
+
+def is_stylizing_net(module: Any) -> bool:
+    """Whether ``module`` is one of vidstyle's stylizing networks (any name in NETS)."""
+    from vidstyle.netlite import LiteStyleNet
+
+    return isinstance(module, (StyleNet, LiteStyleNet))
 
 
 def tone_gate(x: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -138,7 +154,7 @@ def tone_gate(x: torch.Tensor, threshold: float) -> torch.Tensor:
     return (local / threshold).clamp(max=1.0)
 
 
-def _pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
+def pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
     """Pad right and bottom so both sides are multiples of 4 and at least 8 pixels."""
     height, width = x.shape[-2:]
     pad_h = max(-(-height // _MULTIPLE) * _MULTIPLE, _MIN_SIDE) - height
@@ -161,10 +177,14 @@ def build_net(name: str = "huang", **kwargs: Any) -> StyleNet:
     options = {**NET_DEFAULTS[name], **kwargs}
     if len(options["channels"]) != 3 or min(options["channels"]) < 1 or options["res_blocks"] < 0:
         raise ModelError(f"network {name!r}: channels must be three positive widths and res_blocks >= 0")
-    if options["end_kernel"] < 1 or options["end_kernel"] % 2 == 0:
+    if "end_kernel" in options and (options["end_kernel"] < 1 or options["end_kernel"] % 2 == 0):
         raise ModelError(f"network {name!r}: end_kernel must be odd, got {options['end_kernel']}")
     if not 0.0 <= options["tone"] <= 1.0:
         raise ModelError(f"network {name!r}: tone must be in [0, 1], got {options['tone']}")
+    if name == "lite":
+        from vidstyle.netlite import LiteStyleNet
+
+        return LiteStyleNet(name=name, **options)
     return StyleNet(name=name, **options)
 
 

@@ -35,7 +35,7 @@ from vidstyle.backends import cached_export, engine_backend
 from vidstyle.device import resolve_device
 from vidstyle.engine import FrameEngine, check_engine_config
 from vidstyle.inferconfig import CUDA_BATCH, EngineConfig, InferOptions  # noqa: F401 (re-exported)
-from vidstyle.net import StyleNet
+from vidstyle.net import is_stylizing_net
 
 # Below this much work (frames x pixels) compiling on CPU may cost more than it saves: 120 frames
 # at 640x360, where the frames' saving overtakes a first compile (README, "Inference").
@@ -99,7 +99,7 @@ class Stylizer(FrameEngine):
         from vidstyle.onnxengine import OnnxStylizer
 
         config = config or EngineConfig()
-        self.plan = p = plan(config, work_pixels, isinstance(net, StyleNet))
+        self.plan = p = plan(config, work_pixels, is_stylizing_net(net))
         if p.device.type == "cpu" and p.threads != torch.get_num_threads():
             torch.set_num_threads(p.threads)
         memory_format = torch.channels_last if p.channels_last else torch.preserve_format

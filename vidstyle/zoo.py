@@ -273,15 +273,19 @@ def net_config_from_shapes(shapes: Mapping[str, Sequence[int]]) -> dict[str, Any
     """The ``channels``, ``res_blocks`` and ``end_kernel`` that tensors of these shapes were made
     for, read from the parameter names of :class:`vidstyle.net.StyleNet`; None if the names are not
     a StyleNet's (tests/test_zoo.py checks this against ``build_net``'s config)."""
+    # huang and johnson: encoder.i = (pad, conv, ...); lite (vidstyle.netlite): encoder.i = (conv, ...)
+    conv_index = 1 if "encoder.0.1.weight" in shapes else 0
     try:
-        first, second, third = (tuple(shapes[f"encoder.{i}.1.weight"]) for i in range(3))
+        first, second, third = (tuple(shapes[f"encoder.{i}.{conv_index}.weight"]) for i in range(3))
     except KeyError:
         return None
     if len(first) != 4 or len(second) != 4 or len(third) != 4:
         return None
     blocks = {m.group(1) for key in shapes if (m := _RESIDUAL_RE.match(key))}
-    return {"channels": [first[0], second[0], third[0]], "res_blocks": len(blocks),
-            "end_kernel": first[-1]}
+    held = {"channels": [first[0], second[0], third[0]], "res_blocks": len(blocks)}
+    if conv_index == 1:
+        held["end_kernel"] = first[-1]
+    return held
 
 
 _RESIDUAL_RE = re.compile(r"^residuals\.(\d+)\.")

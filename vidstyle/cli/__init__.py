@@ -30,7 +30,7 @@ def set_openmp_wait_policy() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vidstyle.cli import export, flows, infer, live, metrics, train
+    from vidstyle.cli import distill, export, flows, infer, live, metrics, train
 
     parser = argparse.ArgumentParser(
         prog="vidstyle",
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"vidstyle {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (flows, train, infer, export, metrics, live):
+    for module in (flows, train, distill, infer, export, metrics, live):
         module.register(sub)
     return parser
 

@@ -1,0 +1,95 @@
+"""Distillation: the student learns the teacher's output, takes over its tone gate, is written as a
+model with a card saying where it came from, and a run stops and resumes like a training run."""
+
+import json
+
+import pytest
+import torch
+
+from tests.flowfiles import write_training_flows
+from vidstyle.data import PairDataset
+from vidstyle.distill import CHECKPOINT, distill, distill_loss
+from vidstyle.distillconfig import DistillConfig
+from vidstyle.errors import ConfigError
+from vidstyle.net import build_net
+from vidstyle.zoo import ModelCard, load_model, save_model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A small toned huang teacher and a tiny flow-file training set."""
+    folder = tmp_path_factory.mktemp("distill")
+    torch.manual_seed(0)
+    net = build_net("huang", channels=(4, 8, 8), res_blocks=1, tone=0.25)
+    with torch.no_grad():   # a look far from an untrained network's grey: reddish, no blue
+        net.decoder[-1][1].bias.copy_(torch.tensor([1.5, 0.0, -2.0]))
+    teacher = save_model(net, folder / "teacher.safetensors", ModelCard("teacher", net.config, "t.jpg", "a test"))
+    return teacher, write_training_flows(folder / "flows")
+
+
+def config(setup, tmp_path, **overrides):
+    teacher, flows = setup
+    values = {"teacher": str(teacher), "name": "student", "flows": [str(flows)], "steps": 40, "batch": 2,
+              "size": 32, "lr": 5e-3, "runs_dir": str(tmp_path / "runs"), "threads": 1}
+    return DistillConfig(**{**values, **overrides})
+
+
+def gap(student, teacher, frames):
+    with torch.inference_mode():
+        return float(distill_loss(student.forward_ungated(frames), teacher.forward_ungated(frames)))
+
+
+def test_student_moves_toward_the_teacher_and_its_card_says_where_it_came_from(setup, tmp_path):
+    cfg = config(setup, tmp_path)
+    teacher = load_model(cfg.teacher).net
+    frames = torch.stack([PairDataset(cfg.flows, crop=32, seed=9)[i]["frame_t"] for i in range(4)])
+    torch.manual_seed(0)
+    untrained = build_net("lite", tone=0.25).eval()
+    path = distill(cfg, log=lambda *_: None)
+    student = load_model(path)
+    assert gap(student.net, teacher, frames) < 0.5 * gap(untrained, teacher, frames)
+    card = student.card
+    assert card.net["name"] == "lite" and card.net["tone"] == 0.25     # the teacher's tone gate
+    assert card.style_image == "t.jpg" and "Distilled from teacher" in card.description
+    assert card.trained["distilled"]["teacher"] == "teacher" and card.trained["distilled"]["steps"] == 40
+
+
+def test_a_run_resumes_to_more_steps_and_refuses_to_start_over_unasked(setup, tmp_path):
+    distill(config(setup, tmp_path, steps=4, lr=1e-3), log=lambda *_: None)
+    with pytest.raises(ConfigError, match="--resume"):
+        distill(config(setup, tmp_path, steps=4), log=lambda *_: None)
+    lines = []
+    path = distill(config(setup, tmp_path, steps=6, lr=1e-3), resume=True, log=lines.append)
+    assert "steps 4..6" in lines[0]
+    assert load_model(path).card.trained["distilled"]["steps"] == 6
+    rows = [json.loads(x) for x in (tmp_path / "runs" / "student" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows][-1] == 6
+    assert torch.load(tmp_path / "runs" / "student" / CHECKPOINT, weights_only=True)["step"] == 6
+
+
+def test_resuming_nothing_is_a_one_line_error(setup, tmp_path):
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        distill(config(setup, tmp_path), resume=True, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["no_such_model", "--name", "x", "--flows", "F"], "no_such_model"),
+    (["TEACHER", "--name", "x", "--flows", "F", "--steps", "0"], "--steps must be at least 1"),
+    (["TEACHER", "--name", "x", "--flows", "F", "--net", "vgg"], "--net 'vgg'"),
+    (["TEACHER", "--name", "x"], "no training data"),
+])
+def test_command_gives_one_line_errors(setup, tmp_path, capsys, args, message):
+    teacher, flows = setup
+    args = [str(teacher) if a == "TEACHER" else str(flows) if a == "F" else a for a in args]
+    code = run_cli_distill(capsys, *args, "--runs-dir", tmp_path / "runs")
+    assert code[0] == 2
+    assert message in code[2] and len(code[2].strip().splitlines()) == 1
+    assert not (tmp_path / "runs" / "x" / "x.safetensors").exists()
+
+
+def run_cli_distill(capsys, *args):
+    from vidstyle.cli import main
+
+    code = main(["distill", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -1,0 +1,50 @@
+"""`vidstyle distill`: a trained model's look in the cheaper ``lite`` network (vidstyle.distill)."""
+
+from __future__ import annotations
+
+from vidstyle.distillconfig import DistillConfig
+
+DESCRIPTION = ("Train a cheaper network to reproduce a trained model (the teacher) on your training "
+               "frames: no style image or loss network needed. The result is a new named model, about "
+               "4x faster on a CPU with the default lite network. Data as for `train`: flow files "
+               "(`vidstyle flows`) and/or photo folders.")
+
+_D = DistillConfig(teacher="", name="")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("distill", help="distill a model into a faster network", description=DESCRIPTION)
+    p.add_argument("teacher", help="the model to reproduce: a name or a .safetensors file")
+    p.add_argument("--name", required=True, help="name of the new model (runs/NAME/NAME.safetensors)")
+    p.add_argument("--flows", nargs="+", default=[], metavar="PATH", help="flow files or folders of them")
+    p.add_argument("--photos", nargs="+", default=[], metavar="DIR", help="folders of photos")
+    p.add_argument("--net", default=_D.net, help=f"student network (default {_D.net})")
+    p.add_argument("--steps", type=int, default=_D.steps, help=f"optimizer steps (default {_D.steps})")
+    p.add_argument("--batch", type=int, default=_D.batch, help=f"frame pairs per step (default {_D.batch})")
+    p.add_argument("--size", type=int, default=_D.size, help=f"crop side in pixels (default {_D.size})")
+    p.add_argument("--lr", type=float, default=_D.lr,
+                   help=f"learning rate, cosine-decayed (default {_D.lr:g})")
+    p.add_argument("--noise", type=float, default=_D.noise,
+                   help=f"largest input noise on half the frames (default {_D.noise:g})")
+    p.add_argument("--seed", type=int, default=_D.seed, help=f"data seed (default {_D.seed})")
+    p.add_argument("--runs-dir", default=_D.runs_dir, help=f"where runs live (default {_D.runs_dir})")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop (checkpoint and model) after this many minutes; --resume continues")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--resume", action="store_true", help="continue the run's checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start the run again from scratch")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the model's path")
+    p.set_defaults(func=run_distill)
+
+
+def run_distill(args) -> int:
+    from vidstyle.distill import distill
+
+    config = DistillConfig(
+        teacher=args.teacher, name=args.name, flows=args.flows, photos=args.photos, net=args.net,
+        steps=args.steps, batch=args.batch, size=args.size, lr=args.lr, noise=args.noise, seed=args.seed,
+        runs_dir=args.runs_dir, max_minutes=args.max_minutes, threads=args.threads)
+    path = distill(config, resume=args.resume, overwrite=args.overwrite,
+                   log=(lambda *_: None) if args.quiet else print)
+    print(path if args.quiet else f"wrote {path}")
+    return 0
