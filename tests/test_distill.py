@@ -23,7 +23,8 @@ def setup(tmp_path_factory):
     net = build_net("huang", channels=(4, 8, 8), res_blocks=1, tone=0.25)
     with torch.no_grad():   # a look far from an untrained network's grey: reddish, no blue
         net.decoder[-1][1].bias.copy_(torch.tensor([1.5, 0.0, -2.0]))
-    teacher = save_model(net, folder / "teacher.safetensors", ModelCard("teacher", net.config, "t.jpg", "a test"))
+    card = ModelCard("teacher", net.config, "t.jpg", "a test")
+    teacher = save_model(net, folder / "teacher.safetensors", card)
     return teacher, write_training_flows(folder / "flows")
 
 
