@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Network-only frames/s of each CPU backend, alternated in one process (so load drifts hit all alike).
 
-    python benchmarks/backend_bench.py --model starwars_blue --size 640x360 --rounds 3
+    python benchmarks/backend_bench.py --model starwars_blue starwars_blue_lite --size 640x360 --rounds 3
 
 Backends: PyTorch eager, PyTorch compiled (``torch.compile``; its one-time compile is timed apart)
 and onnxruntime on the ONNX export. Each round times every backend on the same frame for at least
-``--seconds``; the table gives the median over rounds and each backend's speed over eager's.
+``--seconds``; the table gives the median over rounds and each backend's speed over the first model's
+eager speed. Several models (e.g. a model and its distilled lite version) are alternated alike.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def main() -> int:
     from vidstyle.zoo import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="starwars_blue")
+    parser.add_argument("--model", nargs="+", default=["starwars_blue"])
     parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum timing per backend and round")
@@ -36,34 +37,36 @@ def main() -> int:
     args = parser.parse_args()
 
     width, height = (int(v) for v in args.size.lower().split("x"))
-    configs = {"torch eager": dict(backend="torch", compile=False),
-               "torch compiled": dict(backend="torch", compile=True),
-               "onnxruntime": dict(backend="onnx")}
+    backends = {"torch eager": dict(backend="torch", compile=False),
+                "torch compiled": dict(backend="torch", compile=True),
+                "onnxruntime": dict(backend="onnx")}
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     stylizers, first_call = {}, {}
-    for name, kw in configs.items():
-        config = EngineConfig(device="cpu", threads=args.threads, **kw)
-        stylizer = Stylizer(load_model(args.model).net, config)
-        started = time.perf_counter()
-        with torch.inference_mode():
-            stylizer.forward(x)
-        first_call[name] = time.perf_counter() - started
-        stylizers[name] = stylizer
-    fps: dict[str, list[float]] = {name: [] for name in configs}
+    for model in args.model:
+        net = load_model(model).net
+        for backend, kw in backends.items():
+            name = f"{model} {backend}" if len(args.model) > 1 else backend
+            stylizer = Stylizer(net, EngineConfig(device="cpu", threads=args.threads, **kw))
+            started = time.perf_counter()
+            with torch.inference_mode():
+                stylizer.forward(x)
+            first_call[name] = time.perf_counter() - started
+            stylizers[name] = stylizer
+    fps: dict[str, list[float]] = {name: [] for name in stylizers}
     for r in range(args.rounds):
         for name, stylizer in stylizers.items():
             with torch.inference_mode():
                 calls, seconds = timed_calls(partial(stylizer.forward, x), args.seconds, 2)
             fps[name].append(calls / seconds)
         print(f"# round {r + 1}: " + ", ".join(f"{n} {v[-1]:.2f}" for n, v in fps.items()), flush=True)
-    print(f"# {machine('cpu')}; {args.model} at {width}x{height}, median of {args.rounds} rounds")
-    print("| backend | network frames/s | x eager | first call s |")
+    print(f"# {machine('cpu')}; {', '.join(args.model)} at {width}x{height}, median of {args.rounds} rounds")
+    print("| backend | network frames/s | x first eager | first call s |")
     print("|---|---:|---:|---:|")
-    eager = statistics.median(fps["torch eager"])
-    for name in configs:
+    eager = statistics.median(next(iter(fps.values())))
+    for name, stylizer in stylizers.items():
         median = statistics.median(fps[name])
-        compiled = "" if stylizers[name].compiled or name != "torch compiled" else " (fell back)"
-        print(f"| {name}{compiled} | {median:.2f} | {median / eager:.2f} | {first_call[name]:.1f} |")
+        fell_back = " (fell back)" if name.endswith("compiled") and not stylizer.compiled else ""
+        print(f"| {name}{fell_back} | {median:.2f} | {median / eager:.2f} | {first_call[name]:.1f} |")
     return 0
 
 
