@@ -30,8 +30,9 @@ def compare(teacher: Stylizer, student: Stylizer, frames: list[np.ndarray]) -> d
              for a, b in zip(teacher.stream(iter(frames)), student.stream(iter(frames)))]
     stack = np.stack(diffs).astype(np.float64)
     mse = float((stack ** 2).mean())
+    psnr = 10 * math.log10(255 ** 2 / mse) if mse > 0 else float("inf")
     return {"frames": len(frames), "mean_abs": float(stack.mean()),
-            "p99_abs": float(np.percentile(stack, 99)), "psnr": 10 * math.log10(255 ** 2 / mse) if mse > 0 else float("inf")}
+            "p99_abs": float(np.percentile(stack, 99)), "psnr": psnr}
 
 
 def main() -> None:
