@@ -29,6 +29,15 @@ def test_auto_picks_onnx_for_short_cpu_jobs_and_torch_for_long_ones(frames, expe
     assert choices == {expected}
 
 
+@pytest.mark.parametrize("frames", [1, 300, 30000])
+def test_auto_runs_a_lite_network_on_onnx_at_every_cpu_job_length(frames):
+    work = frames * FRAME_360P
+    assert choose_backend("auto", "cpu", work, onnx_ok=True, network="lite") == "onnx"
+    assert choose_backend("auto", "cuda", work, onnx_ok=True, network="lite") == "torch"
+    assert choose_backend("auto", "cpu", work, onnx_ok=False, network="lite") == "torch"
+    assert choose_backend("auto", "cpu", None, onnx_ok=True, network="lite") == "torch"
+
+
 def test_auto_falls_back_to_torch_where_onnx_cannot_serve():
     short = ONNX_MAX_PIXELS // 2
     assert choose_backend("auto", "cuda", short, onnx_ok=True) == "torch"

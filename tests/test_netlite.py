@@ -103,3 +103,24 @@ def test_lite_export_matches_pytorch(tmp_path, batch, height, width):
         expected = net(x).numpy()
     got = OnnxRunner(path, threads=1)(x.numpy())
     assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("net_name, expected", [("lite", "onnx"), ("huang", "torch")])
+def test_infer_auto_keeps_a_lite_model_on_onnx_where_huang_goes_to_torch(tmp_path, capsys, monkeypatch,
+                                                                        net_name, expected):
+    pytest.importorskip("onnxruntime")
+    from tests.clips import distinct_frames, write_test_clip
+    from vidstyle import backends
+    from vidstyle.cli import main
+
+    monkeypatch.setattr(backends, "ONNX_MAX_PIXELS", 1)          # every job counts as long here
+    monkeypatch.setenv("VIDSTYLE_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    net = build_net(net_name, channels=(4, 8, 8), res_blocks=1)
+    model = save_model(net, tmp_path / f"{net_name}.safetensors", ModelCard(net_name, net.config))
+    clip = write_test_clip(tmp_path / "in.mp4", distinct_frames(4, width=40, height=32), fps=10)
+    code = main(["infer", str(clip), "--model", str(model), "-o", str(tmp_path / "out.mp4"), "--json",
+                 "-q", "--device", "cpu", "--threads", "1"])
+    result = json.loads(capsys.readouterr().out)["results"][0]
+    assert code == 0 and result["status"] == "ok" and result["frames"] == 4
+    assert result["backend"] == expected

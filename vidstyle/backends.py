@@ -42,6 +42,10 @@ MIN_SIDE = 5         # smallest side the exported graph takes: its reflection pa
 # its start-up outweigh the faster frames. The numbers and the job lengths measured: README,
 # "Backends, and the whole job against a per-frame peer".
 ONNX_MAX_PIXELS = 300 * 640 * 360
+# Networks for which onnxruntime is the faster CPU backend at any job length: the lite network's
+# separable convolutions run faster there than compiled PyTorch, which also pays the import of
+# torch and a compile (README, "Fast models").
+ONNX_ALWAYS = frozenset({"lite"})
 
 
 def onnx_installed() -> bool:
@@ -52,13 +56,14 @@ def onnx_installed() -> bool:
 
 
 def choose_backend(requested: str, device_type: str, work_pixels: int | None,
-                   onnx_ok: bool | None = None, exportable: bool = True) -> str:
+                   onnx_ok: bool | None = None, exportable: bool = True, network: str | None = None) -> str:
     """"torch" or "onnx" for a job of ``work_pixels`` (frames x height x width; None if unknown).
 
     auto: PyTorch on CUDA, for long CPU jobs (compiled) and for jobs of unknown size (a Stylizer
     used as a library); onnxruntime for short CPU jobs when it is installed (``onnx_ok``, default:
-    look) and the network can be exported (``exportable``: a vidstyle StyleNet). The same arguments
-    always give the same answer.
+    look) and the network can be exported (``exportable``: a vidstyle network); for CPU jobs of any
+    known size when the network (its name, ``network``) is in ONNX_ALWAYS. The same arguments always
+    give the same answer.
     """
     if requested not in BACKENDS:
         raise ConfigError(f"unknown backend '{requested}' (use {', '.join(BACKENDS)})")
@@ -71,7 +76,9 @@ def choose_backend(requested: str, device_type: str, work_pixels: int | None,
         return "onnx"
     if requested == "torch" or device_type != "cpu" or not onnx_ok or not exportable:
         return "torch"
-    return "onnx" if work_pixels is not None and work_pixels < ONNX_MAX_PIXELS else "torch"
+    if work_pixels is None:
+        return "torch"
+    return "onnx" if work_pixels < ONNX_MAX_PIXELS or network in ONNX_ALWAYS else "torch"
 
 
 def device_type(spec: str | None) -> str:
@@ -101,12 +108,13 @@ def _gpu_possible() -> bool:
     return True
 
 
-def engine_backend(config: EngineConfig, work_pixels: int | None, exportable: bool = True) -> str:
+def engine_backend(config: EngineConfig, work_pixels: int | None, exportable: bool = True,
+                   network: str | None = None) -> str:
     """The backend ``config`` runs a job of ``work_pixels`` on (:func:`choose_backend` for its
     device), decided without torch where :func:`device_type` can; ConfigError for ``--compile``
     with the onnx backend."""
     backend = choose_backend(config.backend, device_type(config.device), work_pixels,
-                             exportable=exportable)
+                             exportable=exportable, network=network)
     if backend == "onnx" and config.compile:
         raise ConfigError("--compile is for the torch backend; the onnx backend runs onnxruntime")
     return backend

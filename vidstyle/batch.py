@@ -223,7 +223,7 @@ class StylizerPool:
     def get(self, work_pixels: int, size: tuple[int, int] | None = None) -> FrameEngine:
         """The engine for a job of ``work_pixels`` (frames x pixels) at ``size`` (width, height;
         None when not known yet, as for a photo before it is read)."""
-        if engine_backend(self.engine, work_pixels, self.model.exportable) == "onnx":
+        if engine_backend(self.engine, work_pixels, self.model.exportable, self.model.network) == "onnx":
             key = (False, "onnx")
             if key not in self._stylizers:
                 self._stylizers[key] = OnnxStylizer(self.model.onnx_file(),
@@ -231,7 +231,7 @@ class StylizerPool:
             return self._stylizers[key]
         from vidstyle.stylize import Stylizer, plan
 
-        decided = plan(replace(self.engine, backend="torch"), work_pixels)
+        decided = plan(replace(self.engine, backend="torch"), work_pixels, network=self.model.network)
         key = (decided.compile, "torch")
         if key not in self._stylizers:
             self._stylizers[key] = Stylizer(self.model.net, replace(self.engine, compile=decided.compile,

@@ -51,6 +51,13 @@ class LazyModel:
         return self._net
 
     @property
+    def network(self) -> str | None:
+        """The network's name ("huang", "lite", ...): from the card, without torch, for a model file."""
+        if self.card is not None:
+            return self.card.net_name
+        return getattr(self._net, "config", {}).get("name")
+
+    @property
     def exportable(self) -> bool:
         """Whether the onnx backend can run it: every model file holds a vidstyle network."""
         if self._net is None:

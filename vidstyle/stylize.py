@@ -60,14 +60,15 @@ class Plan:
         return self.device.type
 
 
-def plan(config: EngineConfig, work_pixels: int | None = None, exportable: bool = True) -> Plan:
+def plan(config: EngineConfig, work_pixels: int | None = None, exportable: bool = True,
+         network: str | None = None) -> Plan:
     """Resolve ``config`` for its device. ``work_pixels`` (frames x height x width of the job, if
     known) lets ``compile=None`` decide whether compiling pays on CPU (on CUDA it stays off unless
     asked for) and ``backend="auto"`` whether to run onnxruntime, if the network is ``exportable``."""
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
     check_engine_config(config, cuda)
-    backend = engine_backend(config, work_pixels, exportable)
+    backend = engine_backend(config, work_pixels, exportable, network)
     compile_ = config.compile
     if compile_ is None:
         compile_ = (not cuda and backend == "torch" and work_pixels is not None
@@ -99,7 +100,8 @@ class Stylizer(FrameEngine):
         from vidstyle.onnxengine import OnnxStylizer
 
         config = config or EngineConfig()
-        self.plan = p = plan(config, work_pixels, is_stylizing_net(net))
+        self.plan = p = plan(config, work_pixels, is_stylizing_net(net),
+                             getattr(net, "config", {}).get("name"))
         if p.device.type == "cpu" and p.threads != torch.get_num_threads():
             torch.set_num_threads(p.threads)
         memory_format = torch.channels_last if p.channels_last else torch.preserve_format
