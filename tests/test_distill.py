@@ -52,7 +52,8 @@ def test_student_moves_toward_the_teacher_and_its_card_says_where_it_came_from(s
     card = student.card
     assert card.net["name"] == "lite" and card.net["tone"] == 0.25     # the teacher's tone gate
     assert card.style_image == "t.jpg" and "Distilled from teacher" in card.description
-    assert card.trained["distilled"]["teacher"] == "teacher" and card.trained["distilled"]["steps"] == 40
+    distilled = card.trained["distilled"]
+    assert distilled["teacher"] == "teacher" and distilled["steps"] == 40 and "CPU" in distilled["hardware"]
 
 
 def test_a_run_resumes_to_more_steps_and_refuses_to_start_over_unasked(setup, tmp_path):

@@ -56,8 +56,9 @@ def _noisy(x: torch.Tensor, noise: float, generator: torch.Generator) -> torch.T
     if noise <= 0:
         return x
     half = x.shape[0] // 2
-    level = torch.rand(x.shape[0] - half, 1, 1, 1, generator=generator) * noise
-    noisy = (x[half:] + level * torch.randn(x[half:].shape, generator=generator)).clamp(0.0, 1.0)
+    level = torch.rand(x.shape[0] - half, 1, 1, 1, generator=generator, device=x.device) * noise
+    noise_map = torch.randn(x[half:].shape, generator=generator, device=x.device)
+    noisy = (x[half:] + level * noise_map).clamp(0.0, 1.0)
     return torch.cat([x[:half], noisy])
 
 
@@ -77,24 +78,29 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
 
     ConfigError (one line) for a bad config, a missing teacher or data, a run folder that is in use
     without ``resume`` or ``overwrite``, or nothing to resume."""
+    from vidstyle.device import resolve_device
+    from vidstyle.modelcard import hardware_words
     from vidstyle.runfiles import load_checkpoint
+    from vidstyle.train import Setup
     from vidstyle.zoo import load_model
 
     config.check()
     if config.threads:
         torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
     teacher = load_model(config.teacher)
+    teacher.net.to(device)
     tone = float(getattr(teacher.net, "tone", 0.0))
     if not hasattr(teacher.net, "forward_ungated"):
         raise ConfigError(f"{config.teacher}: this model's network cannot be distilled")
     dataset = PairDataset(config.flows, photos=config.photos, crop=config.size, seed=config.seed)
-    student = build_net(config.net, tone=tone)
+    student = build_net(config.net, tone=tone).to(device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
     run_dir, checkpoint = config.run_dir, config.run_dir / CHECKPOINT
     start, seconds = 0, 0.0
     if resume:
         state = load_checkpoint(checkpoint)
-        student.load_state_dict(state["model"])
+        student.load_state_dict({k: v.to(device) for k, v in state["model"].items()})
         optimizer.load_state_dict(state["optimizer"])
         start, seconds = int(state["step"]), float(state["seconds"])
     elif checkpoint.exists() and not overwrite:
@@ -104,7 +110,7 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
     log(f"distill {config.teacher} ({teacher.card.net_name}, {count_parameters(teacher.net)} parameters) "
         f"into {config.net} ({count_parameters(student)} parameters): steps {start}..{config.steps}, "
         f"{dataset.num_video} video pairs and {dataset.num_photos} photos")
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + start)
+    generator = torch.Generator(device).manual_seed(config.seed * 1_000_003 + start)
     deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
     student.train()
     began, step, recent = time.monotonic(), start, []
@@ -112,7 +118,7 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
         while step < config.steps:
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(config, step)
-            frames = _batch(dataset, step, config.batch)
+            frames = _batch(dataset, step, config.batch).to(device)
             with torch.no_grad():
                 target = teacher.net.forward_ungated(frames)
             loss = distill_loss(student.forward_ungated(_noisy(frames, config.noise, generator)), target)
@@ -135,7 +141,8 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
                     f"--resume continues to {config.steps}")
                 break
     student.eval()
-    return _write_model(student, teacher, config, step, seconds + time.monotonic() - began)
+    return _write_model(student.cpu(), teacher, config, step, seconds + time.monotonic() - began,
+                        hardware_words(Setup(device)))
 
 
 def _save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
@@ -147,19 +154,20 @@ def _save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Op
 
 
 def _write_model(student: torch.nn.Module, teacher: Any, config: DistillConfig, step: int,
-                 seconds: float) -> Path:
+                 seconds: float, hardware: str) -> Path:
     """RUNS/NAME/NAME.safetensors (fp16) + card: the teacher's card with the student's network."""
     from vidstyle.modelcard import duration_words
     from vidstyle.zoo import ModelCard, save_model
 
     card = teacher.card
     note = (f"Distilled from {card.name} ({card.net_name} network) into the {config.net} network: "
-            f"{step} steps of {config.batch} frame pairs at {config.size} px, in {duration_words(seconds)}.")
+            f"{step} steps of {config.batch} frame pairs at {config.size} px, in {duration_words(seconds)} "
+            f"on {hardware}.")
     new = ModelCard(
         name=config.name, net=dict(student.config), style_image=card.style_image,
         description=f"{card.description} {note}".strip(), trained=dict(card.trained),
         metrics={})
     new.trained["distilled"] = {"teacher": card.name, "teacher_net": card.net, "steps": step,
                                 "batch": config.batch, "size": config.size, "noise": config.noise,
-                                "lr": config.lr, "seconds": round(seconds, 1)}
+                                "lr": config.lr, "seconds": round(seconds, 1), "hardware": hardware}
     return save_model(student, config.run_dir / f"{config.name}.safetensors", new, dtype=torch.float16)

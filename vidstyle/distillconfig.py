@@ -28,6 +28,7 @@ class DistillConfig:
     max_minutes: float | None = None
     checkpoint_every: int = 100
     threads: int | None = None
+    device: str = "auto"
 
     def check(self) -> None:
         """ConfigError, one line, for a setting out of range."""

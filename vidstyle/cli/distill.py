@@ -31,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop (checkpoint and model) after this many minutes; --resume continues")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--device", default=_D.device, help="auto (a GPU when there is one), cpu, cuda, cuda:N")
     p.add_argument("--resume", action="store_true", help="continue the run's checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start the run again from scratch")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the model's path")
@@ -43,7 +44,7 @@ def run_distill(args) -> int:
     config = DistillConfig(
         teacher=args.teacher, name=args.name, flows=args.flows, photos=args.photos, net=args.net,
         steps=args.steps, batch=args.batch, size=args.size, lr=args.lr, noise=args.noise, seed=args.seed,
-        runs_dir=args.runs_dir, max_minutes=args.max_minutes, threads=args.threads)
+        runs_dir=args.runs_dir, max_minutes=args.max_minutes, threads=args.threads, device=args.device)
     path = distill(config, resume=args.resume, overwrite=args.overwrite,
                    log=(lambda *_: None) if args.quiet else print)
     print(path if args.quiet else f"wrote {path}")
