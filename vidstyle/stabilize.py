@@ -19,6 +19,7 @@ directions for the check, then scaled up; it costs far less than the network (RE
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -111,20 +112,34 @@ class Stabilizer:
         if self.config.erode:
             kernel = np.ones((2 * self.config.erode + 1,) * 2, np.uint8)
             mask = cv2.erode(mask, kernel, borderType=cv2.BORDER_REPLICATE)
-        error = np.abs(warp(prev, flow_bw).astype(np.float32) - cur.astype(np.float32)).max(axis=2)
-        trust = np.clip(1.0 - error / self.config.max_error, 0.0, 1.0) * mask
+        difference = cv2.absdiff(warp(prev, flow_bw), cur)          # uint8, exact
+        error = np.max(np.stack(cv2.split(difference)), axis=0) if difference.ndim == 3 else difference
+        trust = np.clip(1.0 - error.astype(np.float32) / self.config.max_error, 0.0, 1.0) * mask
         return trust, flow_bw
 
     def _blend(self, frame_out: np.ndarray, prev_out: np.ndarray, trust: np.ndarray,
                flow_bw: np.ndarray) -> np.ndarray:
+        # In OpenCV, in uint8 where it can be: this runs on every frame at full size, beside the
+        # network (README, "The stabilizer": 23-33 ms a 640x360 frame before, 16-18 ms after).
         height, width = frame_out.shape[:2]
         small_h, small_w = trust.shape
         if (small_w, small_h) != (width, height):
             flow_bw = cv2.resize(flow_bw, (width, height), interpolation=cv2.INTER_LINEAR)
-            flow_bw[..., 0] *= width / small_w
-            flow_bw[..., 1] *= height / small_h
+            flow_bw *= np.array([width / small_w, height / small_h], np.float32)
             trust = cv2.resize(trust, (width, height), interpolation=cv2.INTER_LINEAR)
-        carried = warp(prev_out, flow_bw).astype(np.float32)
-        alpha = (self.config.strength * trust)[..., None]
-        blended = frame_out.astype(np.float32) * (1.0 - alpha) + carried * alpha
-        return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        else:
+            flow_bw = flow_bw.copy()
+        flow_bw += pixel_grid(height, width)                     # the points sampled: x + flow(x)
+        carried = cv2.remap(prev_out, flow_bw, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alpha = trust * np.float32(self.config.strength)
+        # (alpha * carried + (1 - alpha) * stylized), rounded to the nearest level
+        return cv2.blendLinear(carried, frame_out, alpha, 1.0 - alpha).reshape(frame_out.shape)
+
+
+@functools.lru_cache(maxsize=4)
+def pixel_grid(height: int, width: int) -> np.ndarray:
+    """float32 (H, W, 2): each pixel's own (x, y), read-only."""
+    x, y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid = np.dstack([x, y])
+    grid.setflags(write=False)
+    return grid
