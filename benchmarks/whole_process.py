@@ -35,11 +35,16 @@ def timed(command: list[str]) -> tuple[float, float, int]:
     return time.perf_counter() - started, usage.ru_maxrss / 1024, process.returncode
 
 
-def commands(clip: Path, model: str, backends: list[str], out: Path, peer: bool = True
+def commands(clip: Path, models: list[str], backends: list[str], out: Path, peer: bool = True
              ) -> dict[str, list[str]]:
-    """The command of each contender on ``clip``, writing into the folder ``out``."""
-    runs = {f"vidstyle {b}": [sys.executable, str(ROOT / "infer.py"), str(clip), "--model", model,
-                              "-q", "-o", str(out / f"{b}.mp4"), "--backend", b] for b in backends}
+    """The command of each contender on ``clip``, writing into the folder ``out``. Rows are named
+    "vidstyle BACKEND", or "vidstyle MODEL BACKEND" when there are several models."""
+    runs = {}
+    for i, model in enumerate(models):
+        for b in backends:
+            name = f"vidstyle {model} {b}" if len(models) > 1 else f"vidstyle {b}"
+            runs[name] = [sys.executable, str(ROOT / "infer.py"), str(clip), "--model", model,
+                          "-q", "-o", str(out / f"{i}-{b}.mp4"), "--backend", b]
     if peer and shutil.which(PEER):
         runs["peer"] = [shutil.which(PEER), "video", str(clip), "-s", PEER_STYLE, "--max-size", "640",
                         "-o", str(out / "peer.mp4")]
@@ -55,7 +60,7 @@ def warm_up(clip: Path, model: str, backends: list[str], out: Path) -> None:
                            capture_output=True, check=False)
 
 
-def run_whole(clips: list[Path], model: str, backends: list[str], rounds: int,
+def run_whole(clips: list[Path], models: list[str], backends: list[str], rounds: int,
               json_path: Path | None = None, peer: bool = True, warm: bool = True) -> int:
     """Time every contender on every clip, ``rounds`` alternated rounds; print a table."""
     from vidstyle.video import probe
@@ -66,10 +71,11 @@ def run_whole(clips: list[Path], model: str, backends: list[str], rounds: int,
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         if warm:
-            warm_up(clips[0], model, backends, out)
+            for model in models:
+                warm_up(clips[0], model, backends, out)
         for clip in clips:
             info = probe(clip)
-            runs = commands(clip, model, backends, out, peer)
+            runs = commands(clip, models, backends, out, peer)
             times: dict[str, list[float]] = {name: [] for name in runs}
             peaks: dict[str, float] = {name: 0.0 for name in runs}
             for r in range(rounds):
