@@ -14,7 +14,7 @@ decoder layout and the instance norms of the low-resolution stages, and changes 
                conv 3x3  c1 -> 3, then sigmoid
 
 The pointwise convs before each upsampling run at the lower resolution (a 1x1 conv commutes with
-nearest upsampling), so the full-resolution layers only carry c1 = 8 channels. About 1.3 G
+nearest upsampling), so the full-resolution layers only carry c1 = 8 channels. About 1.17 G
 multiply-adds for a 640x360 frame with the defaults (8, 24, 64), 5 blocks.
 
 It is meant to be distilled from a trained ``huang`` model (:mod:`vidstyle.distill`), and it can be
