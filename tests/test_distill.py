@@ -69,6 +69,15 @@ def test_a_run_resumes_to_more_steps_and_refuses_to_start_over_unasked(setup, tm
     assert torch.load(tmp_path / "runs" / "student" / CHECKPOINT, weights_only=True)["step"] == 6
 
 
+def test_resuming_with_another_teacher_or_size_is_refused(setup, tmp_path):
+    distill(config(setup, tmp_path, steps=2), log=lambda *_: None)
+    with pytest.raises(ConfigError, match="size=32"):
+        distill(config(setup, tmp_path, steps=4, size=48), resume=True, log=lambda *_: None)
+    path = distill(config(setup, tmp_path, steps=2), overwrite=True, log=lambda *_: None)
+    rows = (path.parent / "log.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in rows] == [2]          # the old run's log is gone
+
+
 def test_resuming_nothing_is_a_one_line_error(setup, tmp_path):
     with pytest.raises(ConfigError, match="nothing to resume"):
         distill(config(setup, tmp_path), resume=True, log=lambda *_: None)

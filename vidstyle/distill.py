@@ -100,6 +100,7 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
     start, seconds = 0, 0.0
     if resume:
         state = load_checkpoint(checkpoint)
+        _check_same_run(state["config"], config, checkpoint)
         student.load_state_dict({k: v.to(device) for k, v in state["model"].items()})
         optimizer.load_state_dict(state["optimizer"])
         start, seconds = int(state["step"]), float(state["seconds"])
@@ -107,6 +108,8 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
         raise ConfigError(f"{run_dir} holds a distillation already: --resume to continue it, "
                           f"--overwrite to start again")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (run_dir / "log.jsonl").unlink(missing_ok=True)
     log(f"distill {config.teacher} ({teacher.card.net_name}, {count_parameters(teacher.net)} parameters) "
         f"into {config.net} ({count_parameters(student)} parameters): steps {start}..{config.steps}, "
         f"{dataset.num_video} video pairs and {dataset.num_photos} photos")
@@ -135,7 +138,7 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
                 log_file.flush()
                 log(f"step {step}/{config.steps}  loss {row['loss']:.4f}  {elapsed / 60:.1f} min")
                 recent = []
-                _save_checkpoint(checkpoint, student, optimizer, step, elapsed)
+                _save_checkpoint(checkpoint, student, optimizer, step, elapsed, config)
             if stop:
                 log(f"stopped after --max-minutes {config.max_minutes:g} at step {step}; "
                     f"--resume continues to {config.steps}")
@@ -145,9 +148,21 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
                         hardware_words(Setup(device)))
 
 
+# What a resumed run must share with the one it continues (the rest, e.g. --steps, may change).
+_SAME_RUN = ("teacher", "net", "batch", "size", "seed")
+
+
+def _check_same_run(saved: dict[str, Any], config: DistillConfig, path: Path) -> None:
+    for key in _SAME_RUN:
+        if key in saved and saved[key] != getattr(config, key):
+            raise ConfigError(f"{path} was made with {key}={saved[key]!r}, not {getattr(config, key)!r}: "
+                              f"give the same settings to --resume, or --overwrite to start again")
+
+
 def _save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                     seconds: float) -> None:
-    state = {"format": CHECKPOINT_FORMAT, "step": step, "seconds": seconds, "config": {},
+                     seconds: float, config: DistillConfig) -> None:
+    saved = {key: getattr(config, key) for key in _SAME_RUN}
+    state = {"format": CHECKPOINT_FORMAT, "step": step, "seconds": seconds, "config": saved,
              "model": net.state_dict(), "optimizer": optimizer.state_dict(), "rng": {}}
     with atomic_output(path) as tmp:
         torch.save(state, tmp)
@@ -165,7 +180,7 @@ def _write_model(student: torch.nn.Module, teacher: Any, config: DistillConfig, 
             f"on {hardware}.")
     new = ModelCard(
         name=config.name, net=dict(student.config), style_image=card.style_image,
-        description=f"{card.description} {note}".strip(), trained=dict(card.trained),
+        description=f"{note} The teacher: {card.description}".strip(), trained=dict(card.trained),
         metrics={})
     new.trained["distilled"] = {"teacher": card.name, "teacher_net": card.net, "steps": step,
                                 "batch": config.batch, "size": config.size, "noise": config.noise,
