@@ -76,12 +76,15 @@ def test_onnx_stylizer_matches_torch_on_odd_frames_within_one_level():
 
 
 @needs_onnx
-def test_each_backend_writes_the_same_video_within_tolerance(tmp_path):
+@pytest.mark.parametrize("net_name", ["huang", "lite"])
+def test_each_backend_writes_the_same_video_within_tolerance(tmp_path, net_name):
     src = write_test_clip(tmp_path / "in.mp4", distinct_frames(5, width=45, height=33), fps=10)
+    torch.manual_seed(0)
+    net = build_net(net_name, channels=(4, 8, 8), res_blocks=1).eval()
     outputs = {}
     for backend in ("torch", "onnx"):
         engine = EngineConfig(device="cpu", backend=backend, threads=1)
-        result = stylize_video(src, tmp_path / f"{backend}.mp4", small_net(), engine,
+        result = stylize_video(src, tmp_path / f"{backend}.mp4", net, engine,
                                InferOptions(lossless=True))
         assert result.backend == backend and result.frames == 5
         outputs[backend] = np.stack(list(iter_frames(result.output))).astype(int)
