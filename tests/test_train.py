@@ -171,8 +171,9 @@ def test_cli_trains_and_resumes_a_run(data, tmp_path, capsys):
     assert load_checkpoint(tmp_path / "cli" / "checkpoint.pt")["step"] == 3
 
 
-def test_describe_prints_parameter_counts_of_both_nets(capsys):
+def test_describe_prints_parameter_counts_of_every_net(capsys):
     code, out, _ = _cli(capsys, "--describe")
     assert code == 0
     counts = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in out.splitlines()}
-    assert set(counts) == {"huang", "johnson"} and counts["huang"] < counts["johnson"]
+    assert set(counts) == {"huang", "johnson", "lite"}
+    assert counts["lite"] < counts["huang"] < counts["johnson"]
