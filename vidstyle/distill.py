@@ -34,7 +34,7 @@ from vidstyle.data import PairDataset
 from vidstyle.distillconfig import DistillConfig
 from vidstyle.errors import ConfigError
 from vidstyle.fsutil import atomic_output
-from vidstyle.net import build_net, count_parameters
+from vidstyle.net import build_net, count_parameters, is_stylizing_net
 from vidstyle.runfiles import CHECKPOINT_FORMAT
 
 CHECKPOINT = "distill.pt"
@@ -91,7 +91,7 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
     teacher = load_model(config.teacher)
     teacher.net.to(device)
     tone = float(getattr(teacher.net, "tone", 0.0))
-    if not hasattr(teacher.net, "forward_ungated"):
+    if not is_stylizing_net(teacher.net):
         raise ConfigError(f"{config.teacher}: this model's network cannot be distilled")
     dataset = PairDataset(config.flows, photos=config.photos, crop=config.size, seed=config.seed)
     student = build_net(config.net, tone=tone).to(device)

@@ -8,7 +8,7 @@ N, H and W dynamic::
 
 It is the network of :mod:`vidstyle.net` with its padding written so that the ONNX graph computes it
 from the input's shape: reflect-pad right and bottom to a multiple of 4, run, crop back. For sides of 5
-pixels or more this is exactly what ``StyleNet.forward`` pads (its extra rules for sides under 5 pixels
+pixels or more this is exactly what ``StylizingNet.forward`` pads (its extra rules for sides under 5 pixels
 need a branch on the size, which a traced graph cannot keep). The model card is stored in the file's
 metadata under ``vidstyle_card`` (JSON).
 
@@ -45,7 +45,7 @@ CARD_KEY = "vidstyle_card"
 
 
 class ExportableNet(nn.Module):
-    """``StyleNet.forward`` with the pad computed from the input's shape inside the graph.
+    """``StylizingNet.forward`` with the pad computed from the input's shape inside the graph.
 
     RGB [0, 1] (N, 3, H, W) -> RGB [0, 1] (N, 3, H, W), for H, W >= MIN_SIDE; shares ``net``'s weights.
     """

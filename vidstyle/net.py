@@ -92,7 +92,34 @@ class UpsampleConv(nn.Sequential):
         super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(c_in, c_out))
 
 
-class StyleNet(nn.Module):
+class StylizingNet(nn.Module):
+    """What every stylizing network shares (``huang``, ``johnson`` and :mod:`vidstyle.netlite`'s
+    ``lite``): padding and cropping around the network, and the tone gate after it. A subclass sets
+    ``tone`` and ``config`` and defines :meth:`forward_ungated`."""
+
+    tone: float
+    config: dict[str, Any]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB [0, 1] (N, 3, H, W) -> stylized RGB [0, 1] (N, 3, H, W)."""
+        height, width = x.shape[-2:]
+        return self.forward_padded(pad_to_multiple(x))[..., :height, :width]
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on an input already padded to sides that are multiples of 4 (and >= 8):
+        RGB [0, 1] (N, 3, H, W) -> RGB [0, 1] (N, 3, H, W). ``forward`` pads and crops around it;
+        the ONNX export pads inside its graph instead."""
+        y = self.forward_ungated(x)
+        if self.tone > 0:
+            y = y * tone_gate(x, self.tone)
+        return y
+
+    def forward_ungated(self, x: torch.Tensor) -> torch.Tensor:
+        """The output before the tone gate, on a padded input (what :mod:`vidstyle.distill` matches)."""
+        raise NotImplementedError
+
+
+class StyleNet(StylizingNet):
     """Feed-forward stylizing network (see the module docstring for the layout).
 
     channels: widths (c1, c2, c3) of the three resolutions. res_blocks: residual blocks at 1/4
@@ -116,21 +143,6 @@ class StyleNet(nn.Module):
             UpsampleConv(c3, c2), UpsampleConv(c2, c1),
             ConvLayer(c1, 3, end_kernel, relu=False, norm=False))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """RGB [0, 1] (N, 3, H, W) -> stylized RGB [0, 1] (N, 3, H, W)."""
-        height, width = x.shape[-2:]
-        return self.forward_padded(pad_to_multiple(x))[..., :height, :width]
-
-    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        """The network on an input already padded to sides that are multiples of 4 (and >= 8):
-        RGB [0, 1] (N, 3, H, W) -> RGB [0, 1] (N, 3, H, W). ``forward`` pads and crops around it;
-        the ONNX export pads inside its graph instead."""
-        y = self.forward_ungated(x)
-        if self.tone > 0:
-            y = y * tone_gate(x, self.tone)
-        return y
-
-
     def forward_ungated(self, x: torch.Tensor) -> torch.Tensor:
         """The output before the tone gate, on a padded input (what :mod:`vidstyle.distill` matches)."""
         return torch.sigmoid(self.decoder(self.residuals(self.encoder(x))))
@@ -138,9 +150,7 @@ class StyleNet(nn.Module):
 
 def is_stylizing_net(module: Any) -> bool:
     """Whether ``module`` is one of vidstyle's stylizing networks (any name in NETS)."""
-    from vidstyle.netlite import LiteStyleNet
-
-    return isinstance(module, (StyleNet, LiteStyleNet))
+    return isinstance(module, StylizingNet)
 
 
 def tone_gate(x: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vidstyle.net import pad_to_multiple, tone_gate
+from vidstyle.net import StylizingNet
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -69,8 +69,9 @@ class PointwiseUp(nn.Module):
         return F.relu(y)
 
 
-class LiteStyleNet(nn.Module):
-    """The ``lite`` network (see the module docstring): channels (c1, c2, c3), res_blocks, tone."""
+class LiteStyleNet(StylizingNet):
+    """The ``lite`` network (see the module docstring): channels (c1, c2, c3), res_blocks, tone.
+    ``forward`` and ``forward_padded`` (padding, the tone gate) are :class:`StylizingNet`'s."""
 
     def __init__(self, channels: Sequence[int] = (8, 24, 64), res_blocks: int = 5, name: str = "lite",
                  tone: float = 0.0):
@@ -87,18 +88,6 @@ class LiteStyleNet(nn.Module):
         self.residuals = nn.Sequential(*(SeparableResidual(c3) for _ in range(res_blocks)))
         self.decoder = nn.Sequential(PointwiseUp(c3, c2, mix=True), PointwiseUp(c2, c1, mix=False),
                                      _conv(c1, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """RGB [0, 1] (N, 3, H, W) -> stylized RGB [0, 1] (N, 3, H, W)."""
-        height, width = x.shape[-2:]
-        return self.forward_padded(pad_to_multiple(x))[..., :height, :width]
-
-    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        """As :meth:`vidstyle.net.StyleNet.forward_padded`: sides already multiples of 4 (>= 8)."""
-        y = self.forward_ungated(x)
-        if self.tone > 0:
-            y = y * tone_gate(x, self.tone)
-        return y
 
     def forward_ungated(self, x: torch.Tensor) -> torch.Tensor:
         """The output before the tone gate, on a padded input."""
