@@ -270,10 +270,10 @@ def _open_weights(path: Path, read, framework: str = "pt"):
 
 
 def net_config_from_shapes(shapes: Mapping[str, Sequence[int]]) -> dict[str, Any] | None:
-    """The ``channels``, ``res_blocks`` and ``end_kernel`` that tensors of these shapes were made
-    for, read from the parameter names of vidstyle's networks (:mod:`vidstyle.net`, :mod:`vidstyle.netlite`; no
-    ``end_kernel`` for lite); None if the names are not
-    theirs (tests/test_zoo.py and tests/test_netlite.py check this against ``build_net``'s config)."""
+    """The ``channels``, ``res_blocks`` and ``end_kernel`` (not for lite) that tensors of these
+    shapes were made for, read from the parameter names of :mod:`vidstyle.net`'s and
+    :mod:`vidstyle.netlite`'s networks; None if the names are not theirs (tests/test_zoo.py and
+    tests/test_netlite.py check this against ``build_net``'s config)."""
     # huang and johnson: encoder.i = (pad, conv, ...); lite (vidstyle.netlite): encoder.i = (conv, ...)
     conv_index = 1 if "encoder.0.1.weight" in shapes else 0
     try:
