@@ -100,9 +100,10 @@ def consistency_mask(flow_fw: np.ndarray, flow_bw: np.ndarray) -> np.ndarray:
         raise ConfigError(f"flow_fw {flow_fw.shape} and flow_bw {flow_bw.shape} differ in size")
     height, width = flow_bw.shape[:2]
     w = flow_bw.astype(np.float32, copy=False)
-    map_x, map_y = _sample_points(w)
-    w_back = cv2.remap(flow_fw.astype(np.float32, copy=False), map_x, map_y, cv2.INTER_LINEAR,
+    points = _sample_points(w)
+    w_back = cv2.remap(flow_fw.astype(np.float32, copy=False), points, None, cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
+    map_x, map_y = points[..., 0], points[..., 1]
 
     w_sq = _squared_norm(w)
     disoccluded = _squared_norm(w + w_back) > 0.01 * (w_sq + _squared_norm(w_back)) + 0.5
@@ -124,8 +125,7 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim not in (2, 3) or image.shape[:2] != flow.shape[:2]:
         raise ConfigError(f"cannot warp an image of shape {image.shape} with a flow of shape {flow.shape}")
-    map_x, map_y = _sample_points(flow)
-    out = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.remap(image, _sample_points(flow), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     # OpenCV drops a trailing channel axis of length 1.
     return out.reshape(image.shape)
 
@@ -268,17 +268,18 @@ def _check_flow(flow: np.ndarray, name: str) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+    """float32 (H, W, 2), read-only: each pixel's own (x, y)."""
     x, y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    x.setflags(write=False)
-    y.setflags(write=False)
-    return x, y
+    grid = np.dstack([x, y])
+    grid.setflags(write=False)
+    return grid
 
 
-def _sample_points(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float32 map_x, map_y (H, W): x + flow(x), the points a warp by ``flow`` samples."""
-    x, y = _pixel_grid(*flow.shape[:2])
-    return x + flow[..., 0].astype(np.float32), y + flow[..., 1].astype(np.float32)
+def _sample_points(flow: np.ndarray) -> np.ndarray:
+    """float32 (H, W, 2): x + flow(x), the points a warp by ``flow`` samples (one two-channel map,
+    as cv2.remap takes it: a single addition, no per-channel copies)."""
+    return _pixel_grid(*flow.shape[:2]) + flow.astype(np.float32, copy=False)
 
 
 def _squared_norm(v: np.ndarray) -> np.ndarray:

@@ -19,7 +19,6 @@ directions for the check, then scaled up; it costs far less than the network (RE
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import cv2
@@ -119,27 +118,16 @@ class Stabilizer:
 
     def _blend(self, frame_out: np.ndarray, prev_out: np.ndarray, trust: np.ndarray,
                flow_bw: np.ndarray) -> np.ndarray:
-        # In OpenCV, in uint8 where it can be: this runs on every frame at full size, beside the
-        # network (README, "The stabilizer": 23-33 ms a 640x360 frame before, 16-18 ms after).
+        # In OpenCV on uint8 frames: this runs on every frame at full size, beside the
+        # network (README, "The stabilizer": 23-33 ms a 640x360 frame before, 13-18 ms after).
         height, width = frame_out.shape[:2]
         small_h, small_w = trust.shape
         if (small_w, small_h) != (width, height):
             flow_bw = cv2.resize(flow_bw, (width, height), interpolation=cv2.INTER_LINEAR)
             flow_bw *= np.array([width / small_w, height / small_h], np.float32)
             trust = cv2.resize(trust, (width, height), interpolation=cv2.INTER_LINEAR)
-        else:
-            flow_bw = flow_bw.copy()
-        flow_bw += pixel_grid(height, width)                     # the points sampled: x + flow(x)
-        carried = cv2.remap(prev_out, flow_bw, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        carried = warp(prev_out, flow_bw)
         alpha = trust * np.float32(self.config.strength)
         # (alpha * carried + (1 - alpha) * stylized), rounded to the nearest level
         return cv2.blendLinear(carried, frame_out, alpha, 1.0 - alpha).reshape(frame_out.shape)
 
-
-@functools.lru_cache(maxsize=4)
-def pixel_grid(height: int, width: int) -> np.ndarray:
-    """float32 (H, W, 2): each pixel's own (x, y), read-only."""
-    x, y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    grid = np.dstack([x, y])
-    grid.setflags(write=False)
-    return grid
