@@ -64,7 +64,8 @@ def plan(config: EngineConfig, work_pixels: int | None = None, exportable: bool 
          network: str | None = None) -> Plan:
     """Resolve ``config`` for its device. ``work_pixels`` (frames x height x width of the job, if
     known) lets ``compile=None`` decide whether compiling pays on CPU (on CUDA it stays off unless
-    asked for) and ``backend="auto"`` whether to run onnxruntime, if the network is ``exportable``."""
+    asked for) and ``backend="auto"`` whether to run onnxruntime, if the network is ``exportable``
+    (``network``: its name, for :func:`vidstyle.backends.choose_backend`)."""
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
     check_engine_config(config, cuda)
