@@ -176,7 +176,7 @@ def pad_to_multiple(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
-def build_net(name: str = "huang", **kwargs: Any) -> StyleNet:
+def build_net(name: str = "huang", **kwargs: Any) -> StylizingNet:
     """A fresh (untrained) network: ``name`` in NETS, ``kwargs`` override its defaults
     (``channels``, ``res_blocks``, ``end_kernel``). ``build_net(**net.config)`` rebuilds ``net``."""
     if name not in NET_DEFAULTS:

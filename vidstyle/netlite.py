@@ -19,7 +19,7 @@ multiply-adds for a 640x360 frame with the defaults (8, 24, 64), 5 blocks.
 
 It is meant to be distilled from a trained ``huang`` model (:mod:`vidstyle.distill`), and it can be
 trained from scratch like the others (``train --net lite``). Input, output, padding and the tone gate
-are those of :class:`vidstyle.net.StyleNet`.
+are :class:`vidstyle.net.StylizingNet`'s.
 """
 
 from __future__ import annotations
