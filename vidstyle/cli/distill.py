@@ -5,9 +5,9 @@ from __future__ import annotations
 from vidstyle.distillconfig import DistillConfig
 
 DESCRIPTION = ("Train a cheaper network to reproduce a trained model (the teacher) on your training "
-               "frames: no style image or loss network needed. The result is a new named model, about "
-               "4x faster on a CPU with the default lite network. Data as for `train`: flow files "
-               "(`vidstyle flows`) and/or photo folders.")
+               "frames: no style image or loss network needed. The result is a new named model; the default "
+               "lite network runs 4.7x faster than huang in onnxruntime on a CPU (about 3x for a whole "
+               "job). Data as for `train`: flow files (`vidstyle flows`) and/or photo folders.")
 
 _D = DistillConfig(teacher="", name="")
 
