@@ -34,7 +34,7 @@ from vidstyle.data import PairDataset
 from vidstyle.distillconfig import DistillConfig
 from vidstyle.errors import ConfigError
 from vidstyle.fsutil import atomic_output
-from vidstyle.net import build_net, count_parameters, is_stylizing_net
+from vidstyle.net import build_net, count_parameters
 from vidstyle.runfiles import CHECKPOINT_FORMAT
 
 CHECKPOINT = "distill.pt"
@@ -48,7 +48,7 @@ def distill_loss(student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.
     """L1 of the pixels plus L1 of their horizontal and vertical differences."""
     sx, sy = _gradients(student_out)
     tx, ty = _gradients(teacher_out)
-    return (F.l1_loss(student_out, teacher_out) + F.l1_loss(sx, tx) + F.l1_loss(sy, ty))
+    return F.l1_loss(student_out, teacher_out) + F.l1_loss(sx, tx) + F.l1_loss(sy, ty)
 
 
 def _noisy(x: torch.Tensor, noise: float, generator: torch.Generator) -> torch.Tensor:
@@ -91,8 +91,6 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
     teacher = load_model(config.teacher)
     teacher.net.to(device)
     tone = float(getattr(teacher.net, "tone", 0.0))
-    if not is_stylizing_net(teacher.net):
-        raise ConfigError(f"{config.teacher}: this model's network cannot be distilled")
     dataset = PairDataset(config.flows, photos=config.photos, crop=config.size, seed=config.seed)
     student = build_net(config.net, tone=tone).to(device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)

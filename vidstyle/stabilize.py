@@ -111,8 +111,7 @@ class Stabilizer:
         if self.config.erode:
             kernel = np.ones((2 * self.config.erode + 1,) * 2, np.uint8)
             mask = cv2.erode(mask, kernel, borderType=cv2.BORDER_REPLICATE)
-        difference = cv2.absdiff(warp(prev, flow_bw), cur)          # uint8, exact
-        error = np.max(np.stack(cv2.split(difference)), axis=0) if difference.ndim == 3 else difference
+        error = cv2.absdiff(warp(prev, flow_bw), cur).max(axis=2)   # uint8, exact
         trust = np.clip(1.0 - error.astype(np.float32) / self.config.max_error, 0.0, 1.0) * mask
         return trust, flow_bw
 
