@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 
@@ -11,7 +12,7 @@ import pytest
 
 from tests.test_precompute import ROOT, make_clips, read_manifest
 from vidstyle.flowstore import validate
-from vidstyle.precompute import Clip, FlowJob, claim, process_clip, run_batch
+from vidstyle.precompute import Clip, FlowJob, check_writable, claim, process_clip, run_batch
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -46,6 +47,28 @@ def test_a_clip_another_job_is_writing_is_left_to_it(tmp_path):
     # Once the lock is free, a leftover temporary is the remains of a dead job: it goes.
     assert process_clip(Clip("clip0", source), out, FlowJob()).status == "ok"
     assert sorted(p.name for p in out.iterdir()) == ["clip0.h5"]
+
+
+def test_jobs_checking_one_output_folder_at_once_never_fail_each_other(tmp_path):
+    # Each job proves the folder writable before it starts; with one shared probe name, one job could
+    # remove the probe between the other's write and unlink and report the folder as unwritable.
+    out = tmp_path / "flows"
+    failures = []
+
+    def check_many():
+        for _ in range(300):
+            try:
+                check_writable(out)
+            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                failures.append(exc)
+
+    threads = [threading.Thread(target=check_many) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert list(out.iterdir()) == [], "a probe was left behind"
 
 
 def test_two_jobs_on_one_output_folder_write_each_clip_once_and_report_no_failure(tmp_path):

@@ -22,6 +22,7 @@ import multiprocessing as mp
 import os
 import re
 import signal
+import tempfile
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -322,19 +323,27 @@ class BatchSummary:
         return sum(r.pairs for r in self.results if r.status == "ok")
 
 
+def check_writable(out_dir: Path) -> None:
+    """Create out_dir if needed and prove that a file can be made in it.
+
+    The probe has a name of its own, so jobs sharing one folder never remove each other's probe.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{out_dir}: cannot write flow files there ({exc.strerror})") from None
+
+
 def run_batch(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike, job: FlowJob, *,
               workers: int = 1, shard: tuple[int, int] = (0, 1), show_progress: bool = True) -> BatchSummary:
     """Process every clip of this shard that is not finished yet; see the module docstring."""
     job.check()
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe_file = out_dir / ".write-test"
-        probe_file.write_bytes(b"")
-        probe_file.unlink()
-    except OSError as exc:
-        raise ConfigError(f"{out_dir}: cannot write flow files there ({exc.strerror})") from None
+    check_writable(out_dir)
     clips, others = find_clips(sources)
     clips = [c for c in clips if in_shard(c.id, shard)]
     if not clips and not others:
