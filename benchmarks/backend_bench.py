@@ -3,10 +3,12 @@
 
     python benchmarks/backend_bench.py --model starwars_blue starwars_blue_lite --size 640x360 --rounds 3
 
-Backends: PyTorch eager, PyTorch compiled (``torch.compile``; its one-time compile is timed apart)
-and onnxruntime on the ONNX export. Each round times every backend on the same frame for at least
-``--seconds``; the table gives the median over rounds and each backend's speed over the first model's
-eager speed. Several models (e.g. a model and its distilled lite version) are alternated alike.
+Backends: PyTorch eager, PyTorch compiled (``torch.compile``; its one-time compile is timed apart),
+onnxruntime on the ONNX export with one session using every thread, and onnxruntime with ``--streams``
+single-threaded sessions each running its own frame at once (what ``infer`` does on the onnx
+backend). Each round times every backend on the same frame for at least ``--seconds``; the table
+gives the median over rounds and each backend's speed over the first model's eager speed. Several
+models (e.g. a model and its distilled lite version) are alternated alike.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import os
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from common import machine, timed_calls
@@ -34,13 +37,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum timing per backend and round")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--streams", type=int, default=2,
+                        help="sessions side by side in the streams row (0: no such row)")
     args = parser.parse_args()
 
     width, height = (int(v) for v in args.size.lower().split("x"))
     backends = {"torch eager": dict(backend="torch", compile=False),
                 "torch compiled": dict(backend="torch", compile=True),
-                "onnxruntime": dict(backend="onnx")}
+                "onnxruntime": dict(backend="onnx", streams=1)}
+    if args.streams:
+        backends[f"onnxruntime, {args.streams} streams"] = dict(backend="onnx", streams=args.streams)
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    pool = ThreadPoolExecutor(max(1, args.streams))
     stylizers, first_call = {}, {}
     for model in args.model:
         net = load_model(model).net
@@ -52,12 +60,18 @@ def main() -> int:
                 stylizer.forward(x)
             first_call[name] = time.perf_counter() - started
             stylizers[name] = stylizer
+
+    def side_by_side(stylizer) -> None:
+        """One frame per stream, all at once (the onnx backend's sessions are thread-safe)."""
+        list(pool.map(stylizer.forward, [x] * stylizer.streams))
+
     fps: dict[str, list[float]] = {name: [] for name in stylizers}
     for r in range(args.rounds):
         for name, stylizer in stylizers.items():
+            call = partial(stylizer.forward, x) if stylizer.streams == 1 else partial(side_by_side, stylizer)
             with torch.inference_mode():
-                calls, seconds = timed_calls(partial(stylizer.forward, x), args.seconds, 2)
-            fps[name].append(calls / seconds)
+                calls, seconds = timed_calls(call, args.seconds, 2)
+            fps[name].append(calls * stylizer.streams / seconds)
         print(f"# round {r + 1}: " + ", ".join(f"{n} {v[-1]:.2f}" for n, v in fps.items()), flush=True)
     print(f"# {machine('cpu')}; {', '.join(args.model)} at {width}x{height}, median of {args.rounds} rounds")
     print("| backend | network frames/s | x first eager | first call s |")

@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="model(s) of --whole runs, alternated alike")
     parser.add_argument("--rounds", type=int, default=2, help="alternated rounds of --whole runs")
     parser.add_argument("--backends", default="auto,torch,onnx", help="infer.py backends of --whole")
+    parser.add_argument("--streams", default="0",
+                        help="infer.py --streams values compared in --whole (onnx, auto), e.g. 1,2; "
+                             "0: its default")
     parser.add_argument("--no-peer", action="store_true", help="--whole without the peer")
     parser.add_argument("--no-warm-up", action="store_true",
                         help="--whole without first filling the export and compile caches")
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"# {machine('cpu')}", flush=True)
         return run_whole(args.whole, args.model, args.backends.split(","), args.rounds, args.json,
-                         peer=not args.no_peer, warm=not args.no_warm_up)
+                         peer=not args.no_peer, warm=not args.no_warm_up,
+                         streams=[int(n) for n in args.streams.split(",")])
 
     from vidstyle.device import resolve_device
 

@@ -35,16 +35,23 @@ def timed(command: list[str]) -> tuple[float, float, int]:
     return time.perf_counter() - started, usage.ru_maxrss / 1024, process.returncode
 
 
-def commands(clip: Path, models: list[str], backends: list[str], out: Path, peer: bool = True
-             ) -> dict[str, list[str]]:
+def commands(clip: Path, models: list[str], backends: list[str], out: Path, peer: bool = True,
+             streams: list[int] | None = None) -> dict[str, list[str]]:
     """The command of each contender on ``clip``, writing into the folder ``out``. Rows are named
-    "vidstyle BACKEND", or "vidstyle MODEL BACKEND" when there are several models."""
+    "vidstyle BACKEND", or "vidstyle MODEL BACKEND" when there are several models, followed by
+    "streams N" when several ``streams`` (infer.py's --streams; 0: its default) are compared on
+    the backends that have them (onnx, auto)."""
     runs = {}
+    streams = streams or [0]
     for i, model in enumerate(models):
         for b in backends:
-            name = f"vidstyle {model} {b}" if len(models) > 1 else f"vidstyle {b}"
-            runs[name] = [sys.executable, str(ROOT / "infer.py"), str(clip), "--model", model,
-                          "-q", "-o", str(out / f"{i}-{b}.mp4"), "--backend", b]
+            for n in streams if b != "torch" else streams[:1]:
+                name = f"vidstyle {model} {b}" if len(models) > 1 else f"vidstyle {b}"
+                if len(streams) > 1 and b != "torch":
+                    name += f" streams {n or 'default'}"
+                runs[name] = [sys.executable, str(ROOT / "infer.py"), str(clip), "--model", model,
+                              "-q", "-o", str(out / f"{i}-{b}-{n}.mp4"), "--backend", b,
+                              *(["--streams", str(n)] if n else [])]
     if peer and shutil.which(PEER):
         runs["peer"] = [shutil.which(PEER), "video", str(clip), "-s", PEER_STYLE, "--max-size", "640",
                         "-o", str(out / "peer.mp4")]
@@ -61,7 +68,8 @@ def warm_up(clip: Path, model: str, backends: list[str], out: Path) -> None:
 
 
 def run_whole(clips: list[Path], models: list[str], backends: list[str], rounds: int,
-              json_path: Path | None = None, peer: bool = True, warm: bool = True) -> int:
+              json_path: Path | None = None, peer: bool = True, warm: bool = True,
+              streams: list[int] | None = None) -> int:
     """Time every contender on every clip, ``rounds`` alternated rounds; print a table."""
     from vidstyle.video import probe
 
@@ -75,7 +83,7 @@ def run_whole(clips: list[Path], models: list[str], backends: list[str], rounds:
                 warm_up(clips[0], model, backends, out)
         for clip in clips:
             info = probe(clip)
-            runs = commands(clip, models, backends, out, peer)
+            runs = commands(clip, models, backends, out, peer, streams)
             times: dict[str, list[float]] = {name: [] for name in runs}
             peaks: dict[str, float] = {name: 0.0 for name in runs}
             for r in range(rounds):

@@ -9,7 +9,9 @@ stylized uint8 frames out, in order.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,8 +26,9 @@ if TYPE_CHECKING:
 def check_engine_config(config: EngineConfig, cuda: bool) -> None:
     """ConfigError unless batch size and threads are >= 0 (0: automatic) and queue depth >= 1, and
     for fp16 (``config.half``) on a device that is not CUDA."""
-    if config.batch_size < 0 or config.threads < 0 or config.queue_depth < 1:
-        raise ConfigError("batch size and threads must be >= 0 (0: automatic), queue depth >= 1")
+    if config.batch_size < 0 or config.threads < 0 or config.streams < 0 or config.queue_depth < 1:
+        raise ConfigError("batch size, threads and streams must be >= 0 (0: automatic), "
+                          "queue depth >= 1")
     if config.half and not cuda:
         raise ConfigError("fp16 inference is for CUDA only; on CPU it would be slower, not faster")
 
@@ -39,6 +42,17 @@ class FrameEngine:
     def compiled(self) -> bool:
         """Whether the network runs compiled (only the torch engine compiles)."""
         return False
+
+    @property
+    def streams(self) -> int:
+        """How many batches may be in the network at once; ``_run_batch`` must then be safe to call
+        from that many threads."""
+        return 1
+
+    def streams_for(self, height: int, width: int) -> int:
+        """How many batches of frames this size may be in the network at once (at most
+        :attr:`streams`; large frames may go one at a time to bound the memory)."""
+        return self.streams
 
     def _run_batch(self, batch: np.ndarray) -> np.ndarray:
         """uint8 RGB (N, H, W, 3), N <= plan.batch_size -> uint8 RGB (N, H, W, 3)."""
@@ -56,22 +70,47 @@ class FrameEngine:
 
     def pairs(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Stylize a stream: yields (input, output) uint8 (H, W, 3) pairs in order; decoding of
-        ``frames`` runs ahead in a thread. Frames may change size; a batch never mixes sizes."""
+        ``frames`` runs ahead in a thread. Frames may change size; a batch never mixes sizes.
+        With several :attr:`streams`, that many batches run at once in worker threads."""
+        batches = self._batches(in_background(frames, self.plan.queue_depth * self.plan.batch_size))
+        if self.streams == 1:
+            for batch in batches:
+                yield from zip(batch, self._run_batch(np.stack(batch)))
+            return
+        pool = ThreadPoolExecutor(self.streams, thread_name_prefix="vidstyle-network")
+        running: deque[tuple[list[np.ndarray], Future]] = deque()
+        try:
+            for batch in batches:
+                streams = self.streams_for(*batch[0].shape[:2])
+                if streams == 1:        # the others finish first: one batch at a time in memory
+                    while running:
+                        done, future = running.popleft()
+                        yield from zip(done, future.result())
+                    yield from zip(batch, self._run_batch(np.stack(batch)))
+                    continue
+                running.append((batch, pool.submit(self._run_batch, np.stack(batch))))
+                if len(running) > streams:      # one waiting, so that no stream idles
+                    done, future = running.popleft()
+                    yield from zip(done, future.result())
+            while running:
+                done, future = running.popleft()
+                yield from zip(done, future.result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _batches(self, frames: Iterable[np.ndarray]) -> Iterator[list[np.ndarray]]:
+        """Frames grouped into batches of at most plan.batch_size frames of one size."""
         batch: list[np.ndarray] = []
-        for frame in in_background(frames, self.plan.queue_depth * self.plan.batch_size):
+        for frame in frames:
             if batch and frame.shape != batch[0].shape:
-                yield from self._flush(batch)
+                yield batch
+                batch = []
             batch.append(frame)
             if len(batch) == self.plan.batch_size:
-                yield from self._flush(batch)
-        yield from self._flush(batch)
-
-    def _flush(self, batch: list[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Stylize and yield the pending frames, leaving ``batch`` empty."""
+                yield batch
+                batch = []
         if batch:
-            frames = list(batch)
-            batch.clear()
-            yield from zip(frames, self._run_batch(np.stack(frames)))
+            yield batch
 
     def stream(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Stylized frames, uint8 (H, W, 3), in order (see :meth:`pairs`)."""

@@ -31,7 +31,9 @@ class EngineConfig:
     if compiling fails. threads: CPU threads for the network (0: torch's default, one per physical
     core). queue_depth: frames or batches each stage may run ahead of the next. backend: "torch",
     "onnx" (onnxruntime on the network's ONNX export, CPU only) or "auto" (see
-    :func:`vidstyle.backends.choose_backend`).
+    :func:`vidstyle.backends.choose_backend`). streams: on the onnx backend, batches the network
+    works on at once, each in its own onnxruntime session with its share of the threads (0: two
+    when there are two threads or more; see :func:`vidstyle.onnxengine.split_threads`).
     """
 
     device: str = "auto"
@@ -41,6 +43,7 @@ class EngineConfig:
     threads: int = 0
     queue_depth: int = 4
     backend: str = "auto"
+    streams: int = 0
 
 
 @dataclass

@@ -119,6 +119,14 @@ class Stylizer(FrameEngine):
         """Whether the network runs compiled (False after a failed compile fell back to eager)."""
         return self._compiled is not None
 
+    @property
+    def streams(self) -> int:
+        """The onnx backend's sessions run batches side by side; torch runs one at a time."""
+        return self._onnx.streams if self._onnx is not None else 1
+
+    def streams_for(self, height: int, width: int) -> int:
+        return self._onnx.streams_for(height, width) if self._onnx is not None else 1
+
     def _run_batch(self, batch: np.ndarray) -> np.ndarray:
         if self._onnx is not None:
             return self._onnx._run_batch(batch)
@@ -141,7 +149,7 @@ class Stylizer(FrameEngine):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The network alone on a prepared batch: the plan's device, dtype and memory format."""
         if self._onnx is not None:
-            return torch.from_numpy(self._onnx.runner(x.numpy()))
+            return torch.from_numpy(self._onnx.network(x.numpy()))
         if self._compiled is not None:
             try:
                 return self._compiled(x)

@@ -69,6 +69,9 @@ def register(sub) -> None:
                         "falls back to eager if compiling fails)")
     p.add_argument("--threads", type=int, default=_ENGINE.threads, metavar="N",
                    help="CPU threads for the network (default: all cores)")
+    p.add_argument("--streams", type=int, default=_ENGINE.streams, metavar="N",
+                   help="onnx backend: frames the network works on at once, each with its share of "
+                        "--threads (default: 2 with 2 threads or more)")
     p.add_argument("--fp32", action="store_true", help="on CUDA, run in float32 instead of float16")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or compile notice")
     _add_batch_and_color_options(p)
@@ -139,7 +142,7 @@ def run_infer(args) -> int:
     # torch is loaded only if the job runs on it or the model's ONNX export is not cached yet.
     model = open_model(args.model, backend=args.backend)
     engine = EngineConfig(device=args.device, batch_size=args.batch_size, compile=args.compile,
-                          threads=args.threads, backend=args.backend,
+                          threads=args.threads, streams=args.streams, backend=args.backend,
                           half=False if args.fp32 else _ENGINE.half)
     options = InferOptions(max_size=args.max_size, start=args.start, duration=args.duration,
                            lossless=args.lossless, crf=args.crf, preset=args.preset,
