@@ -1,5 +1,8 @@
 """The onnx backend's streams: several sessions running frames side by side, in order."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -141,3 +144,11 @@ def test_infer_streams_option_writes_the_same_video_and_refuses_nonsense(tmp_pat
     err = capsys.readouterr().err
     assert "streams" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad.mp4").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_a_process_limited_to_one_cpu_runs_one_single_threaded_session():
+    code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+            "from vidstyle.onnxengine import split_threads; print(split_threads(0, 0))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "(1, 1, 1)"

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 def check_engine_config(config: EngineConfig, cuda: bool) -> None:
-    """ConfigError unless batch size and threads are >= 0 (0: automatic) and queue depth >= 1, and
+    """ConfigError unless batch size, threads and streams are >= 0 (0: automatic) and queue depth
+    >= 1, and
     for fp16 (``config.half``) on a device that is not CUDA."""
     if config.batch_size < 0 or config.threads < 0 or config.streams < 0 or config.queue_depth < 1:
         raise ConfigError("batch size, threads and streams must be >= 0 (0: automatic), "

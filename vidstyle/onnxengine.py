@@ -28,15 +28,23 @@ from vidstyle.inferconfig import EngineConfig
 STREAMS_MAX_PIXELS = 1280 * 720
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on (a container's or ``taskset``'s limit included)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:          # not on Linux
+        return os.cpu_count() or 1
+
+
 def split_threads(threads: int, streams: int, cores: int | None = None) -> tuple[int, int, int]:
     """(streams, threads per stream, threads in all) for ``threads`` CPU threads in all (0: one per
-    core) and ``streams`` sessions (0: two when there are two threads or more).
+    usable core) and ``streams`` sessions (0: two when there are two threads or more).
 
     Frames side by side scale better than threads within one frame: on a 2-core CPU two
     single-threaded sessions ran the huang network's whole jobs 1.3-1.4x faster than one session
     with both threads (README, "Backends, and the whole job against a per-frame peer").
     """
-    threads = threads or cores or os.cpu_count() or 1
+    threads = threads or cores or usable_cores()
     streams = streams or min(2, threads)
     return streams, max(1, threads // streams), threads
 
