@@ -17,6 +17,7 @@ from vidstyle import __version__
 from vidstyle.errors import VidstyleError
 
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 141   # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe
 
 
 def set_openmp_wait_policy() -> None:
@@ -55,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vidstyle: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`vidstyle models | head`): stop quietly, as `ls | head`
+        # does, and keep Python's final flush of stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def run() -> None:
