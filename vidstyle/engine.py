@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 
 def check_engine_config(config: EngineConfig, cuda: bool) -> None:
     """ConfigError unless batch size, threads and streams are >= 0 (0: automatic) and queue depth
-    >= 1, and
-    for fp16 (``config.half``) on a device that is not CUDA."""
+    >= 1, and for fp16 (``config.half``) on a device that is not CUDA."""
     if config.batch_size < 0 or config.threads < 0 or config.streams < 0 or config.queue_depth < 1:
         raise ConfigError("batch size, threads and streams must be >= 0 (0: automatic), "
                           "queue depth >= 1")
@@ -74,30 +73,29 @@ class FrameEngine:
         ``frames`` runs ahead in a thread. Frames may change size; a batch never mixes sizes.
         With several :attr:`streams`, that many batches run at once in worker threads."""
         batches = self._batches(in_background(frames, self.plan.queue_depth * self.plan.batch_size))
-        if self.streams == 1:
-            for batch in batches:
-                yield from zip(batch, self._run_batch(np.stack(batch)))
-            return
-        pool = ThreadPoolExecutor(self.streams, thread_name_prefix="vidstyle-network")
+        pool = (ThreadPoolExecutor(self.streams, thread_name_prefix="vidstyle-network")
+                if self.streams > 1 else None)
         running: deque[tuple[list[np.ndarray], Future]] = deque()
+
+        def finish(keep: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            """Yield the oldest running batches until at most ``keep`` are left."""
+            while len(running) > keep:
+                done, future = running.popleft()
+                yield from zip(done, future.result())
+
         try:
             for batch in batches:
                 streams = self.streams_for(*batch[0].shape[:2])
-                if streams == 1:        # the others finish first: one batch at a time in memory
-                    while running:
-                        done, future = running.popleft()
-                        yield from zip(done, future.result())
+                if pool is None or streams == 1:   # after the others: one batch at a time in memory
+                    yield from finish(0)
                     yield from zip(batch, self._run_batch(np.stack(batch)))
-                    continue
-                running.append((batch, pool.submit(self._run_batch, np.stack(batch))))
-                if len(running) > streams:      # one waiting, so that no stream idles
-                    done, future = running.popleft()
-                    yield from zip(done, future.result())
-            while running:
-                done, future = running.popleft()
-                yield from zip(done, future.result())
+                else:
+                    running.append((batch, pool.submit(self._run_batch, np.stack(batch))))
+                    yield from finish(streams)      # one waiting beside them, so no stream idles
+            yield from finish(0)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _batches(self, frames: Iterable[np.ndarray]) -> Iterator[list[np.ndarray]]:
         """Frames grouped into batches of at most plan.batch_size frames of one size."""
