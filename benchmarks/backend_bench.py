@@ -28,8 +28,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as vidstyle infer does (b
 def main() -> int:
     import torch
 
-    from vidstyle.stylize import EngineConfig, Stylizer
-    from vidstyle.zoo import load_model
+    from vidstyle.infer.stylize import EngineConfig, Stylizer
+    from vidstyle.models.zoo import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="+", default=["starwars_blue"])

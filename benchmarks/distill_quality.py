@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
-from vidstyle.stylize import EngineConfig, Stylizer
-from vidstyle.video import iter_frames
-from vidstyle.zoo import load_model
+from vidstyle.infer.stylize import EngineConfig, Stylizer
+from vidstyle.io.video import iter_frames
+from vidstyle.models.zoo import load_model
 
 
 def compare(teacher: Stylizer, student: Stylizer, frames: list[np.ndarray]) -> dict:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Flow precompute benchmark: the batch job's speed per method, its worker scaling, and storage.
 
-Runs ``vidstyle.precompute.run_batch`` itself (decode + resize + flow fw + bw + mask + HDF5 write) on
+Runs ``vidstyle.flow.precompute.run_batch`` itself (decode + resize + flow fw + bw + mask + HDF5 write) on
 real clips, once with one worker pinned to one core and once with one worker per core, and prints:
 
 1. pairs/s per flow method, 1 core and N cores, and the scaling against N x the 1-core rate;
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from common import SHARED_CLIPS
-from vidstyle.flowstore import FlowFile, write_clip
-from vidstyle.precompute import FlowJob, parse_size, run_batch
+from vidstyle.flow.flowstore import FlowFile, write_clip
+from vidstyle.flow.precompute import FlowJob, parse_size, run_batch
 
 OPENCV_SAMPLE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
@@ -91,7 +91,7 @@ def time_batch(clips: list[Path], job: FlowJob, workers: int) -> tuple[float, in
 
 def storage_table(clip: Path, job: FlowJob, pairs: int) -> list[tuple[str, float, float, float]]:
     """Bytes, write ms and read ms per pair of one clip's arrays stored with each compression."""
-    import vidstyle.flowstore as store
+    import vidstyle.flow.flowstore as store
 
     with tempfile.TemporaryDirectory() as out:
         run_batch([clip], out, FlowJob(job.method, job.params, job.size, pairs + 1), show_progress=False)

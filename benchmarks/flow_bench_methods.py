@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Flow methods compared on real video: speed on one core and how well flow_bw predicts the next frame.
 
-For consecutive frame pairs of real clips, runs ``vidstyle.flow.compute_pair`` (forward flow, backward
+For consecutive frame pairs of real clips, runs ``vidstyle.flow.optical.compute_pair`` (forward flow, backward
 flow and consistency mask) with OpenCV pinned to one thread, for Farneback (tutorial and tuned
 parameters), DIS (each preset) and DeepFlow, and prints a markdown table:
 
@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 
 from common import SHARED_CLIPS, cpu_name
-from vidstyle import flow
-from vidstyle.metrics import to_unit, warping_error
-from vidstyle.video import iter_frames
+from vidstyle.evaluate.metrics import to_unit, warping_error
+from vidstyle.flow import optical as flow
+from vidstyle.io.video import iter_frames
 
 DEFAULT_CLIPS = ("davis_bmx-trees.mp4", "davis_dog.mp4", "sam2_bedroom.mp4")
 

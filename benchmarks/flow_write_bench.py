@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
-from vidstyle.flow import compute_pair
-from vidstyle.flowstore import FlowFileWriter
-from vidstyle.pairstats import pair_statistics
-from vidstyle.precompute import parse_size
-from vidstyle.video import iter_frames
+from vidstyle.flow.flowstore import FlowFileWriter
+from vidstyle.flow.optical import compute_pair
+from vidstyle.flow.pairstats import pair_statistics
+from vidstyle.flow.precompute import parse_size
+from vidstyle.io.video import iter_frames
 
 DEFAULT_CLIP = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 ATTRS = {"source": "bench", "source_size": 0, "source_mtime": 0.0, "fps": 25.0, "flow_method": "farneback",

@@ -22,10 +22,10 @@ def label(image: np.ndarray, text: str) -> np.ndarray:
 
 
 def main() -> None:
-    from vidstyle.images import write_image
-    from vidstyle.stylize import EngineConfig, Stylizer
-    from vidstyle.video import iter_frames
-    from vidstyle.zoo import list_models, load_model
+    from vidstyle.infer.stylize import EngineConfig, Stylizer
+    from vidstyle.io.images import write_image
+    from vidstyle.io.video import iter_frames
+    from vidstyle.models.zoo import list_models, load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clip", help="a held-out clip")

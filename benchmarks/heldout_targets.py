@@ -3,7 +3,7 @@
 
 For every model and held-out clip, the default inference path (the network, then the stabilizer at
 the default strength of ``vidstyle infer``) stylizes the first ``--max-frames`` frames; the result is
-scored with :mod:`vidstyle.metrics` (Farneback flow, unlike the stabilizer's DIS). Printed per model:
+scored with :mod:`vidstyle.evaluate.metrics` (Farneback flow, unlike the stabilizer's DIS). Printed per model:
 
     E_warp / input's   median over clips (target <= 3)
     style / input's    the stylized frames' style loss over the unstylized input's, to the model's own
@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 
 import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
-from vidstyle import metrics
 from vidstyle.cli.infer import DEFAULT_STABILIZE
-from vidstyle.images import read_image
-from vidstyle.stabilize import Stabilizer, StabilizerConfig
-from vidstyle.stylize import EngineConfig, Stylizer
-from vidstyle.video import iter_frames
-from vidstyle.zoo import list_models, load_model
+from vidstyle.evaluate import metrics
+from vidstyle.infer.stabilize import Stabilizer, StabilizerConfig
+from vidstyle.infer.stylize import EngineConfig, Stylizer
+from vidstyle.io.images import read_image
+from vidstyle.io.video import iter_frames
+from vidstyle.models.zoo import list_models, load_model
 
 STYLES = Path(__file__).resolve().parent.parent / "data" / "styles"
 TARGETS = {"ratio": 3.0, "style_ratio": 0.35, "black_luma": 0.12}

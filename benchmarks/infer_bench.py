@@ -48,8 +48,8 @@ def make_clip(folder: Path, size: tuple[int, int], frames: int) -> Path:
     """The sample clip resized to ``size`` and looped to ``frames`` frames, H.264 crf 18."""
     import cv2
 
-    from vidstyle.encode import write_video
-    from vidstyle.video import iter_frames
+    from vidstyle.io.encode import write_video
+    from vidstyle.io.video import iter_frames
 
     source = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in iter_frames(SAMPLE)]
     path = folder / f"bench_{size[0]}x{size[1]}_{frames}.mp4"
@@ -62,8 +62,8 @@ def run_row(row: dict) -> dict:
     """Measure one (device, net, size, dtype, mode) setting in this process; returns the numbers."""
     import torch
 
-    from vidstyle.net import build_net
-    from vidstyle.stylize import EngineConfig, InferOptions, Stylizer, stylize_video
+    from vidstyle.infer.stylize import EngineConfig, InferOptions, Stylizer, stylize_video
+    from vidstyle.models.net import build_net
 
     torch.manual_seed(0)
     config = EngineConfig(device=row["device"], half=row["half"], compile=row["compile"],

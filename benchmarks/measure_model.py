@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure a trained model on a held-out clip, record the numbers in its card, and ship it.
 
-Stylizes the first frames of a clip the model never saw, scores them with ``vidstyle.metrics``
+Stylizes the first frames of a clip the model never saw, scores them with ``vidstyle.evaluate.metrics``
 (warping error and its ratio to the input's, flicker, style and content loss), writes those into
 the model card under ``metrics``, saves the model as float16 into ``--out`` (default
 vidstyle/weights/) and a still (input | stylized) into ``--gallery``. Prints one table row.
@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     import torch
 
-    from vidstyle.images import read_image, write_image
-    from vidstyle.metrics import Fidelity, MetricsConfig, evaluate
-    from vidstyle.stylize import Stylizer
-    from vidstyle.video import iter_frames
-    from vidstyle.zoo import load_model, save_model
+    from vidstyle.evaluate.metrics import Fidelity, MetricsConfig, evaluate
+    from vidstyle.infer.stylize import Stylizer
+    from vidstyle.io.images import read_image, write_image
+    from vidstyle.io.video import iter_frames
+    from vidstyle.models.zoo import load_model, save_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="model name or .safetensors path")

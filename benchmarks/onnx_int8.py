@@ -9,7 +9,7 @@ QDQ and QOperator formats) calibrated on every 10th frame of ``--calibrate`` (a 
 not measured on), then prints one row per file: the network's frames/s on a 640x360 frame (the files
 alternated, median of ``--rounds``), the largest and mean absolute difference from the float32
 export on the held-out ``--clip`` (first 40 frames at 320x180, RGB in [0, 1]), and that clip's
-warping error E_warp and style loss (vidstyle.metrics, as benchmarks/measure_model.py).
+warping error E_warp and style loss (vidstyle.evaluate.metrics, as benchmarks/measure_model.py).
 """
 
 from __future__ import annotations
@@ -52,11 +52,11 @@ def quantize(fp32: Path, out: Path, calibration: list[np.ndarray], fmt: str) -> 
 def main() -> int:
     import cv2
 
-    from vidstyle.backends import OnnxRunner
-    from vidstyle.export import export_onnx
-    from vidstyle.metrics import Fidelity, MetricsConfig, evaluate
-    from vidstyle.video import iter_frames
-    from vidstyle.zoo import load_model
+    from vidstyle.evaluate.metrics import Fidelity, MetricsConfig, evaluate
+    from vidstyle.io.video import iter_frames
+    from vidstyle.models.backends import OnnxRunner
+    from vidstyle.models.export import export_onnx
+    from vidstyle.models.zoo import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")

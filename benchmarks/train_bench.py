@@ -35,11 +35,11 @@ import torch  # noqa: E402
 
 TORCH_THREADS = torch.get_num_threads()   # torch's own choice, before setup_device changes it
 
-from vidstyle.losses import HybridLoss  # noqa: E402
-from vidstyle.net import build_net  # noqa: E402
-from vidstyle.train import pair_loss, setup_device  # noqa: E402
-from vidstyle.trainconfig import TrainConfig  # noqa: E402
-from vidstyle.vgg import VGG19  # noqa: E402
+from vidstyle.models.net import build_net  # noqa: E402
+from vidstyle.training.losses import HybridLoss  # noqa: E402
+from vidstyle.training.train import pair_loss, setup_device  # noqa: E402
+from vidstyle.training.trainconfig import TrainConfig  # noqa: E402
+from vidstyle.training.vgg import VGG19  # noqa: E402
 
 # name: (channels_last (None: the training default), threads (0: torch's choice), VGG compiled)
 RECIPES = {

@@ -24,7 +24,7 @@ TERMS = ("style", "content", "temporal", "total")
 
 def read_losses(run: Path) -> dict[str, np.ndarray]:
     """Columns of ``run/losses.csv`` as float arrays (``step`` included)."""
-    from vidstyle.runfiles import RunFiles
+    from vidstyle.training.runfiles import RunFiles
 
     files = RunFiles(run)
     rows = files.read_log()
@@ -45,7 +45,7 @@ def quarters(values: np.ndarray) -> tuple[float, float]:
 
 
 def main() -> int:
-    from vidstyle.report import require_matplotlib, save_figure
+    from vidstyle.evaluate.report import require_matplotlib, save_figure
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (runs/NAME)")

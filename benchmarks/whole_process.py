@@ -71,7 +71,7 @@ def run_whole(clips: list[Path], models: list[str], backends: list[str], rounds:
               json_path: Path | None = None, peer: bool = True, warm: bool = True,
               streams: list[int] | None = None) -> int:
     """Time every contender on every clip, ``rounds`` alternated rounds; print a table."""
-    from vidstyle.video import probe
+    from vidstyle.io.video import probe
 
     if not shutil.which(PEER):
         print(f"# {PEER} is not installed (pip install --no-deps {PEER}): no peer column", flush=True)

@@ -1,6 +1,6 @@
 """Small synthetic clip files for tests across the project (written with PyAV, not with vidstyle).
 
-The clip writer here is deliberately independent of ``vidstyle.video`` so that tests of that module do
+The clip writer here is deliberately independent of ``vidstyle.io.video`` so that tests of that module do
 not check the code with itself. Everything is deterministic and takes milliseconds at test sizes.
 
     from tests.clips import write_test_clip, make_frame_folder, distinct_frames

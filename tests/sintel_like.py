@@ -20,7 +20,7 @@ import numpy as np
 
 from tests.clips import make_frame_folder
 from tests.synthetic import _default_corner, _grid, _inside_square, moving_square_clip
-from vidstyle.flo import write_flo
+from vidstyle.io.flo import write_flo
 
 SCENE = "square"
 

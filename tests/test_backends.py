@@ -5,15 +5,15 @@ import pytest
 import torch
 
 from tests.clips import distinct_frames, write_test_clip
-from vidstyle.backends import ONNX_MAX_PIXELS, cached_export, choose_backend
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
-from vidstyle.net import build_net
-from vidstyle.stylize import EngineConfig, InferOptions, Stylizer, plan, stylize_video
-from vidstyle.video import iter_frames
-from vidstyle.zoo import ModelCard, save_model
+from vidstyle.infer.stylize import EngineConfig, InferOptions, Stylizer, plan, stylize_video
+from vidstyle.io.video import iter_frames
+from vidstyle.models.backends import ONNX_MAX_PIXELS, cached_export, choose_backend
+from vidstyle.models.net import build_net
+from vidstyle.models.zoo import ModelCard, save_model
 
-needs_onnx = pytest.mark.skipif(not __import__("vidstyle.backends").backends.onnx_installed(),
+needs_onnx = pytest.mark.skipif(not __import__("vidstyle.models.backends").models.backends.onnx_installed(),
                                 reason="onnxruntime/onnx not installed")
 FRAME_360P = 640 * 360
 

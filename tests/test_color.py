@@ -6,10 +6,10 @@ import pytest
 
 from tests.clips import distinct_frames, write_test_clip
 from tests.testmodel import run_cli, save_untrained
-from vidstyle.color import ColorOptions, blend, preserve_color
 from vidstyle.errors import ConfigError
-from vidstyle.photo import read_photo
-from vidstyle.video import iter_frames
+from vidstyle.infer.color import ColorOptions, blend, preserve_color
+from vidstyle.infer.photo import read_photo
+from vidstyle.io.video import iter_frames
 
 
 def _chroma(rgb):

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from tests.sintel_like import sintel_like, write_mask_folder, write_sintel_like
-from vidstyle import consistency, definitions
-from vidstyle.consistency import ConsistencyConfig, evaluate_consistency
 from vidstyle.errors import FlowFileError
-from vidstyle.flo import read_flo, write_flo
-from vidstyle.gtflow import GroundTruthFlow, chain
+from vidstyle.evaluate import consistency, definitions
+from vidstyle.evaluate.consistency import ConsistencyConfig, evaluate_consistency
+from vidstyle.evaluate.gtflow import GroundTruthFlow, chain
+from vidstyle.io.flo import read_flo, write_flo
 
 T, H, W = 8, 48, 64
 ALL = tuple(definitions.DEFINITIONS)
@@ -171,7 +171,7 @@ def test_a_flow_of_another_size_than_the_frames_is_a_clear_error(scene, folders)
 # --- estimated flow -------------------------------------------------------------------------------
 
 def test_default_definition_at_gap_1_is_exactly_the_default_e_warp(scene):
-    from vidstyle import metrics
+    from vidstyle.evaluate import metrics
 
     frames = scene[0]
     noisy = _noisy(frames, 6.0)

@@ -7,9 +7,16 @@ from torch.utils.data import DataLoader
 
 from tests.flowfiles import SHIFT, write_translation_clip
 from tests.synthetic import texture, translation_pair
-from vidstyle import flow
-from vidstyle.data import CameraMotion, DrawSampler, PairDataset, camera_motion_pair, flip_pair, points_inside
 from vidstyle.errors import ConfigError, FlowFileError
+from vidstyle.flow import optical as flow
+from vidstyle.training.data import (
+    CameraMotion,
+    DrawSampler,
+    PairDataset,
+    camera_motion_pair,
+    flip_pair,
+    points_inside,
+)
 
 
 @pytest.fixture
@@ -190,7 +197,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, flow_dir):
 def _clip_with_black_frame_and_cut(path):
     """4 frames: black, a texture, an unrelated texture (a cut), that texture moved; real flows."""
     from tests.flowfiles import ATTRS
-    from vidstyle.flowstore import write_clip
+    from vidstyle.flow.flowstore import write_clip
 
     frames = np.stack([np.zeros((48, 64, 3), np.uint8), texture(48, 64, seed=1), texture(48, 64, seed=2),
                        translation_pair(48, 64, (2.0, 1.0), seed=2).frame_b])
@@ -202,9 +209,9 @@ def _clip_with_black_frame_and_cut(path):
 def test_black_frames_are_never_drawn_and_training_on_them_stays_finite(tmp_path):
     import cv2
 
-    from vidstyle.data import MIN_CROP_STD
-    from vidstyle.train import train
-    from vidstyle.trainconfig import TrainConfig
+    from vidstyle.training.data import MIN_CROP_STD
+    from vidstyle.training.train import train
+    from vidstyle.training.trainconfig import TrainConfig
 
     clip = _clip_with_black_frame_and_cut(tmp_path / "cut.h5")
     dataset = PairDataset([clip], crop=32, flip=False)
@@ -223,7 +230,7 @@ def test_black_frames_are_never_drawn_and_training_on_them_stays_finite(tmp_path
 
 def test_a_dataset_of_constant_frames_only_is_a_clear_error(tmp_path):
     from tests.flowfiles import ATTRS
-    from vidstyle.flowstore import write_clip
+    from vidstyle.flow.flowstore import write_clip
 
     frames = np.zeros((3, 48, 64, 3), np.uint8)
     zeros = np.zeros((2, 48, 64, 2), np.float32)
@@ -233,8 +240,8 @@ def test_a_dataset_of_constant_frames_only_is_a_clear_error(tmp_path):
 
 
 def test_cuts_and_pairs_with_little_reliable_flow_are_never_drawn(tmp_path):
-    from vidstyle.data import MIN_VALID_FRACTION
-    from vidstyle.flowstore import FlowFile
+    from vidstyle.flow.flowstore import FlowFile
+    from vidstyle.training.data import MIN_VALID_FRACTION
 
     clip = _clip_with_black_frame_and_cut(tmp_path / "cut.h5")
     infos = [FlowFile(clip).pair_info(t) for t in range(3)]

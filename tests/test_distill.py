@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from tests.flowfiles import write_training_flows
-from vidstyle.data import PairDataset
-from vidstyle.distill import CHECKPOINT, distill, distill_loss
-from vidstyle.distillconfig import DistillConfig
 from vidstyle.errors import ConfigError
-from vidstyle.net import build_net
-from vidstyle.zoo import ModelCard, load_model, save_model
+from vidstyle.models.net import build_net
+from vidstyle.models.zoo import ModelCard, load_model, save_model
+from vidstyle.training.data import PairDataset
+from vidstyle.training.distill import CHECKPOINT, distill, distill_loss
+from vidstyle.training.distillconfig import DistillConfig
 
 
 @pytest.fixture(scope="module")

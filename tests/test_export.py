@@ -8,12 +8,12 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from vidstyle.backends import OnnxRunner  # noqa: E402
 from vidstyle.cli import main  # noqa: E402
 from vidstyle.errors import ModelError  # noqa: E402
-from vidstyle.export import check_export, export_onnx, read_card  # noqa: E402
-from vidstyle.net import build_net  # noqa: E402
-from vidstyle.zoo import ModelCard, save_model  # noqa: E402
+from vidstyle.models.backends import OnnxRunner  # noqa: E402
+from vidstyle.models.export import check_export, export_onnx, read_card  # noqa: E402
+from vidstyle.models.net import build_net  # noqa: E402
+from vidstyle.models.zoo import ModelCard, save_model  # noqa: E402
 
 
 def small_net(seed: int = 0):
@@ -76,7 +76,7 @@ def test_failed_check_leaves_no_file(tmp_path, monkeypatch):
     def fail(net, path):
         raise ModelError("differs")
 
-    monkeypatch.setattr("vidstyle.export.check_export", fail)
+    monkeypatch.setattr("vidstyle.models.export.check_export", fail)
     with pytest.raises(ModelError):
         export_onnx(small_net(), tmp_path / "bad.onnx")
     assert list(tmp_path.iterdir()) == []

@@ -1,12 +1,12 @@
-"""vidstyle.flow against motion whose answer the test knows (tests/synthetic.py)."""
+"""vidstyle.flow.optical against motion whose answer the test knows (tests/synthetic.py)."""
 
 import cv2
 import numpy as np
 import pytest
 
 from tests import synthetic
-from vidstyle import flow
 from vidstyle.errors import ConfigError
+from vidstyle.flow import optical as flow
 
 HEIGHT, WIDTH = 144, 192
 

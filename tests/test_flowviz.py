@@ -9,9 +9,9 @@ import pytest
 
 from tests.flowfiles import SHIFT, write_translation_clip
 from vidstyle.errors import ConfigError
-from vidstyle.flowstore import FlowFile
-from vidstyle.flowviz import render_pair, summarize
-from vidstyle.precompute import FlowJob, run_batch
+from vidstyle.flow.flowstore import FlowFile
+from vidstyle.flow.flowviz import render_pair, summarize
+from vidstyle.flow.precompute import FlowJob, run_batch
 
 H, W = 48, 64
 

@@ -9,10 +9,10 @@ from PIL import Image, ImageOps
 
 from tests.synthetic import texture
 from vidstyle.errors import ConfigError
-from vidstyle.images import load_style_image, read_image, resize_longer_side, write_image
-from vidstyle.metrics import Fidelity
-from vidstyle.train import build_loss, setup_device
-from vidstyle.trainconfig import TrainConfig
+from vidstyle.evaluate.metrics import Fidelity
+from vidstyle.io.images import load_style_image, read_image, resize_longer_side, write_image
+from vidstyle.training.train import build_loss, setup_device
+from vidstyle.training.trainconfig import TrainConfig
 
 EXIF_ORIENTATION = 0x0112
 ROTATE_90_CW = 6    # the EXIF value a phone writes for a picture taken in portrait

@@ -11,10 +11,10 @@ import pytest
 
 from tests.clips import distinct_frames, truncate, write_garbage, write_test_clip
 from vidstyle.cli import main
-from vidstyle.onnxengine import OnnxStylizer
-from vidstyle.stylize import EngineConfig, Stylizer
-from vidstyle.video import iter_frames, probe
-from vidstyle.zoo import load_model
+from vidstyle.infer.onnxengine import OnnxStylizer
+from vidstyle.infer.stylize import EngineConfig, Stylizer
+from vidstyle.io.video import iter_frames, probe
+from vidstyle.models.zoo import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -244,8 +244,8 @@ def test_a_wait_policy_the_user_set_is_kept(capsys, monkeypatch):
 
 def test_infer_options_left_out_are_the_library_defaults():
     import vidstyle.cli as cli
-    from vidstyle.color import ColorOptions
-    from vidstyle.stylize import InferOptions
+    from vidstyle.infer.color import ColorOptions
+    from vidstyle.infer.stylize import InferOptions
 
     args = cli.build_parser().parse_args(["infer", "clip.mp4", "--model", "m"])
     engine, options, color = EngineConfig(), InferOptions(), ColorOptions()

@@ -10,11 +10,11 @@ import pytest
 
 from tests.clips import distinct_frames, write_garbage, write_test_clip
 from tests.testmodel import run_cli
-from vidstyle.live import FrameSource, RawSink, run_live, source_kind
-from vidstyle.stylize import EngineConfig, Stylizer
-from vidstyle.video import iter_frames, probe
-from vidstyle.window import draw_rate
-from vidstyle.zoo import load_model
+from vidstyle.infer.live import FrameSource, RawSink, run_live, source_kind
+from vidstyle.infer.stylize import EngineConfig, Stylizer
+from vidstyle.infer.window import draw_rate
+from vidstyle.io.video import iter_frames, probe
+from vidstyle.models.zoo import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,12 +1,13 @@
-"""Losses: Gram normalization, TV, the torch warp against vidstyle.flow.warp, temporal loss, HybridLoss."""
+"""Losses: Gram normalization, TV, the torch warp against vidstyle.flow.optical.warp, temporal loss,
+HybridLoss."""
 
 import numpy as np
 import pytest
 import torch
 
-from vidstyle import flow
-from vidstyle.losses import HybridLoss, LossWeights, gram, temporal_loss, tv_loss, warp
-from vidstyle.vgg import VGG19
+from vidstyle.flow import optical as flow
+from vidstyle.training.losses import HybridLoss, LossWeights, gram, temporal_loss, tv_loss, warp
+from vidstyle.training.vgg import VGG19
 
 
 def _to_torch(image: np.ndarray) -> torch.Tensor:

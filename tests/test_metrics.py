@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from tests.synthetic import moving_square_clip, texture, translation_pair
-from vidstyle import metrics
-from vidstyle import report as metrics_report
 from vidstyle.errors import ConfigError, VideoError
-from vidstyle.metrics import MetricsConfig, evaluate
+from vidstyle.evaluate import metrics
+from vidstyle.evaluate import report as metrics_report
+from vidstyle.evaluate.metrics import MetricsConfig, evaluate
 
 T, H, W = 8, 64, 80
 

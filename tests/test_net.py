@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vidstyle.errors import ModelError
-from vidstyle.net import NETS, ResidualBlock, build_net, count_parameters
+from vidstyle.models.net import NETS, ResidualBlock, build_net, count_parameters
 
 
 @pytest.mark.parametrize("name", sorted(NETS))

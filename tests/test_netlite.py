@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from vidstyle.errors import ModelError
-from vidstyle.net import build_net, is_stylizing_net
-from vidstyle.zoo import ModelCard, load_model, net_config_from_shapes, save_model
+from vidstyle.models.net import build_net, is_stylizing_net
+from vidstyle.models.zoo import ModelCard, load_model, net_config_from_shapes, save_model
 
 
 def multiply_adds(net: nn.Module, height: int, width: int) -> int:
@@ -92,8 +92,8 @@ def test_lite_option_unknown_to_it_is_refused():
 def test_lite_export_matches_pytorch(tmp_path, batch, height, width):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    from vidstyle.backends import OnnxRunner
-    from vidstyle.export import export_onnx
+    from vidstyle.models.backends import OnnxRunner
+    from vidstyle.models.export import export_onnx
 
     torch.manual_seed(3)
     net = build_net("lite", tone=0.25).eval()
@@ -110,8 +110,8 @@ def test_infer_auto_keeps_a_lite_model_on_onnx_where_huang_goes_to_torch(tmp_pat
                                                                         net_name, expected):
     pytest.importorskip("onnxruntime")
     from tests.clips import distinct_frames, write_test_clip
-    from vidstyle import backends
     from vidstyle.cli import main
+    from vidstyle.models import backends
 
     monkeypatch.setattr(backends, "ONNX_MAX_PIXELS", 1)          # every job counts as long here
     monkeypatch.setenv("VIDSTYLE_CACHE", str(tmp_path / "cache"))

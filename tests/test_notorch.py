@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 
 from tests.clips import distinct_frames, write_test_clip
-from vidstyle.backends import model_file_key, onnx_installed
 from vidstyle.errors import ModelError
-from vidstyle.lazymodel import open_model
-from vidstyle.video import iter_frames
-from vidstyle.zoo import read_card
+from vidstyle.io.video import iter_frames
+from vidstyle.models.backends import model_file_key, onnx_installed
+from vidstyle.models.lazymodel import open_model
+from vidstyle.models.zoo import read_card
 
 pytestmark = pytest.mark.skipif(not onnx_installed(), reason="onnxruntime/onnx not installed")
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +91,7 @@ def test_a_model_without_a_cached_export_is_loaded_and_checked_at_once(tmp_path,
 def test_auto_device_is_the_cpu_without_torch_where_torch_has_no_gpu_library(tmp_path, monkeypatch):
     import importlib.util
 
-    import vidstyle.backends as backends
+    import vidstyle.models.backends as backends
 
     fake = tmp_path / "torch"
     (fake / "lib").mkdir(parents=True)

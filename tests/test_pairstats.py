@@ -9,10 +9,10 @@ from tests.clips import write_test_clip
 from tests.synthetic import moving_square_clip, texture
 from vidstyle.cli import main
 from vidstyle.errors import FlowFileError
-from vidstyle.flow import compute_pair
-from vidstyle.flowstore import FlowFile, FlowFileWriter, validate
-from vidstyle.pairstats import FLAT_STD, PairInfo
-from vidstyle.precompute import FlowJob, run_batch
+from vidstyle.flow.flowstore import FlowFile, FlowFileWriter, validate
+from vidstyle.flow.optical import compute_pair
+from vidstyle.flow.pairstats import FLAT_STD, PairInfo
+from vidstyle.flow.precompute import FlowJob, run_batch
 
 H, W = 72, 96
 ATTRS = {"source": "synthetic", "source_size": 0, "source_mtime": 0.0, "fps": 24.0,

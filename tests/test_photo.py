@@ -6,9 +6,9 @@ from PIL import Image
 
 from tests.clips import distinct_frames, write_garbage, write_test_clip
 from tests.testmodel import run_cli, save_untrained
-from vidstyle.photo import read_photo, write_photo
-from vidstyle.stylize import EngineConfig, Stylizer
-from vidstyle.zoo import load_model
+from vidstyle.infer.photo import read_photo, write_photo
+from vidstyle.infer.stylize import EngineConfig, Stylizer
+from vidstyle.models.zoo import load_model
 
 ORIENTATION = 0x0112
 

@@ -15,8 +15,8 @@ from tests.clips import make_frame_folder, write_test_clip
 from tests.synthetic import moving_square_clip
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
-from vidstyle.flowstore import FlowFile, validate
-from vidstyle.precompute import FlowJob, find_clips, in_shard, run_batch
+from vidstyle.flow.flowstore import FlowFile, validate
+from vidstyle.flow.precompute import FlowJob, find_clips, in_shard, run_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 
 from tests.test_precompute import ROOT, make_clips, read_manifest
-from vidstyle.flowstore import validate
-from vidstyle.precompute import Clip, FlowJob, check_writable, claim, process_clip, run_batch
+from vidstyle.flow.flowstore import validate
+from vidstyle.flow.precompute import Clip, FlowJob, check_writable, claim, process_clip, run_batch
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 

@@ -3,9 +3,9 @@
 import torch
 from torch import nn
 
-from vidstyle.losses import warp
-from vidstyle.net import build_net
-from vidstyle.regularize import compound_loss, inside_mask, random_smooth_flow
+from vidstyle.models.net import build_net
+from vidstyle.training.losses import warp
+from vidstyle.training.regularize import compound_loss, inside_mask, random_smooth_flow
 
 
 def _frames(n=2, h=40, w=48, seed=0):

@@ -16,11 +16,11 @@ import pytest
 
 from tests.clips import distinct_frames, truncate, write_test_clip, write_vfr_clip
 from vidstyle.cli import main
-from vidstyle.encode import VideoWriter
 from vidstyle.fsutil import atomic_output
-from vidstyle.onnxengine import OnnxStylizer
-from vidstyle.stylize import Stylizer
-from vidstyle.video import iter_frames, probe
+from vidstyle.infer.onnxengine import OnnxStylizer
+from vidstyle.infer.stylize import Stylizer
+from vidstyle.io.encode import VideoWriter
+from vidstyle.io.video import iter_frames, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 VFR_TIMES = [0.0, 0.04, 0.08, 0.5, 0.54, 1.2, 1.24, 1.28, 1.9, 2.0]  # seconds; gaps up to 0.66 s

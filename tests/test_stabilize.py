@@ -5,8 +5,8 @@ import pytest
 
 from tests.synthetic import moving_square_clip, texture, translation_pair
 from vidstyle.errors import ConfigError
-from vidstyle.flow import warp
-from vidstyle.stabilize import Stabilizer, StabilizerConfig
+from vidstyle.flow.optical import warp
+from vidstyle.infer.stabilize import Stabilizer, StabilizerConfig
 
 H, W = 72, 96
 

@@ -11,15 +11,16 @@ import pytest
 import torch
 
 from tests.clips import distinct_frames, write_test_clip
-from vidstyle import backends, onnxengine
-from vidstyle.backends import cached_export
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError, ModelError
-from vidstyle.inferconfig import EngineConfig
-from vidstyle.net import build_net
-from vidstyle.onnxengine import OnnxStylizer, split_threads
-from vidstyle.stylize import Stylizer
-from vidstyle.zoo import ModelCard, save_model
+from vidstyle.infer import onnxengine
+from vidstyle.infer.inferconfig import EngineConfig
+from vidstyle.infer.onnxengine import OnnxStylizer, split_threads
+from vidstyle.infer.stylize import Stylizer
+from vidstyle.models import backends
+from vidstyle.models.backends import cached_export
+from vidstyle.models.net import build_net
+from vidstyle.models.zoo import ModelCard, save_model
 
 pytestmark = pytest.mark.skipif(not backends.onnx_installed(), reason="onnxruntime/onnx not installed")
 
@@ -149,6 +150,6 @@ def test_infer_streams_option_writes_the_same_video_and_refuses_nonsense(tmp_pat
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
 def test_a_process_limited_to_one_cpu_runs_one_single_threaded_session():
     code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
-            "from vidstyle.onnxengine import split_threads; print(split_threads(0, 0))")
+            "from vidstyle.infer.onnxengine import split_threads; print(split_threads(0, 0))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "(1, 1, 1)"

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-import vidstyle.stylize as stylize
+import vidstyle.infer.stylize as stylize
 from vidstyle.background import BackgroundSink, in_background
 from vidstyle.errors import ConfigError, VideoError
-from vidstyle.net import build_net
-from vidstyle.stylize import AUTO_COMPILE_MIN_PIXELS, EngineConfig, Stylizer, fit_size, plan
+from vidstyle.infer.stylize import AUTO_COMPILE_MIN_PIXELS, EngineConfig, Stylizer, fit_size, plan
+from vidstyle.models.net import build_net
 
 CPU = EngineConfig(device="cpu", compile=False)
 

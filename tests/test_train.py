@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from tests.flowfiles import write_training_flows
-from vidstyle import losses
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
-from vidstyle.runfiles import load_checkpoint
-from vidstyle.train import train
-from vidstyle.trainconfig import TrainConfig, resume_config
-from vidstyle.zoo import load_model
+from vidstyle.models.zoo import load_model
+from vidstyle.training import losses
+from vidstyle.training.runfiles import load_checkpoint
+from vidstyle.training.train import train
+from vidstyle.training.trainconfig import TrainConfig, resume_config
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from tests.flowfiles import write_training_flows
 from tests.synthetic import texture
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
-from vidstyle.runfiles import load_checkpoint
-from vidstyle.zoo import CARD_KEY, load_model
+from vidstyle.models.zoo import CARD_KEY, load_model
+from vidstyle.training.runfiles import load_checkpoint
 
 
 @pytest.fixture(scope="module")

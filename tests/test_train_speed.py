@@ -5,12 +5,12 @@ import json
 import torch
 
 from tests.test_train import data, tiny_config  # noqa: F401  (data is a fixture)
-from vidstyle.losses import HybridLoss
-from vidstyle.net import build_net
-from vidstyle.runfiles import load_checkpoint
-from vidstyle.train import Setup, pair_loss, train
-from vidstyle.trainconfig import resume_config
-from vidstyle.vgg import VGG19
+from vidstyle.models.net import build_net
+from vidstyle.training.losses import HybridLoss
+from vidstyle.training.runfiles import load_checkpoint
+from vidstyle.training.train import Setup, pair_loss, train
+from vidstyle.training.trainconfig import resume_config
+from vidstyle.training.vgg import VGG19
 
 
 def _terms_and_grads(channels_last: bool, batch: dict[str, torch.Tensor]):

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from vidstyle.errors import ModelError
-from vidstyle.vgg import LAYERS, VGG19
+from vidstyle.training.vgg import LAYERS, VGG19
 
 
 @pytest.fixture(scope="module")

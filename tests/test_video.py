@@ -1,4 +1,4 @@
-"""vidstyle.video on synthetic clips made here: counts, order, resizing, random access, exact
+"""vidstyle.io.video on synthetic clips made here: counts, order, resizing, random access, exact
 lossless and odd-size round trips, kept rate and audio, atomic writing, and every bad input."""
 
 import sys
@@ -17,11 +17,11 @@ from tests.clips import (
     write_test_clip,
     write_vfr_clip,
 )
-from vidstyle.encode import VideoWriter, write_video
 from vidstyle.errors import ConfigError, VideoError
-from vidstyle.framefolder import FOLDER_FPS
-from vidstyle.random_access import read_frames
-from vidstyle.video import is_clip, iter_frames, iter_timed_frames, probe, variable_rate
+from vidstyle.io.encode import VideoWriter, write_video
+from vidstyle.io.framefolder import FOLDER_FPS
+from vidstyle.io.random_access import read_frames
+from vidstyle.io.video import is_clip, iter_frames, iter_timed_frames, probe, variable_rate
 
 W, H = 64, 48
 

@@ -8,9 +8,9 @@ import torch
 
 from tests.test_train import _cli, data, tiny_config  # noqa: F401  (data is a fixture)
 from vidstyle.errors import ConfigError, ModelError
-from vidstyle.runfiles import load_checkpoint
-from vidstyle.train import train
-from vidstyle.zoo import load_model
+from vidstyle.models.zoo import load_model
+from vidstyle.training.runfiles import load_checkpoint
+from vidstyle.training.train import train
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vidstyle import zoo
 from vidstyle.errors import ModelError
-from vidstyle.net import build_net
-from vidstyle.zoo import CARD_KEY, ModelCard, describe, find_model, list_models, load_model, save_model
+from vidstyle.models import zoo
+from vidstyle.models.net import build_net
+from vidstyle.models.zoo import CARD_KEY, ModelCard, describe, find_model, list_models, load_model, save_model
 
 
 def _net(name="huang", seed=0):
@@ -216,7 +216,7 @@ def test_card_asking_for_another_network_is_refused_before_anything_is_built(
     def build_net_must_not_run(*args, **kwargs):
         raise AssertionError("a network was built from an unchecked card")
 
-    monkeypatch.setattr("vidstyle.net.build_net", build_net_must_not_run)
+    monkeypatch.setattr("vidstyle.models.net.build_net", build_net_must_not_run)
     with pytest.raises(ModelError, match=named) as caught:
         load_model(path)
     assert "\n" not in str(caught.value) and "shape" in str(caught.value)
@@ -226,7 +226,7 @@ def test_card_asking_for_another_network_is_refused_before_anything_is_built(
                                     {"name": "huang", "channels": [8, 12, 20], "res_blocks": 2,
                                      "end_kernel": 5}])
 def test_config_read_from_tensor_shapes_is_the_config_the_net_was_built_with(config):
-    from vidstyle.zoo import net_config_from_shapes
+    from vidstyle.models.zoo import net_config_from_shapes
 
     net = build_net(**config)
     shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from vidstyle.cli import main
-from vidstyle.net import build_net
-from vidstyle.zoo import ModelCard, save_model
+from vidstyle.models.net import build_net
+from vidstyle.models.zoo import ModelCard, save_model
 
 
 def save_untrained(folder: Path, name: str = "testnet") -> Path:

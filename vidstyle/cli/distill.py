@@ -1,8 +1,8 @@
-"""`vidstyle distill`: a trained model's look in the cheaper ``lite`` network (vidstyle.distill)."""
+"""`vidstyle distill`: a trained model's look in the cheaper ``lite`` network (vidstyle.training.distill)."""
 
 from __future__ import annotations
 
-from vidstyle.distillconfig import DistillConfig
+from vidstyle.training.distillconfig import DistillConfig
 
 DESCRIPTION = ("Train a cheaper network to reproduce a trained model (the teacher) on your training "
                "frames: no style image or loss network needed. The result is a new named model; the default "
@@ -39,7 +39,7 @@ def register(sub) -> None:
 
 
 def run_distill(args) -> int:
-    from vidstyle.distill import distill
+    from vidstyle.training.distill import distill
 
     config = DistillConfig(
         teacher=args.teacher, name=args.name, flows=args.flows, photos=args.photos, net=args.net,

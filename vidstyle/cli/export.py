@@ -21,9 +21,9 @@ def register(sub) -> None:
 
 
 def run_export(args) -> int:
-    from vidstyle.backends import onnx_installed
-    from vidstyle.export import OPSET, export_onnx
-    from vidstyle.zoo import load_model
+    from vidstyle.models.backends import onnx_installed
+    from vidstyle.models.export import OPSET, export_onnx
+    from vidstyle.models.zoo import load_model
 
     if args.onnx.suffix.lower() != ".onnx":
         raise ConfigError(f"--onnx must name a .onnx file, got {args.onnx}")

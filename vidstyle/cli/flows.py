@@ -1,6 +1,7 @@
 """``vidstyle flows precompute | inspect | show``: the flow files of the training data.
 
-Argument parsing and printing only; the work is :mod:`vidstyle.precompute` and :mod:`vidstyle.flowviz`.
+Argument parsing and printing only; the work is :mod:`vidstyle.flow.precompute` and
+:mod:`vidstyle.flow.flowviz`.
 The library modules are imported inside the commands, to keep ``vidstyle --help`` fast.
 """
 
@@ -68,7 +69,7 @@ def _parse_params(items: list[str]) -> dict:
 
 
 def cmd_precompute(args: argparse.Namespace) -> int:
-    from vidstyle.precompute import FlowJob, format_summary, parse_shard, parse_size, run_batch
+    from vidstyle.flow.precompute import FlowJob, format_summary, parse_shard, parse_size, run_batch
 
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
@@ -88,7 +89,7 @@ def cmd_precompute(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from vidstyle.flowviz import summarize
+    from vidstyle.flow.flowviz import summarize
 
     info = summarize(args.file)
     if args.quiet:
@@ -120,8 +121,8 @@ def _count_and_list(indices: list[int], one: str, many: str, shown: int = 10) ->
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from vidstyle.flowviz import render_pair
-    from vidstyle.images import write_image
+    from vidstyle.flow.flowviz import render_pair
+    from vidstyle.io.images import write_image
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):

@@ -12,10 +12,10 @@ import time
 import warnings
 from pathlib import Path
 
-from vidstyle.backends import BACKENDS
-from vidstyle.color import ColorOptions
 from vidstyle.errors import VideoError
-from vidstyle.inferconfig import CUDA_BATCH, EngineConfig, InferOptions
+from vidstyle.infer.color import ColorOptions
+from vidstyle.infer.inferconfig import CUDA_BATCH, EngineConfig, InferOptions
+from vidstyle.models.backends import BACKENDS
 
 # The command's stabilizer strength; the library's InferOptions leaves it off. Chosen on held-out
 # clips (README, Inference: the stabilizer's effect and cost).
@@ -122,7 +122,8 @@ def _terminate_as_interrupt():
 
 
 def run_infer(args) -> int:
-    from vidstyle.batch import (
+    from vidstyle.flow.precompute import parse_shard
+    from vidstyle.infer.batch import (
         BatchSummary,
         StylizerPool,
         find_inputs,
@@ -133,9 +134,8 @@ def run_infer(args) -> int:
         run_items,
         take_shard,
     )
-    from vidstyle.inferconfig import check_options
-    from vidstyle.lazymodel import open_model
-    from vidstyle.precompute import parse_shard
+    from vidstyle.infer.inferconfig import check_options
+    from vidstyle.models.lazymodel import open_model
 
     color = ColorOptions(preserve_color=args.preserve_color, strength=args.strength)
     shard = parse_shard(args.shard)
@@ -183,7 +183,7 @@ def run_infer(args) -> int:
 
 
 def run_models(args) -> int:
-    from vidstyle.zoo import ENV_VAR, describe, list_models, model_folders, model_records
+    from vidstyle.models.zoo import ENV_VAR, describe, list_models, model_folders, model_records
 
     entries = list_models(include_shadowed=args.all)
     if args.json:

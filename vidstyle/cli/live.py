@@ -7,9 +7,9 @@ import contextlib
 import sys
 from pathlib import Path
 
-from vidstyle.color import ColorOptions
 from vidstyle.errors import VideoError
-from vidstyle.inferconfig import EngineConfig
+from vidstyle.infer.color import ColorOptions
+from vidstyle.infer.inferconfig import EngineConfig
 
 EPILOG = """\
 examples:
@@ -53,12 +53,12 @@ def register(sub) -> None:
 
 
 def run_live_command(args) -> int:
-    from vidstyle.encode import VideoWriter
-    from vidstyle.live import FrameSource, RawSink, format_stats, run_live
-    from vidstyle.precompute import parse_size
-    from vidstyle.stylize import Stylizer
-    from vidstyle.window import open_window
-    from vidstyle.zoo import load_model
+    from vidstyle.flow.precompute import parse_size
+    from vidstyle.infer.live import FrameSource, RawSink, format_stats, run_live
+    from vidstyle.infer.stylize import Stylizer
+    from vidstyle.infer.window import open_window
+    from vidstyle.io.encode import VideoWriter
+    from vidstyle.models.zoo import load_model
 
     def say(text: str) -> None:
         if not args.quiet:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from vidstyle.consistency import ConsistencyConfig
-from vidstyle.definitions import DEFINITIONS
-from vidstyle.metrics import MetricsConfig
+from vidstyle.evaluate.consistency import ConsistencyConfig
+from vidstyle.evaluate.definitions import DEFINITIONS
+from vidstyle.evaluate.metrics import MetricsConfig
 
 DEFINITION_NAMES = tuple(DEFINITIONS)
 # The options' defaults are these dataclasses' own, so that the command and the library agree.
 _METRICS, _CONSISTENCY = MetricsConfig(), ConsistencyConfig()
 
 EPILOG = """\
-what the columns mean (details: python -c "import vidstyle.metrics as m; help(m)"):
+what the columns mean (details: python -c "import vidstyle.evaluate.metrics as m; help(m)"):
   E_warp       mean squared RGB error (RGB in 0-1) between frame t and frame t-1 warped onto it with
                the optical flow of INPUT, over pixels the occlusion/motion-boundary mask keeps
                (Lai et al. 2018). INPUT's own E_warp is the floor that flow error alone gives.
@@ -85,7 +85,7 @@ def _consistency_mode(args: argparse.Namespace) -> bool:
 
 
 def _check_paths(args: argparse.Namespace) -> None:
-    from vidstyle import report
+    from vidstyle.evaluate import report
 
     report.check_report_paths(
         {"--json": args.json, "--csv": args.csv, "--plot": args.plot},
@@ -93,8 +93,8 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from vidstyle import metrics, report
     from vidstyle.errors import ConfigError
+    from vidstyle.evaluate import metrics, report
 
     _check_paths(args)
     if _consistency_mode(args):
@@ -118,7 +118,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def _cmd_consistency(args: argparse.Namespace) -> int:
-    from vidstyle import consistency, report
+    from vidstyle.evaluate import consistency, report
 
     config = ConsistencyConfig(definitions=tuple(args.definition or _CONSISTENCY.definitions),
                                gaps=tuple(args.gap or _CONSISTENCY.gaps), flow_method=args.flow)

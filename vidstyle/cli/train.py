@@ -15,7 +15,7 @@ class _ConfigDefaults(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if "{default}" in text:
-            from vidstyle.trainconfig import TrainConfig
+            from vidstyle.training.trainconfig import TrainConfig
 
             text = text.replace("{default}", f"{getattr(TrainConfig(), action.dest)}")
         return text
@@ -83,8 +83,8 @@ _FLAGS = ("resume", "overwrite", "quiet", "describe", "func", "command")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from vidstyle.train import describe_nets, train
-    from vidstyle.trainconfig import TrainConfig, resume_config
+    from vidstyle.training.train import describe_nets, train
+    from vidstyle.training.trainconfig import TrainConfig, resume_config
 
     if args.describe:
         for line in describe_nets():

@@ -1,0 +1,439 @@
+"""The HDF5 clip file, format ``vidstyle-flow/1``: schema, atomic writer, lazy reader, validation.
+
+One file per clip (see README "Flow files")::
+
+    frames   uint8   (T, H, W, 3)    RGB frames the flow was computed on
+    flow_fw  float16 (T-1, H, W, 2)  flow t -> t+1 on the grid of t, pixels (dx, dy)
+    flow_bw  float16 (T-1, H, W, 2)  flow t+1 -> t on the grid of t+1
+    mask     uint8   (T-1, H, W)     1 where warp(frame_t, flow_bw) is a reliable estimate of frame t+1
+  and, in files written since they were added (optional, see ``vidstyle.flow.pairstats``):
+    valid_fraction float32 (T-1,)  fraction of mask == 1 per pair
+    cut            uint8   (T-1,)  1 where pair t -> t+1 spans a scene cut
+    frame_std      float32 (T,)    standard deviation of each frame's luma in [0, 1]
+
+A file is written under a unique ``<name>.<random>.tmp`` and renamed only when every frame and pair
+is in it and reads back exactly as written, so a file that exists under its final name is whole even
+when the disk filled up on the way. Each frame or pair is one chunk, so reading pair t touches only
+pair t's bytes. Files that point outside themselves (external storage, virtual datasets, soft or
+external links) are refused: a flow file must never make its reader open another file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from vidstyle.errors import FlowFileError
+from vidstyle.flow.pairstats import PairInfo, frame_std, pair_statistics
+from vidstyle.fsutil import atomic_output
+from vidstyle.io.h5safety import check_self_contained, reserve_space, storage_error, temp_path
+
+FORMAT = "vidstyle-flow/1"
+REQUIRED_ATTRS = (
+    "format", "source", "source_size", "source_mtime", "fps", "num_frames", "height", "width",
+    "flow_method", "flow_params", "created", "vidstyle_version",
+)
+# Chosen with benchmarks/flow_bench.py (README, "Flow files": bytes and times per dataset): lzf
+# shrinks the mask many times over, but barely the frames and not the float16 flows (noisy low
+# bits), at several times the write and read time. So only the mask is compressed. A str or None
+# applies one choice to every dataset.
+DEFAULT_COMPRESSION = {"frames": None, "flow_fw": None, "flow_bw": None, "mask": "lzf"}
+
+
+def _layout(num_frames: int, height: int, width: int) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Dataset name -> (dtype, shape) for a clip of ``num_frames`` frames of ``height`` x ``width``."""
+    pairs = max(num_frames - 1, 0)
+    return {
+        "frames": (np.dtype(np.uint8), (num_frames, height, width, 3)),
+        "flow_fw": (np.dtype(np.float16), (pairs, height, width, 2)),
+        "flow_bw": (np.dtype(np.float16), (pairs, height, width, 2)),
+        "mask": (np.dtype(np.uint8), (pairs, height, width)),
+    }
+
+
+def _optional_layout(num_frames: int) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """The per-pair and per-frame statistics: optional, so files written before them stay valid."""
+    pairs = max(num_frames - 1, 0)
+    return {
+        "valid_fraction": (np.dtype(np.float32), (pairs,)),
+        "cut": (np.dtype(np.uint8), (pairs,)),
+        "frame_std": (np.dtype(np.float32), (num_frames,)),
+    }
+
+
+@dataclass
+class FlowPair:
+    """Consecutive frames t, t+1 with their flows (float32, pixels) and mask (uint8, grid of t+1)."""
+
+    frame_t: np.ndarray
+    frame_t1: np.ndarray
+    flow_fw: np.ndarray
+    flow_bw: np.ndarray
+    mask: np.ndarray
+
+
+class FlowFileWriter:
+    """Write one clip file; it appears under ``path`` only if the ``with`` block ends cleanly and
+    the file then reads back exactly as written.
+
+    ``num_frames`` is an upper bound: a clip whose decoder delivers fewer frames is trimmed to the
+    frames and pairs actually written, which must be contiguous from 0. Pair t is written after
+    frame t+1 (its statistics need both frames). A failed write raises FlowFileError.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, num_frames: int, height: int, width: int,
+                 attrs: dict[str, Any], compression: str | dict | None = DEFAULT_COMPRESSION):
+        if num_frames < 2:
+            raise FlowFileError(f"{path}: a clip needs at least 2 frames, got {num_frames}")
+        self.path = Path(path)
+        self.height, self.width = int(height), int(width)
+        self._capacity = int(num_frames)
+        self._attrs = dict(attrs)
+        self._compression = (compression if isinstance(compression, dict)
+                             else dict.fromkeys(DEFAULT_COMPRESSION, compression))
+        self._frames_written = 0
+        self._pairs_written = 0
+        self._recent: dict[int, np.ndarray] = {}    # the last two frames, for the pair statistics
+        self._stats: dict[str, list] = {name: [] for name in _optional_layout(0)}
+        self._checksums: dict[str, list[int]] = {name: [] for name in DEFAULT_COMPRESSION}
+        self._atomic = None
+        self._tmp: Path | None = None
+        self._h5 = None
+
+    def __enter__(self) -> FlowFileWriter:
+        self._atomic = atomic_output(self.path, tmp=temp_path(self.path))
+        self._tmp = self._atomic.__enter__()
+        with self._abandon_on_failure():
+            self._h5 = h5py.File(self._tmp, "w")
+            layout = _layout(self._capacity, self.height, self.width)
+            for name, (dtype, shape) in layout.items():
+                self._h5.create_dataset(
+                    name, shape=shape, maxshape=(None, *shape[1:]), dtype=dtype,
+                    chunks=(1, *shape[1:]), compression=self._compression.get(name),
+                )
+            data_bytes = sum(dtype.itemsize * int(np.prod(shape)) for dtype, shape in layout.values())
+            reserve_space(self._tmp, int(1.01 * data_bytes) + (1 << 20))
+        return self
+
+    @contextlib.contextmanager
+    def _abandon_on_failure(self) -> Iterator[None]:
+        """Any failure inside throws the temporary file away; storage failures (disk full, I/O
+        errors) become one FlowFileError naming the output."""
+        try:
+            yield
+        except (OSError, RuntimeError) as failure:
+            error = storage_error(self.path, failure)
+            self._abort(error)
+            raise error from None
+        except BaseException as failure:
+            self._abort(failure)
+            raise
+
+    def write_frame(self, t: int, frame: np.ndarray) -> None:
+        """Store frame ``t``: uint8 RGB (H, W, 3). Frames must come in order 0, 1, 2, ..."""
+        self._check_index("frame", t, self._frames_written)
+        self._check_shape("frame", frame, (self.height, self.width, 3))
+        self._store("frames", t, np.asarray(frame, dtype=np.uint8))
+        self._stats["frame_std"].append(frame_std(frame))
+        self._recent = {k: v for k, v in self._recent.items() if k == t - 1} | {t: frame}
+        self._frames_written += 1
+
+    def write_pair(self, t: int, flow_fw: np.ndarray, flow_bw: np.ndarray, mask: np.ndarray) -> None:
+        """Store pair ``t`` (frames t, t+1): flows (H, W, 2) in pixels, mask (H, W) of 0/1."""
+        self._check_index("pair", t, self._pairs_written)
+        if t + 1 >= self._frames_written:
+            raise FlowFileError(f"{self.path}: pair {t} written before frame {t + 1}")
+        self._check_shape("flow_fw", flow_fw, (self.height, self.width, 2))
+        self._check_shape("flow_bw", flow_bw, (self.height, self.width, 2))
+        self._check_shape("mask", mask, (self.height, self.width))
+        stored_bw = flow_bw.astype(np.float16)
+        mask = (mask > 0).astype(np.uint8)
+        self._store("flow_fw", t, flow_fw.astype(np.float16))
+        self._store("flow_bw", t, stored_bw)
+        self._store("mask", t, mask)
+        # Judged on the flow as stored, so that FlowFile.pair_info of a file without these datasets
+        # recomputes exactly the same values.
+        valid, cut = pair_statistics(self._frame(t), self._frame(t + 1), stored_bw.astype(np.float32), mask)
+        self._stats["valid_fraction"].append(valid)
+        self._stats["cut"].append(cut)
+        self._pairs_written += 1
+
+    def _frame(self, t: int) -> np.ndarray:
+        return self._recent[t] if t in self._recent else self._h5["frames"][t]
+
+    def _store(self, name: str, t: int, array: np.ndarray) -> None:
+        try:
+            self._h5[name][t] = array
+        except (OSError, RuntimeError) as exc:
+            raise storage_error(self.path, exc) from None
+        self._checksums[name].append(zlib.crc32(np.ascontiguousarray(array)))
+
+    def _check_index(self, what: str, t: int, expected: int) -> None:
+        if t != expected:
+            raise FlowFileError(f"{self.path}: {what} {t} written out of order (expected {expected})")
+        if t >= self._capacity:
+            raise FlowFileError(f"{self.path}: {what} {t} beyond the {self._capacity} frames declared")
+
+    def _check_shape(self, what: str, array: np.ndarray, shape: tuple[int, ...]) -> None:
+        if array.shape != shape:
+            raise FlowFileError(f"{self.path}: {what} has shape {array.shape}, expected {shape}")
+
+    def _finish(self) -> None:
+        frames, pairs = self._frames_written, self._pairs_written
+        if frames < 2 or pairs != frames - 1:
+            raise FlowFileError(
+                f"{self.path}: incomplete clip: {frames} frames and {pairs} pairs written")
+        if frames < self._capacity:
+            for name in ("frames", "flow_fw", "flow_bw", "mask"):
+                self._h5[name].resize(frames if name == "frames" else pairs, axis=0)
+        for name, (dtype, _) in _optional_layout(frames).items():
+            self._h5.create_dataset(name, data=np.asarray(self._stats[name], dtype=dtype))
+        attrs = {**self._attrs, "format": FORMAT, "num_frames": frames,
+                 "height": self.height, "width": self.width}
+        for key, value in attrs.items():
+            self._h5.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+        missing = [key for key in REQUIRED_ATTRS if key not in self._h5.attrs]
+        if missing:
+            raise FlowFileError(f"{self.path}: missing attributes {', '.join(missing)}")
+
+    def _close_and_verify(self) -> None:
+        """Close, force the bytes to storage, and read every chunk back: HDF5 can lose the write of
+        a chunk evicted from its cache when the disk is full, yet close the file without error."""
+        h5, self._h5 = self._h5, None
+        h5.close()
+        with open(self._tmp, "r+b") as f:
+            f.truncate(os.fstat(f.fileno()).st_size)   # give back the reserved blocks not used
+            os.fsync(f.fileno())
+        with h5py.File(self._tmp, "r") as h5:
+            lost = [f"{name}[{t}]" for name, sums in self._checksums.items()
+                    for t, expected in enumerate(sums)
+                    if t >= len(h5[name]) or zlib.crc32(np.ascontiguousarray(h5[name][t])) != expected]
+            lost += [name for name, (dtype, _) in _optional_layout(0).items()
+                     if not np.array_equal(h5[name][()], np.asarray(self._stats[name], dtype=dtype))]
+            lost += [f"attribute {key}" for key in REQUIRED_ATTRS if key not in h5.attrs]
+        if lost:
+            raise FlowFileError(f"{self.path}: the file did not read back as written ({lost[0]}"
+                                f"{f' and {len(lost) - 1} more' if len(lost) > 1 else ''}; disk full?)")
+
+    def _abort(self, exc: BaseException) -> None:
+        if self._h5 is not None:
+            h5, self._h5 = self._h5, None
+            try:
+                h5.close()
+            except (OSError, RuntimeError):
+                pass  # the file is thrown away because a write already failed
+        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is not None:
+            self._abort(exc)
+            return False
+        with self._abandon_on_failure():
+            self._finish()
+            self._close_and_verify()
+        self._atomic.__exit__(None, None, None)
+        return False
+
+
+def write_clip(path: str | os.PathLike, frames: np.ndarray, flows_fw: np.ndarray,
+               flows_bw: np.ndarray, masks: np.ndarray, attrs: dict[str, Any],
+               compression: str | dict | None = DEFAULT_COMPRESSION) -> Path:
+    """Write a whole clip held in memory (tests, small tools). Arrays as in the module docstring."""
+    frames = np.asarray(frames)
+    num_frames, height, width = frames.shape[:3]
+    with FlowFileWriter(path, num_frames=num_frames, height=height, width=width, attrs=attrs,
+                        compression=compression) as out:
+        for t in range(num_frames):
+            out.write_frame(t, frames[t])
+            if t > 0:
+                out.write_pair(t - 1, flows_fw[t - 1], flows_bw[t - 1], masks[t - 1])
+    return Path(path)
+
+
+def _decode_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def _open_h5(path: Path) -> h5py.File:
+    if not path.is_file():
+        raise FlowFileError(f"{path}: no such flow file")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise FlowFileError(f"{path}: not a readable HDF5 file (truncated or foreign): {exc}") from None
+    try:
+        check_self_contained(h5)
+    except BaseException:
+        h5.close()
+        raise
+    return h5
+
+
+class FlowFile:
+    """Read a clip file. The HDF5 handle opens on first use and reopens in a forked process, so one
+    instance can be handed to DataLoader workers."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._h5: h5py.File | None = None
+        self._pid: int | None = None
+        self._stats: tuple[np.ndarray, ...] | None = None
+        h5 = self._file()
+        fmt = _decode_attr(h5.attrs.get("format"))
+        if fmt != FORMAT:
+            self.close()
+            raise FlowFileError(f"{self.path}: not a {FORMAT} file (format attribute: {fmt!r})")
+        missing = [key for key in REQUIRED_ATTRS if key not in h5.attrs]
+        if missing:
+            self.close()
+            raise FlowFileError(f"{self.path}: missing attributes {', '.join(missing)}")
+        self.attrs = {key: _decode_attr(value) for key, value in h5.attrs.items()}
+        self.num_frames = int(self.attrs["num_frames"])
+        self.height = int(self.attrs["height"])
+        self.width = int(self.attrs["width"])
+        self.fps = float(self.attrs["fps"])
+
+    def _file(self) -> h5py.File:
+        if self._h5 is None or self._pid != os.getpid():
+            self._h5 = _open_h5(self.path)
+            self._pid = os.getpid()
+        return self._h5
+
+    @property
+    def num_pairs(self) -> int:
+        return self.num_frames - 1
+
+    def __len__(self) -> int:
+        return self.num_pairs
+
+    def frame(self, t: int) -> np.ndarray:
+        """Frame ``t``: uint8 RGB (H, W, 3)."""
+        return self._read("frames", t, self.num_frames)
+
+    def pair(self, t: int) -> FlowPair:
+        """Pair ``t``: frames t and t+1, flows as float32 pixels, mask uint8 on the grid of t+1."""
+        return FlowPair(
+            frame_t=self.frame(t),
+            frame_t1=self.frame(t + 1),
+            flow_fw=self._read("flow_fw", t, self.num_pairs).astype(np.float32),
+            flow_bw=self._read("flow_bw", t, self.num_pairs).astype(np.float32),
+            mask=self._read("mask", t, self.num_pairs),
+        )
+
+    def pair_info(self, t: int) -> PairInfo:
+        """What training needs to judge pair ``t`` (``vidstyle.flow.pairstats.PairInfo``): the stored
+        statistics, or, in a file written before they were stored, the same computed from the pair."""
+        if not 0 <= t < self.num_pairs:
+            raise IndexError(f"pair index {t} out of range 0..{self.num_pairs - 1}")
+        stored = self._stored_stats()
+        if stored:
+            valid, cut, std = stored
+            return PairInfo(float(valid[t]), bool(cut[t]), float(std[t]), float(std[t + 1]))
+        pair = self.pair(t)
+        valid, cut = pair_statistics(pair.frame_t, pair.frame_t1, pair.flow_bw, pair.mask)
+        return PairInfo(valid, cut, frame_std(pair.frame_t), frame_std(pair.frame_t1))
+
+    def _stored_stats(self) -> tuple[np.ndarray, ...]:
+        """(valid_fraction, cut, frame_std) read once (a few bytes per pair), or () if not stored."""
+        if self._stats is None:
+            h5, names = self._file(), list(_optional_layout(0))
+            try:
+                self._stats = tuple(h5[name][()] for name in names) if all(n in h5 for n in names) else ()
+            except OSError as exc:
+                raise FlowFileError(f"{self.path}: cannot read the pair statistics: {exc}") from None
+        return self._stats
+
+    def _read(self, name: str, t: int, count: int) -> np.ndarray:
+        if not 0 <= t < count:
+            raise IndexError(f"{name} index {t} out of range 0..{count - 1}")
+        try:
+            return self._file()[name][t]
+        except (OSError, KeyError) as exc:
+            raise FlowFileError(f"{self.path}: cannot read {name}[{t}]: {exc}") from None
+
+    def close(self) -> None:
+        if self._h5 is not None and self._pid == os.getpid():
+            self._h5.close()
+        self._h5 = None
+
+    def __enter__(self) -> FlowFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_h5": None, "_pid": None}
+
+
+def validate(path: str | os.PathLike, check_values: bool = True) -> dict[str, Any]:
+    """Check a clip file completely; return its attributes, or raise FlowFileError saying what is wrong.
+
+    Checks the format tag, every required attribute, each dataset's dtype and shape against the
+    attributes, and (``check_values``) that every chunk decodes, flows are finite and masks are 0/1.
+    """
+    path = Path(path)
+    with FlowFile(path) as clip:
+        h5 = clip._file()
+        if clip.num_frames < 2:
+            raise FlowFileError(f"{path}: {clip.num_frames} frames; a clip needs at least 2")
+        for name, (dtype, shape) in _layout(clip.num_frames, clip.height, clip.width).items():
+            if name not in h5:
+                raise FlowFileError(f"{path}: dataset {name!r} is missing")
+            if h5[name].dtype != dtype or h5[name].shape != shape:
+                raise FlowFileError(f"{path}: dataset {name!r} is {h5[name].dtype} {h5[name].shape}, "
+                                    f"expected {dtype} {shape}")
+        for name, (dtype, shape) in _optional_layout(clip.num_frames).items():
+            if name in h5 and (h5[name].dtype != dtype or h5[name].shape != shape):
+                raise FlowFileError(f"{path}: dataset {name!r} is {h5[name].dtype} {h5[name].shape}, "
+                                    f"expected {dtype} {shape}")
+        if check_values:
+            _check_values(clip)
+        return dict(clip.attrs)
+
+
+def _check_values(clip: FlowFile) -> None:
+    """Decode every chunk once: a truncated file fails here, and flows must be finite, masks 0/1."""
+    for name, count in (("frames", clip.num_frames), ("flow_fw", clip.num_pairs),
+                        ("flow_bw", clip.num_pairs), ("mask", clip.num_pairs)):
+        for t in range(count):
+            chunk = clip._read(name, t, count)
+            if name.startswith("flow") and not np.isfinite(chunk).all():
+                raise FlowFileError(f"{clip.path}: {name}[{t}] holds NaN or infinite values")
+            if name == "mask" and chunk.max(initial=0) > 1:
+                raise FlowFileError(f"{clip.path}: mask[{t}] holds values other than 0 and 1")
+    if clip._stored_stats():
+        valid, cut, std = clip._stored_stats()
+        in_range = (np.all((valid >= 0) & (valid <= 1)) and np.all(cut <= 1)
+                    and np.all((std >= 0) & (std <= 1)))
+        if not in_range:  # NaN fails the comparisons too
+            raise FlowFileError(f"{clip.path}: pair statistics out of range "
+                                "(valid_fraction, cut or frame_std)")
+
+
+def find_flow_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Flow files named directly or found (``*.h5``, not recursively) in the folders given."""
+    found: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            found.extend(sorted(entry.glob("*.h5")))
+        elif entry.is_file():
+            found.append(entry)
+        else:
+            raise FlowFileError(f"{entry}: no such flow file or folder")
+    if not found:
+        raise FlowFileError(f"no flow files (*.h5) in {', '.join(map(str, paths))}")
+    return found

@@ -1,0 +1,305 @@
+"""Many inputs in one ``infer`` run: videos, photos and folders of them, one output each.
+
+    items, ignored = find_inputs(["a.mp4", "photos/", "videos/"], model_name="starry_night")
+    items = plan_outputs(items, "starry_night", out="styled/")        # or out=None: beside each input
+    pool = StylizerPool(open_model("starry_night"), engine)           # vidstyle.models.lazymodel
+    for result in run_items(items, pool, options, progress=True): ...
+
+What an argument becomes:
+
+- a file: one input, a photo if its suffix is an image's (.jpg, .png, .webp, ...), else a video;
+- a folder of numbered frames: one video, as ``vidstyle flows precompute`` decides (its longest
+  numbered image sequence is at least half its images and it holds no video), provided the frames
+  share one size and the first carries no camera EXIF tags: numbered photos from a camera
+  (IMG_0001.JPG, ...) are photos;
+- any other folder: searched recursively for videos, photos and frame folders; other files are
+  reported as ignored, and so are files named like an output of this model (``x.MODEL.png``) so that
+  a rerun does not stylize its own results.
+
+Each input has a stable id, its path relative to the argument it was found under; ``--shard I/N``
+takes the inputs whose id hashes to I (precompute's rule), so N machines given the same arguments
+share the work with no coordination. With an output folder, outputs keep that relative path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from vidstyle.errors import ConfigError, VidstyleError
+from vidstyle.flow.precompute import in_shard
+from vidstyle.infer.engine import FrameEngine
+from vidstyle.infer.inferconfig import EngineConfig, InferOptions
+from vidstyle.infer.job import default_output, fit_size, stylize_video
+from vidstyle.infer.onnxengine import OnnxStylizer
+from vidstyle.infer.photo import default_photo_output, is_photo, stylize_photo
+from vidstyle.io.framefolder import IMAGE_EXTENSIONS, numbered_images
+from vidstyle.io.video import VIDEO_EXTENSIONS, is_clip, probe
+from vidstyle.models.backends import engine_backend
+from vidstyle.models.lazymodel import LazyModel
+
+if TYPE_CHECKING:
+    from torch import nn
+
+# EXIF tags a camera writes (Make, Model, DateTimeOriginal is in a sub-IFD so DateTime stands in):
+# frames written out of a video by ffmpeg, OpenCV or Pillow carry none of them.
+_CAMERA_TAGS = (0x010F, 0x0110, 0x0132)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input: ``id`` (stable, for shards), its ``path``, ``kind`` "video" or "photo", and where
+    its output goes (None until :func:`plan_outputs`)."""
+
+    id: str
+    path: Path
+    kind: str
+    output: Path | None = None
+
+
+@dataclass
+class ItemResult:
+    """The outcome of one input: status "ok" or "failed" (``error`` says why; a truncated video is
+    "failed" with its decodable frames written)."""
+
+    input: str
+    kind: str
+    status: str
+    output: str | None = None
+    frames: int = 0
+    width: int = 0
+    height: int = 0
+    seconds: float = 0.0
+    device: str | None = None
+    compiled: bool = False
+    error: str | None = None
+    backend: str | None = None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class BatchSummary:
+    results: list[ItemResult] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    def to_dict(self) -> dict:
+        return {"done": self.count("ok"), "failed": self.count("failed"), "ignored": self.ignored,
+                "seconds": round(self.seconds, 3), "results": [r.to_dict() for r in self.results]}
+
+
+# --- finding inputs --------------------------------------------------------------------------------
+
+def is_frame_folder(folder: Path) -> bool:
+    """A folder of numbered frames of one video (see the module docstring for the rule)."""
+    if not is_clip(folder):
+        return False
+    files = numbered_images(folder)
+    try:
+        sizes = set()
+        for file in files:
+            with Image.open(file) as image:     # reads the header only
+                sizes.add(image.size)
+        with Image.open(files[0]) as first:
+            exif = first.getexif()
+    except OSError:
+        return True     # unreadable frames are reported by the video reader, with their name
+    return len(sizes) == 1 and not any(tag in exif for tag in _CAMERA_TAGS)
+
+
+def _kind(path: Path) -> str:
+    return "photo" if is_photo(path) else "video"
+
+
+def _is_output_of(path: Path, model_name: str | None) -> bool:
+    stem = path.name if path.is_dir() else path.stem
+    return bool(model_name) and stem.endswith(f".{model_name}")
+
+
+def find_inputs(arguments: Sequence[str | os.PathLike], model_name: str | None = None
+                ) -> tuple[list[Item], list[Path]]:
+    """Inputs under ``arguments`` in order (folders sorted by name) and the files ignored."""
+    items: list[Item] = []
+    ignored: list[Path] = []
+
+    def walk(folder: Path, root: Path) -> None:
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            relative = entry.relative_to(root)
+            if _is_output_of(entry, model_name):
+                ignored.append(entry)
+            elif entry.is_dir():
+                if is_frame_folder(entry):
+                    items.append(Item(relative.as_posix(), entry, "video"))
+                else:
+                    walk(entry, root)
+            elif entry.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS:
+                items.append(Item(relative.as_posix(), entry, _kind(entry)))
+            else:
+                ignored.append(entry)
+
+    for argument in map(Path, arguments):
+        if argument.is_dir() and not is_frame_folder(argument):
+            walk(argument, argument)
+        else:
+            # Named directly: attempted whatever it is, so a missing or odd file gets its own error.
+            items.append(Item(argument.name, argument, _kind(argument)))
+    return items, ignored
+
+
+def take_shard(items: list[Item], shard: tuple[int, int]) -> list[Item]:
+    """The items of shard ``(index, count)``: crc32 of the id, as ``vidstyle flows precompute``."""
+    return [item for item in items if in_shard(item.id, shard)]
+
+
+def plan_outputs(items: list[Item], model_name: str, out: str | os.PathLike | None,
+                 batch: bool) -> list[Item]:
+    """Give each item its output path.
+
+    ``out`` None: the default name beside each input. ``batch`` (several inputs, or a folder
+    argument) or an existing folder as ``out``: a folder, created if needed, holding the default
+    names under each input's relative path (folders are created). Otherwise ``out`` is the one
+    output file. Two inputs with one output are refused before any work.
+    """
+    def default(item: Item) -> Path:
+        return (default_photo_output if item.kind == "photo" else default_output)(item.path, model_name)
+
+    to_folder = out is not None and (batch or Path(out).is_dir() or str(out).endswith(("/", os.sep)))
+    if out is None:
+        planned = [replace(item, output=default(item)) for item in items]
+    elif to_folder:
+        folder = Path(out)
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"-o {out}: several inputs need an output folder, and this is a file")
+        planned = [replace(item, output=folder / Path(item.id).parent / default(item).name)
+                   for item in items]
+    else:
+        planned = [replace(item, output=Path(out)) for item in items]
+    seen: dict[Path, Item] = {}
+    for item in planned:
+        key = item.output.resolve()
+        if key in seen:
+            raise ConfigError(f"{seen[key].path} and {item.path} would both be written to "
+                              f"{item.output}; rename one or use separate runs")
+        seen[key] = item
+    if out is not None and to_folder:
+        for parent in sorted({item.output.parent for item in planned}):
+            parent.mkdir(parents=True, exist_ok=True)
+    return planned
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+class StylizerPool:
+    """The engines of one run, one per (compile, backend) decision, sharing the model.
+
+    ``model`` is a :class:`vidstyle.models.lazymodel.LazyModel` or a torch network. Where the onnx backend
+    is chosen, the engine is an :class:`vidstyle.infer.onnxengine.OnnxStylizer` on the model's cached
+    export, and torch is not imported (:mod:`vidstyle.models.lazymodel`). ``notify`` is told before a
+    compile is due (first use of a compiled network on a frame size: torch compiles per shape), so
+    a user does not watch a progress bar sit at 0% while it compiles (compile times: README,
+    "Inference").
+    """
+
+    def __init__(self, model: LazyModel | nn.Module, engine: EngineConfig,
+                 notify: Callable[[str], None] | None = None):
+        self.model = model if isinstance(model, LazyModel) else LazyModel(net=model)
+        self.engine, self.notify = engine, notify
+        self._stylizers: dict[tuple[bool, str], FrameEngine] = {}
+        self._compiled_sizes: set[tuple[int, int]] = set()
+
+    def get(self, work_pixels: int, size: tuple[int, int] | None = None) -> FrameEngine:
+        """The engine for a job of ``work_pixels`` (frames x pixels) at ``size`` (width, height;
+        None when not known yet, as for a photo before it is read)."""
+        if engine_backend(self.engine, work_pixels, self.model.exportable, self.model.network) == "onnx":
+            key = (False, "onnx")
+            if key not in self._stylizers:
+                self._stylizers[key] = OnnxStylizer(self.model.onnx_file(),
+                                                    replace(self.engine, backend="onnx"))
+            return self._stylizers[key]
+        from vidstyle.infer.stylize import Stylizer, plan
+
+        decided = plan(replace(self.engine, backend="torch"), work_pixels, network=self.model.network)
+        key = (decided.compile, "torch")
+        if key not in self._stylizers:
+            self._stylizers[key] = Stylizer(self.model.net, replace(self.engine, compile=decided.compile,
+                                                                    backend="torch"))
+        stylizer = self._stylizers[key]
+        if stylizer.compiled and size not in self._compiled_sizes:
+            self._compiled_sizes.add(size)
+            if self.notify is not None:
+                where = "GPU" if stylizer.plan.device_type == "cuda" else "CPU"
+                at = f" at {size[0]}x{size[1]}" if size else ""
+                self.notify(f"compiling the network for this {where}{at}, once, ~30 s "
+                            f"(later runs reuse it)")
+        return stylizer
+
+
+def video_work(path: Path, options: InferOptions) -> tuple[int, tuple[int, int]]:
+    """(frames x pixels, (width, height)) a video job will run the network on, from a probe."""
+    info = probe(path)
+    size = fit_size(info.width, info.height, options.max_size) or (info.width, info.height)
+    seconds = info.duration - options.start if options.duration is None else options.duration
+    frames = max(1, min(info.num_frames, round(seconds * info.fps)))
+    return frames * size[0] * size[1], size
+
+
+def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bool) -> ItemResult:
+    """Stylize one input; a VidstyleError propagates (the caller decides: exit 2 or skip)."""
+    if item.kind == "photo":
+        stylizer = pool.get(0)
+        photo = stylize_photo(item.path, item.output, stylizer, options)
+        return ItemResult(str(item.path), "photo", "ok", str(photo.output), 1, photo.width,
+                          photo.height, photo.seconds, photo.device, False,
+                          backend=stylizer.plan.backend)
+    if item.output.suffix.lower() in IMAGE_EXTENSIONS:
+        raise ConfigError(f"{item.path} is a video: its output needs a video extension (.mp4, .mov "
+                          f"or .mkv), not {item.output.name}")
+    work, size = video_work(item.path, options)
+    video = stylize_video(item.path, item.output, pool.get(work, size), options=options,
+                          progress=progress)
+    return ItemResult(str(item.path), "video", "failed" if video.truncated else "ok",
+                      str(video.output), video.frames, video.width, video.height, video.seconds,
+                      video.device, video.compiled, video.truncated, video.backend)
+
+
+def run_items(items: list[Item], pool: StylizerPool, options: InferOptions, progress: bool
+              ) -> Iterator[ItemResult]:
+    """Stylize each item in turn; a bad one is yielded as "failed" and the rest go on."""
+    for item in items:
+        started = time.perf_counter()
+        try:
+            yield run_item(item, pool, options, progress)
+        except VidstyleError as error:
+            yield ItemResult(str(item.path), item.kind, "failed", seconds=time.perf_counter() - started,
+                             error=str(error))
+
+
+def format_result(result: ItemResult, model_name: str) -> str:
+    """One line a user reads: where the output went, its size, speed and device; or why it failed."""
+    if result.status == "failed" and not result.output:
+        return f"failed {result.input}: {result.error}"
+    how = ", ".join(filter(None, (result.device, result.backend, "compiled" if result.compiled else "")))
+    timed_video = result.seconds > 0 and result.kind == "video"
+    rate = f"{result.frames / result.seconds:.1f} frames/s, " if timed_video else ""
+    line = (f"{result.output}: {result.frames} frame{'s' if result.frames != 1 else ''}, "
+            f"{result.width}x{result.height}, model {model_name}, {result.seconds:.1f} s ({rate}{how})")
+    return line if result.status == "ok" else f"{line}; failed: {result.error}"
+
+
+def format_summary(summary: BatchSummary) -> str:
+    frames = sum(r.frames for r in summary.results if r.status == "ok")
+    return (f"{summary.count('ok')} done, {summary.count('failed')} failed, {len(summary.ignored)} "
+            f"other files ignored; {frames} frames in {summary.seconds:.1f} s")

@@ -1,0 +1,183 @@
+"""The whole job: a video file or frame folder in, a stylized video file out, on any engine.
+
+Three stages run at once, joined by small bounded queues so memory stays flat however long the
+video: a thread decodes, the calling thread runs the engine on batches, a thread encodes
+(:mod:`vidstyle.background`) and runs the stabilizer and colour options. No torch here: with an
+:class:`vidstyle.infer.onnxengine.OnnxStylizer` a job never loads it; given a network instead of an
+engine, :func:`stylize_video` builds a :class:`vidstyle.infer.stylize.Stylizer` (torch) for it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vidstyle.background import BackgroundSink
+from vidstyle.errors import ConfigError, VideoError
+from vidstyle.infer.engine import FrameEngine
+from vidstyle.infer.inferconfig import EngineConfig, InferOptions, check_options
+from vidstyle.infer.stabilize import Stabilizer, StabilizerConfig
+
+if TYPE_CHECKING:
+    from torch import nn
+
+# Clock of the output when the input's frame rate varies: MPEG's 90 kHz, finer than any source's.
+VARIABLE_RATE_TIME_BASE = Fraction(1, 90000)
+
+
+@dataclass
+class InferResult:
+    """What a job produced; ``truncated`` holds the reader's message when the input was cut short."""
+
+    output: Path
+    frames: int
+    width: int
+    height: int
+    seconds: float
+    device: str
+    compiled: bool
+    truncated: str | None = None
+    backend: str = "torch"
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else math.inf
+
+
+def default_output(input_path: str | os.PathLike, model_name: str) -> Path:
+    """``INPUT_STEM.MODEL.mp4`` beside the input (a frame folder counts as a file of its name)."""
+    path = Path(input_path)
+    stem = path.name if path.is_dir() else path.stem
+    return path.parent / f"{stem}.{model_name}.mp4"
+
+
+def fit_size(width: int, height: int, max_size: int | None) -> tuple[int, int] | None:
+    """(width, height) scaled so the longest side is at most ``max_size``; None when it already is."""
+    if max_size is None or max(width, height) <= max_size:
+        return None
+    if max_size < 8:
+        raise ConfigError(f"--max-size must be at least 8 pixels, got {max_size}")
+    scale = max_size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _check_job(input_path: Path, output: Path, options: InferOptions) -> None:
+    """Refuse what would fail late or destroy data, before any work is done."""
+    from vidstyle.io.encode import check_output_path
+
+    check_output_path(output, options.lossless, source=input_path)
+    check_options(options)
+
+
+def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
+                  net: FrameEngine | nn.Module, engine: EngineConfig | None = None,
+                  options: InferOptions | None = None, progress: bool = False) -> InferResult:
+    """Stylize a video file or frame folder into ``output`` (written atomically).
+
+    Keeps the frame rate and frame count (frame t at t / fps; each frame's own time when the
+    input's rate varies), the upright orientation, and the audio streams of the stylized time span
+    (copied when the container allows). A truncated input gives the frames that decode, written to
+    ``NAME.partial.EXT`` instead of ``output`` (``result.output`` says which), with
+    ``result.truncated`` set. ``net`` is a ready engine (a :class:`vidstyle.infer.engine.FrameEngine`:
+    ``engine`` is then ignored; reuse one across videos) or a torch network mapping RGB [0, 1]
+    (N, 3, H, W) to the same, run by a Stylizer it is moved into.
+    """
+    from vidstyle.io.encode import VideoWriter, partial_path
+    from vidstyle.io.video import iter_timed_frames, probe, variable_rate
+
+    engine = engine or EngineConfig()
+    options = options or InferOptions()
+    input_path, output = Path(input_path), Path(output)
+    _check_job(input_path, output, options)
+    info = probe(input_path)
+    size = fit_size(info.width, info.height, options.max_size)
+    width, height = size or (info.width, info.height)
+    first = round(options.start * info.fps)
+    stop = info.num_frames if options.duration is None else min(
+        info.num_frames, round((options.start + options.duration) * info.fps))
+    total = max(stop - first, 1)
+    stylizer = net if isinstance(net, FrameEngine) else _torch_engine(net, engine, total * width * height)
+
+    source_errors: list[VideoError] = []
+    times: collections.deque[float] = collections.deque()  # output seconds of the frames in flight
+
+    timed = variable_rate(input_path)
+    window = dict(start=options.start, duration=options.duration)
+    if timed:  # frame numbers do not follow time: decode from the start, select by time below
+        window = dict(start=0.0, duration=None)
+    end = math.inf if options.duration is None else options.start + options.duration
+
+    def frames() -> Iterator[np.ndarray]:
+        # A cut file yields what decodes, then raises: keep those frames, report the cut at the end.
+        try:
+            with contextlib.closing(iter_timed_frames(input_path, size=size, **window)) as source:
+                for seconds, frame in source:
+                    if timed and seconds >= end:
+                        return
+                    if not timed or seconds >= options.start:
+                        times.append(seconds - options.start)
+                        yield frame
+        except VideoError as exc:
+            source_errors.append(exc)
+
+    result = InferResult(output, 0, width * (2 if options.side_by_side else 1), height, 0.0,
+                         str(stylizer.plan.device), stylizer.compiled)
+    stabilizer = Stabilizer(StabilizerConfig(strength=options.stabilize))
+    started = time.perf_counter()
+    audio = str(input_path) if info.has_audio else None
+    time_base = VARIABLE_RATE_TIME_BASE if timed else None
+    with VideoWriter(output, info.fps, lossless=options.lossless, crf=options.crf, preset=options.preset,
+                     audio_from=audio, audio_start=options.start, time_base=time_base) as writer, \
+            _progress_bar(total, progress) as bar, contextlib.closing(stylizer.pairs(frames())) as pairs:
+        def emit(item: tuple[np.ndarray, np.ndarray, float]) -> None:
+            # In the encoder's thread: the stabilizer needs the frames in order, and its OpenCV
+            # calls release the GIL, so it overlaps the network's next frame.
+            frame_in, frame_out, seconds = item
+            frame_out = stabilizer(frame_in, frame_out)
+            if options.post_process is not None:
+                frame_out = options.post_process(frame_in, frame_out)
+            writer.write(np.concatenate([frame_in, frame_out], axis=1) if options.side_by_side
+                         else frame_out, seconds)
+
+        sink = BackgroundSink(emit, stylizer.plan.queue_depth)
+        try:
+            for frame_in, frame_out in pairs:
+                sink.put((frame_in, frame_out, times.popleft()))
+                result.frames += 1
+                bar.update(1)
+            if source_errors and result.frames == 0:
+                raise source_errors[0]
+            if source_errors:  # never a cut video under the name that means "done"
+                result.output = partial_path(output)
+                writer.keep_as(result.output)
+        except BaseException:
+            sink.close(wait=False)
+            raise
+        sink.close()
+    result.seconds = time.perf_counter() - started
+    result.compiled = stylizer.compiled
+    result.backend = stylizer.plan.backend
+    result.truncated = str(source_errors[0]) if source_errors else None
+    return result
+
+
+def _torch_engine(net: nn.Module, engine: EngineConfig, work_pixels: int) -> FrameEngine:
+    from vidstyle.infer.stylize import Stylizer
+
+    return Stylizer(net, engine, work_pixels=work_pixels)
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", disable=not enabled, dynamic_ncols=True, leave=False)

@@ -1,0 +1,400 @@
+"""Video input: probe clips, stream their frames (writing is vidstyle.io.encode).
+
+A clip is a video file (read with PyAV) or a folder of numbered images (:mod:`vidstyle.io.framefolder`);
+random access is :mod:`vidstyle.io.random_access`. Frames are numpy uint8 RGB (H, W, 3), upright: a
+rotation stored in the file (display matrix) is applied, and sizes are (width, height) as displayed.
+Every failure reaches the caller as ``VideoError`` (bad sizes and rates as ``ConfigError``) with the
+path in its message; PyAV and OpenCV exceptions never escape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from vidstyle.errors import ConfigError, VideoError
+from vidstyle.io.framefolder import FOLDER_FPS, IMAGE_EXTENSIONS, iter_images, numbered_images, read_image
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg",
+                              ".wmv", ".flv"})
+# Formats whose headers state the stream's duration, so a short stream means a cut file. MPEG
+# program/transport streams are left out: their duration is only estimated from the bit rate.
+_DURATION_IN_HEADER = ("matroska", "avi", "asf", "flv")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ``probe`` learns about a clip.
+
+    num_frames: frames that decode (for .mp4/.mov the sample table's count, else video packets
+    counted by demuxing). fps: frames per second (a frame folder gets FOLDER_FPS). width, height:
+    pixels as displayed, after ``rotation``. duration: seconds. rotation: degrees counterclockwise
+    (0, 90, 180, 270) the stored picture is turned for display; every reader here applies it.
+    """
+
+    path: str
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    duration: float
+    has_audio: bool
+    rotation: int
+    is_frame_folder: bool
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels, as displayed."""
+        return self.width, self.height
+
+
+# --- errors and opening -------------------------------------------------------------------------
+
+def _reason(error: BaseException) -> str:
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+@contextlib.contextmanager
+def _library_errors(path, action: str) -> Iterator[None]:
+    """Re-raise PyAV and OS errors as VideoError: 'cannot <action> <path>: <reason>'."""
+    try:
+        yield
+    except (av.FFmpegError, OSError) as error:
+        raise VideoError(f"cannot {action} {path}: {_reason(error)}") from error
+
+
+def _check_file(path) -> Path:
+    file = Path(path)
+    if not file.exists():
+        raise VideoError(f"video not found: {path}")
+    if not file.is_file():
+        raise VideoError(f"{path} is not a video file")
+    if file.stat().st_size == 0:
+        raise VideoError(f"{path} is empty (0 bytes), not a video")
+    return file
+
+
+def _open_input(path) -> av.container.InputContainer:
+    file = _check_file(path)
+    with _library_errors(path, "open video"):
+        return av.open(str(file), metadata_errors="ignore")
+
+
+def _video_stream(container, path) -> av.video.stream.VideoStream:
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:  # cover art is no video
+            return stream
+    raise VideoError(f"{path} has no video stream")
+
+
+def _probe_folder(folder: Path) -> VideoInfo:
+    files = numbered_images(folder)
+    if not files:
+        raise VideoError(f"{folder} holds no numbered image frames (such as 00001.png)")
+    height, width = read_image(files[0]).shape[:2]
+    return VideoInfo(str(folder), len(files), FOLDER_FPS, width, height, len(files) / FOLDER_FPS,
+                     has_audio=False, rotation=0, is_frame_folder=True)
+
+
+# --- probing files ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Scan:
+    packets: int          # video packets holding a frame
+    first: float | None   # seconds: earliest packet time
+    end: float | None     # seconds: latest packet time plus its duration
+    rotation: int         # of the first decoded frame, degrees counterclockwise
+
+
+def _scan(container, stream, path, count: bool) -> _Scan:
+    """Demux the video stream (no decoding beyond the first frame, for its rotation).
+
+    Without ``count`` it stops at the first frame. A demux or decode error ends the count there,
+    which is what a reader will meet too.
+    """
+    packets, first, end, rotation = 0, None, None, None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            packets += 1
+            if packet.pts is not None:
+                start = float(packet.pts * packet.time_base)
+                first = start if first is None else min(first, start)
+                stop = start + float((packet.duration or 0) * packet.time_base)
+                end = stop if end is None else max(end, stop)
+            if rotation is None:
+                frames = packet.decode()
+                rotation = _quarter_turns(frames[0].rotation) * 90 if frames else None
+                if rotation is not None and not count:
+                    break
+    except av.FFmpegError:
+        pass
+    if rotation is None:
+        rotation = _first_rotation_after_flush(stream)
+    if rotation is None:
+        raise VideoError(f"{path}: no video frame could be decoded")
+    return _Scan(packets, first, end, rotation)
+
+
+def _first_rotation_after_flush(stream) -> int | None:
+    """Rotation of the first frame that only comes out when the decoder is drained (short clips)."""
+    try:
+        frames = stream.codec_context.decode(None)
+    except av.FFmpegError:
+        return None
+    return _quarter_turns(frames[0].rotation) * 90 if frames else None
+
+
+def _quarter_turns(degrees: float) -> int:
+    return int(round(degrees / 90.0)) % 4
+
+
+def _declared_duration(container, stream) -> float | None:
+    """Seconds of video the header promises, where the format's header can be believed."""
+    if not container.format.name.startswith(_DURATION_IN_HEADER):
+        return None
+    if stream.duration:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION", "")  # matroska: "HH:MM:SS.nnnnnnnnn"
+    match = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", tag)
+    if match:
+        return int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3])
+    if container.duration and len(container.streams) == 1:
+        return container.duration / av.time_base
+    return None
+
+
+def _probe_file(path) -> tuple[VideoInfo, int]:
+    """VideoInfo of a video file, and the frames it should hold (more than num_frames if cut)."""
+    with _open_input(path) as container, _library_errors(path, "read video"):
+        stream = _video_stream(container, path)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        stream_seconds = float(stream.duration * stream.time_base) if stream.duration else None
+        # mp4/mov sample tables count frames exactly, unless an edit list hides some of them
+        # (a stream-copied cut), which shows as a count the duration does not account for.
+        trusted = (container.format.name.startswith("mov") and stream.frames > 0 and rate
+                   and stream_seconds and abs(stream.frames - stream_seconds * rate) <= 1)
+        scan = _scan(container, stream, path, count=not trusted)
+        if trusted:
+            frames, fps, duration = stream.frames, float(rate), stream_seconds
+        else:
+            frames = scan.packets
+            span = scan.end - scan.first if scan.end is not None else 0.0
+            fps = float(rate) if rate else (frames / span if span > 0 else FOLDER_FPS)
+            # A stream far sparser or denser than its nominal rate (some AVIs): spread the frames
+            # over the time they really cover, so that writing them back keeps the clip's length.
+            if frames > 1 and span > 0 and abs(frames - span * fps) > max(2.0, 0.1 * frames):
+                fps = frames / span
+            duration = span if span > 0 else frames / fps
+        expected = frames
+        declared = None if trusted else _declared_duration(container, stream)
+        if declared and declared - duration > max(3.0 / fps, 0.05 * declared):
+            expected = max(frames, round(declared * fps))
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if scan.rotation in (90, 270):
+            width, height = height, width
+        info = VideoInfo(str(path), frames, fps, width, height, duration,
+                         has_audio=bool(container.streams.audio), rotation=scan.rotation,
+                         is_frame_folder=False)
+    return info, expected
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_cached(path: str, _mtime_ns: int, _size: int) -> tuple[VideoInfo, int]:
+    return _probe_file(path)
+
+
+def _probe_with_expected(path) -> tuple[VideoInfo, int]:
+    if Path(path).is_dir():
+        info = _probe_folder(Path(path))
+        return info, info.num_frames
+    stat = _check_file(path).stat()
+    return _probe_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Frame count, rate, size, duration, audio and rotation of a video file or frame folder.
+
+    For .mp4/.mov files the count comes from the container (free); for other formats the video
+    packets are counted by demuxing, which reads the file but decodes nothing. Results are cached
+    per (path, modification time, size). Raises VideoError for anything that is not a readable clip.
+    """
+    return _probe_with_expected(path)[0]
+
+
+def variable_rate(path: str | os.PathLike) -> bool:
+    """Whether a clip's frames stray from even spacing: some frame's time is more than a quarter of
+    a frame away from t / fps (phones and screen recorders write such files).
+
+    Reads the packet times by demuxing (no decoding). A frame folder is evenly spaced.
+    """
+    info = probe(path)
+    if info.is_frame_folder or info.num_frames < 2:
+        return False
+    with _open_input(path) as container, _library_errors(path, "read video"):
+        stream = _video_stream(container, path)
+        stamps = []
+        with contextlib.suppress(av.FFmpegError):  # a cut file: the frames before the cut count
+            stamps = [packet.pts for packet in container.demux(stream)
+                      if packet.size and packet.pts is not None]
+        times = np.sort(np.asarray(stamps, np.float64)) * float(stream.time_base)
+    if len(times) < 2:
+        return False
+    even = np.arange(len(times)) / info.fps
+    return bool(np.max(np.abs(times - times[0] - even)) > 0.25 / info.fps)
+
+
+def is_clip(path: str | os.PathLike) -> bool:
+    """True for a path with a video extension (VIDEO_EXTENSIONS, whether or not it exists yet) and
+    for a frame folder. Hidden names (".x.mp4") are never clips.
+
+    A frame folder holds no video file, and its longest numbered sequence of images (at least 2) is
+    at least half of its images: a folder of videos beside a few numbered pictures, or of photos that
+    happen to carry numbers, is a folder to search, not a clip.
+    """
+    path = Path(path)
+    if path.name.startswith("."):
+        return False
+    if not path.is_dir():
+        return path.suffix.lower() in VIDEO_EXTENSIONS
+    try:
+        names = os.listdir(path)
+        frames = numbered_images(path)
+    except (OSError, VideoError):
+        return False
+    suffixes = [os.path.splitext(name)[1].lower() for name in names if not name.startswith(".")]
+    if any(suffix in VIDEO_EXTENSIONS for suffix in suffixes):
+        return False
+    images = sum(suffix in IMAGE_EXTENSIONS for suffix in suffixes)
+    return len(frames) >= 2 and 2 * len(frames) >= images
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def check_size(size) -> tuple[int, int] | None:
+    """``size`` as (width, height) positive ints, or None; ConfigError for anything else."""
+    if size is None:
+        return None
+    if isinstance(size, (str, bytes)):
+        raise ConfigError(f"size must be (width, height), got {size!r}")
+    try:
+        width, height = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ConfigError(f"size must be (width, height), got {size!r}") from None
+    if width < 1 or height < 1:
+        raise ConfigError(f"size must be positive, got {width}x{height}")
+    return width, height
+
+
+def upright_resized(frame: np.ndarray, rotation: int, size: tuple[int, int] | None) -> np.ndarray:
+    """uint8 (H, W, 3) as displayed: turned by ``rotation`` degrees counterclockwise, then resized."""
+    if rotation:
+        frame = np.rot90(frame, rotation // 90)
+    if size is not None and size != (frame.shape[1], frame.shape[0]):
+        shrinking = size[0] <= frame.shape[1] and size[1] <= frame.shape[0]
+        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(frame)
+
+
+def _frame_window(info: VideoInfo, expected: int, max_frames, start, duration) -> tuple[int, int]:
+    """Frame indices [first, stop) for a time window in seconds, capped at max_frames.
+
+    With no duration the window runs to the frames the file should hold (``expected``), so that
+    reading a cut file reaches its cut and reports it.
+    """
+    if not (math.isfinite(start) and start >= 0) or (
+            duration is not None and not (math.isfinite(duration) and duration > 0)):
+        raise ConfigError(f"start must be >= 0 and duration > 0 seconds, both finite, "
+                          f"got {start} and {duration}")
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"max_frames must be at least 1, got {max_frames}")
+    first = round(start * info.fps)
+    stop = expected if duration is None else round((start + duration) * info.fps)
+    if max_frames is not None:
+        stop = min(stop, first + max_frames)
+    if first >= info.num_frames:
+        raise VideoError(f"start {start:g} s is past the end of {info.path} ({info.duration:.3f} s)")
+    return first, max(stop, first + 1)
+
+
+def iter_frames(path: str | os.PathLike, size: tuple[int, int] | None = None,
+                max_frames: int | None = None, start: float = 0.0,
+                duration: float | None = None) -> Iterator[np.ndarray]:
+    """Stream a clip's frames in order: uint8 RGB (H, W, 3), upright, resized to size=(width, height).
+
+    start and duration are seconds; the frames yielded are those with index t in
+    [round(start * fps), round((start + duration) * fps)), at most ``max_frames`` of them.
+    Shrinking uses area interpolation, enlarging bilinear. The clip is probed (and missing or
+    unreadable input raises) at the call; decoding happens as frames are taken. A truncated or
+    corrupt stream yields the frames that decode, then raises VideoError("... truncated: decoded N
+    frames ...").
+    """
+    return (frame for _, frame in iter_timed_frames(path, size, max_frames, start, duration))
+
+
+def iter_timed_frames(path: str | os.PathLike, size: tuple[int, int] | None = None,
+                      max_frames: int | None = None, start: float = 0.0,
+                      duration: float | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Like :func:`iter_frames`, with each frame's presentation time: (seconds, frame) pairs.
+
+    Seconds are the times stored in the file, counted from the stream's start time (the first
+    frame is at 0 unless the coder delays it, as AVI does), so a variable frame rate shows; frame
+    t of a folder is at t / FOLDER_FPS.
+    """
+    size = check_size(size)
+    info, expected = _probe_with_expected(path)
+    first, stop = _frame_window(info, expected, max_frames, start, duration)
+    if info.is_frame_folder:
+        return _iter_folder(Path(path), size, first, stop)
+    return _iter_file(path, info, expected, size, first, stop)
+
+
+def _iter_folder(folder: Path, size, first: int, stop: int) -> Iterator[tuple[float, np.ndarray]]:
+    frames = iter_images(folder, first, stop, same_size=size is None)
+    for index, frame in enumerate(frames, start=first):
+        yield index / FOLDER_FPS, upright_resized(frame, 0, size)
+
+
+def _iter_file(path, info: VideoInfo, expected: int, size, first: int, stop: int
+               ) -> Iterator[tuple[float, np.ndarray]]:
+    container = _open_input(path)
+    try:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        if first > 0:
+            with _library_errors(path, "seek in"):
+                target = (stream.start_time or 0) + int(first / info.fps / stream.time_base)
+                container.seek(target, stream=stream)
+        index, failure = (0 if first == 0 else None), None
+        try:
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    seconds = frame.time - origin if frame.time is not None else None
+                    if index is None:  # after a seek, place the first frame by its time
+                        index = round((seconds or 0.0) * info.fps)
+                    if index >= first:
+                        yield (index / info.fps if seconds is None else seconds,
+                               upright_resized(frame.to_ndarray(format="rgb24"), info.rotation, size))
+                    index += 1
+                    if index >= stop:
+                        return
+        except av.FFmpegError as error:
+            failure = error
+        reached = index or 0
+        if failure is not None or reached < min(stop, expected):
+            reason = f" ({_reason(failure)})" if failure is not None else ""
+            raise VideoError(f"{path} is truncated: decoded {reached} frames of {expected}{reason}")
+    finally:
+        container.close()

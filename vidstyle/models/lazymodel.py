@@ -1,0 +1,99 @@
+"""A model for inference whose network is built only when a job needs PyTorch.
+
+    model = open_model("starwars_blue", backend="auto")
+    model.onnx_file()        # the cached ONNX export: no torch when it is there already
+    model.net                # the torch network, loaded (and checked) on first use
+
+Finding a model and reading its card need no torch (:mod:`vidstyle.models.zoo`), and its export is cached
+under a key of the model file's bytes (:func:`vidstyle.models.backends.model_file_key`), so a job on the
+onnx backend whose export is cached never imports torch. Without a cached export :func:`open_model`
+loads the network at once, so a bad model file is refused before any input is read; an export is
+only ever written after that load succeeded, so a cached one vouches for the file of its key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vidstyle.models.backends import cached_export, export_path, model_file_key
+from vidstyle.models.zoo import ModelCard, ModelEntry, find_model, read_card
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class LazyModel:
+    """A model file (``entry`` and ``card``), or a network given as is (``net``): its network on
+    demand and its ONNX export from the cache, made once."""
+
+    def __init__(self, entry: ModelEntry | None = None, card: ModelCard | None = None,
+                 net: nn.Module | None = None):
+        if net is None and (entry is None or card is None):
+            raise ValueError("LazyModel needs a model file's entry and card, or a network")
+        self.entry, self.card, self._net = entry, card, net
+        self._key: str | None = None
+
+    @property
+    def name(self) -> str:
+        if self.entry is not None:
+            return self.entry.name
+        return getattr(self._net, "config", {}).get("name", "net")
+
+    @property
+    def net(self) -> nn.Module:
+        """The network, eval mode, fp32 on the CPU; loaded from the file on first use (torch)."""
+        if self._net is None:
+            from vidstyle.models.zoo import load_model
+
+            self._net = load_model(self.entry).net
+        return self._net
+
+    @property
+    def network(self) -> str | None:
+        """The network's name ("huang", "lite", ...): from the card, without torch, for a model file."""
+        if self.card is not None:
+            return self.card.net_name
+        return getattr(self._net, "config", {}).get("name")
+
+    @property
+    def exportable(self) -> bool:
+        """Whether the onnx backend can run it: every model file holds a vidstyle network."""
+        if self._net is None:
+            return True
+        from vidstyle.models.net import is_stylizing_net
+
+        return is_stylizing_net(self._net)
+
+    def _export_path(self, folder: str | os.PathLike | None) -> Path:
+        if self._key is None:
+            self._key = model_file_key(self.entry.weights, self.card.net)
+        return export_path(self.name, self._key, folder)
+
+    def onnx_cached(self, folder: str | os.PathLike | None = None) -> bool:
+        """Whether the model file's export is in the cache (always False for a bare network)."""
+        return self.entry is not None and self._export_path(folder).is_file()
+
+    def onnx_file(self, folder: str | os.PathLike | None = None) -> Path:
+        """The ONNX export in the cache (default ``$VIDSTYLE_CACHE/onnx``), exported on first use."""
+        if self.entry is None:
+            return cached_export(self.net, folder)
+        path = self._export_path(folder)
+        if path.is_file():
+            return path
+        return cached_export(self.net, path.parent, name=self.name, key=self._key,
+                             card=self.card.to_dict())
+
+
+def open_model(spec: str | os.PathLike, backend: str = "auto", **folders_kw: Any) -> LazyModel:
+    """Find a model (``--model``: a name or a ``.safetensors`` path) for a job on ``backend``.
+
+    The network is loaded now (torch) unless the backend may be onnx and the export is cached, so
+    that anything wrong with the file is a ModelError here, before any input is read.
+    """
+    entry = find_model(spec, **folders_kw)
+    model = LazyModel(entry, read_card(entry))
+    if backend == "torch" or not model.onnx_cached():
+        model.net  # noqa: B018 (loads and checks the file)
+    return model

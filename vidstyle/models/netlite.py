@@ -1,0 +1,95 @@
+"""The ``lite`` stylizing network: the shape of :mod:`vidstyle.models.net`'s networks at a fraction of the
+cost.
+
+Made for the CPU, where a 640x360 frame through ``huang`` takes about 5.5 G multiply-adds, most of them
+in the residual blocks and the full-resolution decoder layer. ``lite`` keeps the encoder / residual /
+decoder layout and the instance norms of the low-resolution stages, and changes what is expensive:
+
+    encoder    conv 3x3   3 -> c1, stride 1, ReLU             (zero padding inside the conv: no pad op)
+               conv 3x3  c1 -> c2, stride 2, IN, ReLU
+               conv 3x3  c2 -> c3, stride 2, IN, ReLU
+    residual   R blocks of c3: sep-IN-ReLU-sep-IN plus the identity skip
+               (sep: depthwise 3x3 then pointwise 1x1, about 1/8 of a full 3x3 conv at 64 channels)
+    decoder    pointwise c3 -> c2, upsample x2 (nearest), depthwise 3x3, pointwise c2 -> c2, ReLU
+               pointwise c2 -> c1, upsample x2 (nearest), depthwise 3x3, ReLU
+               conv 3x3  c1 -> 3, then sigmoid
+
+The pointwise convs before each upsampling run at the lower resolution (a 1x1 conv commutes with
+nearest upsampling), so the full-resolution layers only carry c1 = 8 channels. About 1.17 G
+multiply-adds for a 640x360 frame with the defaults (8, 24, 64), 5 blocks.
+
+It is meant to be distilled from a trained ``huang`` model (:mod:`vidstyle.training.distill`), and it can be
+trained from scratch like the others (``train --net lite``). Input, output, padding and the tone gate
+are :class:`vidstyle.models.net.StylizingNet`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vidstyle.models.net import StylizingNet
+
+
+def _conv(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride, padding=1, groups=groups)
+
+
+class SeparableResidual(nn.Module):
+    """x + IN(sep(ReLU(IN(sep(x))))), sep = depthwise 3x3 then pointwise 1x1."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        c = channels
+        self.body = nn.Sequential(
+            _conv(c, c, groups=c), nn.Conv2d(c, c, 1), nn.InstanceNorm2d(c, affine=True),
+            nn.ReLU(inplace=True),
+            _conv(c, c, groups=c), nn.Conv2d(c, c, 1), nn.InstanceNorm2d(c, affine=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class PointwiseUp(nn.Module):
+    """Pointwise c_in -> c_out at the low resolution, nearest upsampling x2, depthwise 3x3, then an
+    optional pointwise c_out -> c_out (``mix``), and ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, mix: bool):
+        super().__init__()
+        self.reduce = nn.Conv2d(c_in, c_out, 1)
+        self.spatial = _conv(c_out, c_out, groups=c_out)
+        self.mix = nn.Conv2d(c_out, c_out, 1) if mix else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.spatial(F.interpolate(self.reduce(x), scale_factor=2.0, mode="nearest"))
+        if self.mix is not None:
+            y = self.mix(y)
+        return F.relu(y)
+
+
+class LiteStyleNet(StylizingNet):
+    """The ``lite`` network (see the module docstring): channels (c1, c2, c3), res_blocks, tone.
+    ``forward`` and ``forward_padded`` (padding, the tone gate) are :class:`StylizingNet`'s."""
+
+    def __init__(self, channels: Sequence[int] = (8, 24, 64), res_blocks: int = 5, name: str = "lite",
+                 tone: float = 0.0):
+        super().__init__()
+        c1, c2, c3 = (int(c) for c in channels)
+        self.tone = float(tone)
+        self.config = {"name": name, "channels": [c1, c2, c3], "res_blocks": int(res_blocks)}
+        if self.tone > 0:
+            self.config["tone"] = self.tone
+        self.encoder = nn.Sequential(
+            nn.Sequential(_conv(3, c1), nn.ReLU(inplace=True)),
+            nn.Sequential(_conv(c1, c2, 2), nn.InstanceNorm2d(c2, affine=True), nn.ReLU(inplace=True)),
+            nn.Sequential(_conv(c2, c3, 2), nn.InstanceNorm2d(c3, affine=True), nn.ReLU(inplace=True)))
+        self.residuals = nn.Sequential(*(SeparableResidual(c3) for _ in range(res_blocks)))
+        self.decoder = nn.Sequential(PointwiseUp(c3, c2, mix=True), PointwiseUp(c2, c1, mix=False),
+                                     _conv(c1, 3))
+
+    def forward_ungated(self, x: torch.Tensor) -> torch.Tensor:
+        """The output before the tone gate, on a padded input."""
+        return torch.sigmoid(self.decoder(self.residuals(self.encoder(x))))

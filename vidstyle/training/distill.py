@@ -1,0 +1,186 @@
+"""Distillation: a trained model's look in a cheaper network (``vidstyle distill TEACHER --name NEW``).
+
+A student network (``lite`` by default, :mod:`vidstyle.models.netlite`) learns to reproduce the teacher's
+output on the training frames: no loss network, no style image, only the teacher. Each step draws
+``batch`` frame pairs (both frames are used) from flow files and photos, as training does, and
+minimises
+
+    |S(x') - T(x)|_1  +  |grad S(x') - grad T(x)|_1
+
+where T is the teacher's output before its tone gate, S the student's, grad the horizontal and
+vertical pixel differences (they keep the strokes sharp), and x' is x with Gaussian noise of up to
+``noise`` on half the images: the student learns to give the teacher's clean answer for a noisy
+frame, which keeps it as steady on video as the teacher was trained to be. The student takes over
+the teacher's tone gate.
+
+The run lives in ``RUNS/NAME/`` like a training run: ``distill.pt`` (checkpoint, every
+``checkpoint_every`` steps and on stop; ``resume=True`` continues it), ``log.jsonl``, and at the end
+``NAME.safetensors`` + ``NAME.json``, whose card is the teacher's with the student's network and a
+``distilled`` section.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from vidstyle.errors import ConfigError
+from vidstyle.fsutil import atomic_output
+from vidstyle.models.net import build_net, count_parameters
+from vidstyle.training.data import PairDataset
+from vidstyle.training.distillconfig import DistillConfig
+from vidstyle.training.runfiles import CHECKPOINT_FORMAT
+
+CHECKPOINT = "distill.pt"
+
+
+def _gradients(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return y[..., :, 1:] - y[..., :, :-1], y[..., 1:, :] - y[..., :-1, :]
+
+
+def distill_loss(student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
+    """L1 of the pixels plus L1 of their horizontal and vertical differences."""
+    sx, sy = _gradients(student_out)
+    tx, ty = _gradients(teacher_out)
+    return F.l1_loss(student_out, teacher_out) + F.l1_loss(sx, tx) + F.l1_loss(sy, ty)
+
+
+def _noisy(x: torch.Tensor, noise: float, generator: torch.Generator) -> torch.Tensor:
+    """Half of the batch (the second half) with Gaussian noise of a random level up to ``noise``."""
+    if noise <= 0:
+        return x
+    half = x.shape[0] // 2
+    level = torch.rand(x.shape[0] - half, 1, 1, 1, generator=generator, device=x.device) * noise
+    noise_map = torch.randn(x[half:].shape, generator=generator, device=x.device)
+    noisy = (x[half:] + level * noise_map).clamp(0.0, 1.0)
+    return torch.cat([x[:half], noisy])
+
+
+def _batch(dataset: PairDataset, step: int, batch: int) -> torch.Tensor:
+    """The 2 * batch frames (both of each pair) of step ``step``, (2B, 3, S, S); reproducible by step."""
+    items = [dataset[dataset.key_for_draw(step * batch + i)] for i in range(batch)]
+    return torch.cat([torch.stack([it[key] for it in items]) for key in ("frame_t", "frame_t1")])
+
+
+def _lr_at(config: DistillConfig, step: int) -> float:
+    """Cosine decay from ``lr`` to lr / 20 over the run."""
+    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
+
+
+def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = False, log=print) -> Path:
+    """Run (or resume) a distillation; returns the written model's path. See the module docstring.
+
+    ConfigError (one line) for a bad config, a missing teacher or data, a run folder that is in use
+    without ``resume`` or ``overwrite``, or nothing to resume."""
+    from vidstyle.device import resolve_device
+    from vidstyle.models.zoo import load_model
+    from vidstyle.training.modelcard import hardware_words
+    from vidstyle.training.runfiles import load_checkpoint
+    from vidstyle.training.train import Setup
+
+    config.check()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    teacher = load_model(config.teacher)
+    teacher.net.to(device)
+    tone = float(getattr(teacher.net, "tone", 0.0))
+    dataset = PairDataset(config.flows, photos=config.photos, crop=config.size, seed=config.seed)
+    student = build_net(config.net, tone=tone).to(device)
+    optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
+    run_dir, checkpoint = config.run_dir, config.run_dir / CHECKPOINT
+    start, seconds = 0, 0.0
+    if resume:
+        state = load_checkpoint(checkpoint)
+        _check_same_run(state["config"], config, checkpoint)
+        student.load_state_dict({k: v.to(device) for k, v in state["model"].items()})
+        optimizer.load_state_dict(state["optimizer"])
+        start, seconds = int(state["step"]), float(state["seconds"])
+    elif checkpoint.exists() and not overwrite:
+        raise ConfigError(f"{run_dir} holds a distillation already: --resume to continue it, "
+                          f"--overwrite to start again")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (run_dir / "log.jsonl").unlink(missing_ok=True)
+    log(f"distill {config.teacher} ({teacher.card.net_name}, {count_parameters(teacher.net)} parameters) "
+        f"into {config.net} ({count_parameters(student)} parameters): steps {start}..{config.steps}, "
+        f"{dataset.num_video} video pairs and {dataset.num_photos} photos")
+    generator = torch.Generator(device).manual_seed(config.seed * 1_000_003 + start)
+    deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
+    student.train()
+    began, step, recent = time.monotonic(), start, []
+    with (run_dir / "log.jsonl").open("a", encoding="utf-8") as log_file:
+        while step < config.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(config, step)
+            frames = _batch(dataset, step, config.batch).to(device)
+            with torch.no_grad():
+                target = teacher.net.forward_ungated(frames)
+            loss = distill_loss(student.forward_ungated(_noisy(frames, config.noise, generator)), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            recent.append(loss.item())
+            stop = deadline is not None and time.monotonic() > deadline
+            if step % config.checkpoint_every == 0 or step == config.steps or stop:
+                elapsed = seconds + time.monotonic() - began
+                row = {"step": step, "loss": sum(recent) / len(recent), "seconds": round(elapsed, 1)}
+                log_file.write(json.dumps(row) + "\n")
+                log_file.flush()
+                log(f"step {step}/{config.steps}  loss {row['loss']:.4f}  {elapsed / 60:.1f} min")
+                recent = []
+                _save_checkpoint(checkpoint, student, optimizer, step, elapsed, config)
+            if stop:
+                log(f"stopped after --max-minutes {config.max_minutes:g} at step {step}; "
+                    f"--resume continues to {config.steps}")
+                break
+    student.eval()
+    return _write_model(student.cpu(), teacher, config, step, seconds + time.monotonic() - began,
+                        hardware_words(Setup(device)))
+
+
+# What a resumed run must share with the one it continues (the rest, e.g. --steps, may change).
+_SAME_RUN = ("teacher", "net", "batch", "size", "seed")
+
+
+def _check_same_run(saved: dict[str, Any], config: DistillConfig, path: Path) -> None:
+    for key in _SAME_RUN:
+        if key in saved and saved[key] != getattr(config, key):
+            raise ConfigError(f"{path} was made with {key}={saved[key]!r}, not {getattr(config, key)!r}: "
+                              f"give the same settings to --resume, or --overwrite to start again")
+
+
+def _save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                     seconds: float, config: DistillConfig) -> None:
+    saved = {key: getattr(config, key) for key in _SAME_RUN}
+    state = {"format": CHECKPOINT_FORMAT, "step": step, "seconds": seconds, "config": saved,
+             "model": net.state_dict(), "optimizer": optimizer.state_dict(), "rng": {}}
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _write_model(student: torch.nn.Module, teacher: Any, config: DistillConfig, step: int,
+                 seconds: float, hardware: str) -> Path:
+    """RUNS/NAME/NAME.safetensors (fp16) + card: the teacher's card with the student's network."""
+    from vidstyle.models.zoo import ModelCard, save_model
+    from vidstyle.training.modelcard import duration_words
+
+    card = teacher.card
+    note = (f"Distilled from {card.name} ({card.net_name} network) into the {config.net} network: "
+            f"{step} steps of {config.batch} frame pairs at {config.size} px, in {duration_words(seconds)} "
+            f"on {hardware}.")
+    new = ModelCard(
+        name=config.name, net=dict(student.config), style_image=card.style_image,
+        description=f"{note} The teacher: {card.description}".strip(), trained=dict(card.trained),
+        metrics={})
+    new.trained["distilled"] = {"teacher": card.name, "teacher_net": card.net, "steps": step,
+                                "batch": config.batch, "size": config.size, "noise": config.noise,
+                                "lr": config.lr, "seconds": round(seconds, 1), "hardware": hardware}
+    return save_model(student, config.run_dir / f"{config.name}.safetensors", new, dtype=torch.float16)

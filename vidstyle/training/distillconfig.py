@@ -1,0 +1,51 @@
+"""The settings of ``vidstyle distill`` (:mod:`vidstyle.training.distill`), importable without torch so
+that the command line reads its defaults from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vidstyle.errors import ConfigError
+
+
+@dataclass
+class DistillConfig:
+    """What ``vidstyle distill`` runs; the CLI's defaults come from here."""
+
+    teacher: str
+    name: str
+    flows: list[str] = field(default_factory=list)
+    photos: list[str] = field(default_factory=list)
+    net: str = "lite"
+    steps: int = 3000
+    batch: int = 4
+    size: int = 256
+    lr: float = 2e-3
+    noise: float = 0.02
+    seed: int = 0
+    runs_dir: str = "runs"
+    max_minutes: float | None = None
+    checkpoint_every: int = 100
+    threads: int | None = None
+    device: str = "auto"
+
+    def check(self) -> None:
+        """ConfigError, one line, for a setting out of range."""
+        from vidstyle.models.net import NET_DEFAULTS
+
+        if self.net not in NET_DEFAULTS:
+            raise ConfigError(f"--net {self.net!r}: choose from {', '.join(sorted(NET_DEFAULTS))}")
+        for option, value in (("steps", self.steps), ("batch", self.batch), ("size", self.size)):
+            if value < 1:
+                raise ConfigError(f"--{option} must be at least 1, got {value}")
+        if self.size < 16:
+            raise ConfigError(f"--size must be at least 16 pixels, got {self.size}")
+        if not self.lr > 0 or not 0 <= self.noise < 1:
+            raise ConfigError(f"--lr must be > 0 and --noise in [0, 1), got {self.lr:g} and {self.noise:g}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"--max-minutes must be > 0, got {self.max_minutes:g}")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name

@@ -1,0 +1,62 @@
+"""Stability terms that need no flow files: the output should move with the scene and ignore noise.
+
+The temporal loss only sees the motions of the training clips. These terms test the network on
+motions and noise drawn at random for every batch, on video frames and photos alike (after Wang et
+al. 2020, "Consistent Video Style Transfer via Compound Regularization"):
+
+compound  mean over (N, C, H, W) of m * (net(warp(I, f) + n) - warp(net(I), f))^2
+
+with f a random smooth flow (a global shift plus a smooth local deformation, pixels), n Gaussian
+pixel noise and m the pixels whose sample point ``x + f(x)`` lies inside the frame. A network whose
+texture is a function of the scene commutes with the warp and ignores the noise, so the term is 0;
+texture re-drawn from pixel noise, or anchored to the image grid instead of the surfaces ("boiling"),
+makes it large. With ``noise_std = 0`` it is pure motion equivariance; with ``max_shift = 0`` pure
+noise robustness. RGB in [0, 1], so its scale is that of the temporal loss.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vidstyle.training.losses import warp
+
+_DEFORMATION_GRID = 4   # the local deformation is bicubic over a grid of this many control points a side
+
+
+def random_smooth_flow(n: int, height: int, width: int, max_shift: float, *,
+                       device: torch.device | str = "cpu", generator: torch.Generator | None = None
+                       ) -> torch.Tensor:
+    """(n, 2, H, W) float32 flows in pixels: a uniform global shift in [-max_shift, max_shift] per
+    axis plus a smooth deformation of about max_shift / 2 pixels (bicubic over a 4x4 grid)."""
+    shift = (torch.rand(n, 2, 1, 1, generator=generator) * 2.0 - 1.0) * max_shift
+    control = torch.randn(n, 2, _DEFORMATION_GRID, _DEFORMATION_GRID, generator=generator) * (max_shift / 2)
+    local = F.interpolate(control, size=(height, width), mode="bicubic", align_corners=True)
+    return (shift + local).to(device)
+
+
+def inside_mask(flow: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) float: 1 where x + flow(x) lies inside the (H, W) frame, flow (N, 2, H, W)."""
+    _, _, height, width = flow.shape
+    xs = torch.arange(width, device=flow.device, dtype=flow.dtype).view(1, 1, width)
+    ys = torch.arange(height, device=flow.device, dtype=flow.dtype).view(1, height, 1)
+    sx, sy = xs + flow[:, 0], ys + flow[:, 1]
+    inside = (sx >= 0) & (sx <= width - 1) & (sy >= 0) & (sy <= height - 1)
+    return inside.unsqueeze(1).float()
+
+
+def compound_loss(net: nn.Module, frames: torch.Tensor, outputs: torch.Tensor, flow: torch.Tensor,
+                  noise_std: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The compound term of the module docstring for N frames.
+
+    frames: the network's inputs, RGB [0, 1] (N, 3, H, W); outputs: ``net(frames)`` (gradients flow
+    through both sides); flow: (N, 2, H, W) pixels; noise_std: standard deviation of the Gaussian
+    pixel noise added to the warped frames (RGB [0, 1] units; the noisy frames are clamped to [0, 1]).
+    """
+    moved = warp(frames, flow)
+    if noise_std > 0:
+        noise = torch.randn(moved.shape, generator=generator).to(moved.device, moved.dtype)
+        moved = (moved + noise_std * noise).clamp(0.0, 1.0)
+    diff = net(moved).float() - warp(outputs, flow).float()
+    return (inside_mask(flow) * diff.square()).mean()
