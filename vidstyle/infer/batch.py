@@ -256,8 +256,10 @@ def video_work(path: Path, options: InferOptions) -> tuple[int, tuple[int, int]]
     return frames * size[0] * size[1], size
 
 
-def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bool) -> ItemResult:
-    """Stylize one input; a VidstyleError propagates (the caller decides: exit 2 or skip)."""
+def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bool,
+             on_frame: Callable[[int, int], None] | None = None) -> ItemResult:
+    """Stylize one input; a VidstyleError propagates (the caller decides: exit 2 or skip).
+    ``on_frame``: a video's progress callback (:func:`vidstyle.infer.job.stylize_video`)."""
     if item.kind == "photo":
         stylizer = pool.get(0)
         photo = stylize_photo(item.path, item.output, stylizer, options)
@@ -269,7 +271,7 @@ def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bo
                           f"or .mkv), not {item.output.name}")
     work, size = video_work(item.path, options)
     video = stylize_video(item.path, item.output, pool.get(work, size), options=options,
-                          progress=progress)
+                          progress=progress, on_frame=on_frame)
     return ItemResult(str(item.path), "video", "failed" if video.truncated else "ok",
                       str(video.output), video.frames, video.width, video.height, video.seconds,
                       video.device, video.compiled, video.truncated, video.backend)

@@ -14,7 +14,7 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -81,7 +81,8 @@ def _check_job(input_path: Path, output: Path, options: InferOptions) -> None:
 
 def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
                   net: FrameEngine | nn.Module, engine: EngineConfig | None = None,
-                  options: InferOptions | None = None, progress: bool = False) -> InferResult:
+                  options: InferOptions | None = None, progress: bool = False,
+                  on_frame: Callable[[int, int], None] | None = None) -> InferResult:
     """Stylize a video file or frame folder into ``output`` (written atomically).
 
     Keeps the frame rate and frame count (frame t at t / fps; each frame's own time when the
@@ -90,7 +91,9 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
     ``NAME.partial.EXT`` instead of ``output`` (``result.output`` says which), with
     ``result.truncated`` set. ``net`` is a ready engine (a :class:`vidstyle.infer.engine.FrameEngine`:
     ``engine`` is then ignored; reuse one across videos) or a torch network mapping RGB [0, 1]
-    (N, 3, H, W) to the same, run by a Stylizer it is moved into.
+    (N, 3, H, W) to the same, run by a Stylizer it is moved into. ``on_frame(done, total)`` is
+    called after each frame (``vidstyle serve`` shows progress with it; an exception it raises
+    stops the job, and no output is left).
     """
     from vidstyle.io.encode import VideoWriter, partial_path
     from vidstyle.io.video import iter_timed_frames, probe, variable_rate
@@ -155,6 +158,8 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
                 sink.put((frame_in, frame_out, times.popleft()))
                 result.frames += 1
                 bar.update(1)
+                if on_frame is not None:
+                    on_frame(result.frames, total)
             if source_errors and result.frames == 0:
                 raise source_errors[0]
             if source_errors:  # never a cut video under the name that means "done"
