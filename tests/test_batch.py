@@ -9,8 +9,8 @@ from PIL import Image
 
 from tests.clips import distinct_frames, make_frame_folder, write_garbage, write_test_clip
 from tests.testmodel import run_cli, save_untrained
+from vidstyle.batchwork import in_shard
 from vidstyle.errors import ConfigError
-from vidstyle.flow.precompute import in_shard
 from vidstyle.infer.batch import Item, StylizerPool, find_inputs, is_frame_folder, plan_outputs, take_shard
 from vidstyle.infer.stylize import EngineConfig
 from vidstyle.io.video import probe

@@ -69,7 +69,8 @@ def _parse_params(items: list[str]) -> dict:
 
 
 def cmd_precompute(args: argparse.Namespace) -> int:
-    from vidstyle.flow.precompute import FlowJob, format_summary, parse_shard, parse_size, run_batch
+    from vidstyle.batchwork import parse_shard
+    from vidstyle.flow.precompute import FlowJob, format_summary, parse_size, run_batch
 
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")

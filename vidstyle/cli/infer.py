@@ -122,9 +122,8 @@ def _terminate_as_interrupt():
 
 
 def run_infer(args) -> int:
-    from vidstyle.flow.precompute import parse_shard
+    from vidstyle.batchwork import BatchSummary, parse_shard
     from vidstyle.infer.batch import (
-        BatchSummary,
         StylizerPool,
         find_inputs,
         format_result,

@@ -24,7 +24,6 @@ import re
 import signal
 import tempfile
 import time
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vidstyle import __version__
+from vidstyle.batchwork import BatchSummary, in_shard, walk
 from vidstyle.errors import ConfigError, FlowFileError, VidstyleError
 from vidstyle.flow.flowstore import FlowFileWriter, validate
 from vidstyle.flow.optical import check_method, compute_pair
@@ -99,16 +99,6 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """``"2/8"`` -> (2, 8): this job takes shard 2 of 8 (shards are numbered from 0)."""
-    if text is None:
-        return 0, 1
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not match or not 0 <= int(match[1]) < int(match[2]):
-        raise ConfigError(f"shard must be I/N with 0 <= I < N, e.g. 0/4, not {text!r}")
-    return int(match[1]), int(match[2])
-
-
 def _clip_id(relative: Path) -> str:
     """A file-name-safe id from a clip's path relative to the source it was found under."""
     parts = [*relative.parent.parts, relative.stem if relative.suffix else relative.name]
@@ -134,32 +124,19 @@ def find_clips(sources: Sequence[str | os.PathLike]) -> tuple[list[Clip], list[P
                               f"{clips[clip.id].path} and {path}; rename one")
         clips[clip.id] = clip
 
-    def walk(folder: Path, root: Path) -> None:
-        for entry in sorted(folder.iterdir()):
-            if entry.name.startswith("."):
-                continue
-            if is_clip(entry):
-                add(entry, entry.relative_to(root))
-            elif entry.is_dir():
-                walk(entry, root)
-            else:
-                others.append(entry)
-
     for source in map(Path, sources):
         if not source.exists():
             raise ConfigError(f"{source}: no such file or folder")
         if source.is_dir() and not is_clip(source):
-            walk(source, source)
+            for entry in walk(source, descend=lambda folder: not is_clip(folder)):
+                if is_clip(entry):
+                    add(entry, entry.relative_to(source))
+                else:
+                    others.append(entry)
         else:
             # A file named directly is attempted whatever its extension: the user asked for it.
             add(source, Path(source.name))
     return sorted(clips.values(), key=lambda c: c.id), others
-
-
-def in_shard(clip_id: str, shard: tuple[int, int]) -> bool:
-    """Stable assignment of a clip to one of N shards (crc32 of the id: the same on every machine)."""
-    index, count = shard
-    return zlib.crc32(clip_id.encode()) % count == index
 
 
 def output_path(out_dir: Path, clip: Clip) -> Path:
@@ -309,20 +286,6 @@ def append_manifest(out_dir: Path, result: ClipResult) -> None:
         raise ConfigError(f"{out_dir / MANIFEST}: cannot add to the log ({exc.strerror})") from None
 
 
-@dataclass
-class BatchSummary:
-    results: list[ClipResult]
-    ignored: list[Path]
-    seconds: float
-
-    def count(self, status: str) -> int:
-        return sum(r.status == status for r in self.results)
-
-    @property
-    def pairs(self) -> int:
-        return sum(r.pairs for r in self.results if r.status == "ok")
-
-
 def check_writable(out_dir: Path) -> None:
     """Create out_dir if needed and prove that a file can be made in it.
 
@@ -353,7 +316,8 @@ def run_batch(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
     todo: list[Clip] = []
     for clip in clips:
         if is_finished(output_path(out_dir, clip), job):
-            result = ClipResult(clip.id, str(clip.path), "skipped", output=str(output_path(out_dir, clip)))
+            result = ClipResult(id=clip.id, source=str(clip.path), status="skipped",
+                                output=str(output_path(out_dir, clip)))
             results.append(result)
             append_manifest(out_dir, result)
         else:
@@ -389,7 +353,7 @@ def run_batch(sources: Sequence[str | os.PathLike], out_dir: str | os.PathLike, 
     finally:
         bar.close()
     for path in others:
-        append_manifest(out_dir, ClipResult(path.stem, str(path), "ignored",
+        append_manifest(out_dir, ClipResult(id=path.stem, source=str(path), status="ignored",
                                             error="not a video file or frame folder"))
     return BatchSummary(results, others, time.perf_counter() - start)
 
@@ -430,7 +394,7 @@ def _outcome(future, clip: Clip) -> ClipResult:
     try:
         return future.result()
     except Exception as exc:
-        return ClipResult(clip.id, str(clip.path), "failed",
+        return ClipResult(id=clip.id, source=str(clip.path), status="failed",
                           error=f"{clip.path}: the worker process died ({type(exc).__name__})")
 
 
@@ -448,11 +412,16 @@ def _drain(q) -> int:
     return n
 
 
+def pairs_written(summary: BatchSummary) -> int:
+    """Flow pairs this run wrote (clips reused from an earlier run not counted)."""
+    return sum(r.pairs for r in summary.results if r.status == "ok")
+
+
 def format_summary(summary: BatchSummary) -> Iterable[str]:
     busy = f"{summary.count('busy')} being written by another job, " if summary.count("busy") else ""
     yield (f"{summary.count('ok')} done, {summary.count('skipped')} already done, {busy}"
            f"{summary.count('failed')} failed, {len(summary.ignored)} other files ignored; "
-           f"{summary.pairs} pairs in {summary.seconds:.1f} s")
+           f"{pairs_written(summary)} pairs in {summary.seconds:.1f} s")
     for result in summary.results:
         if result.status == "failed":
             yield f"  failed {result.id}: {result.error}"

@@ -26,14 +26,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from vidstyle.batchwork import BatchSummary, in_shard, walk
 from vidstyle.errors import ConfigError, VidstyleError
-from vidstyle.flow.precompute import in_shard
 from vidstyle.infer.engine import FrameEngine
 from vidstyle.infer.inferconfig import EngineConfig, InferOptions
 from vidstyle.infer.job import default_output, fit_size, stylize_video
@@ -81,23 +81,6 @@ class ItemResult:
     error: str | None = None
     backend: str | None = None
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "seconds": round(self.seconds, 3)}
-
-
-@dataclass
-class BatchSummary:
-    results: list[ItemResult] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def count(self, status: str) -> int:
-        return sum(r.status == status for r in self.results)
-
-    def to_dict(self) -> dict:
-        return {"done": self.count("ok"), "failed": self.count("failed"), "ignored": self.ignored,
-                "seconds": round(self.seconds, 3), "results": [r.to_dict() for r in self.results]}
-
 
 # --- finding inputs --------------------------------------------------------------------------------
 
@@ -133,26 +116,21 @@ def find_inputs(arguments: Sequence[str | os.PathLike], model_name: str | None =
     items: list[Item] = []
     ignored: list[Path] = []
 
-    def walk(folder: Path, root: Path) -> None:
-        for entry in sorted(folder.iterdir()):
-            if entry.name.startswith("."):
-                continue
-            relative = entry.relative_to(root)
-            if _is_output_of(entry, model_name):
-                ignored.append(entry)
-            elif entry.is_dir():
-                if is_frame_folder(entry):
-                    items.append(Item(relative.as_posix(), entry, "video"))
-                else:
-                    walk(entry, root)
-            elif entry.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS:
-                items.append(Item(relative.as_posix(), entry, _kind(entry)))
-            else:
-                ignored.append(entry)
+    def descend(folder: Path) -> bool:
+        return not _is_output_of(folder, model_name) and not is_frame_folder(folder)
 
     for argument in map(Path, arguments):
         if argument.is_dir() and not is_frame_folder(argument):
-            walk(argument, argument)
+            for entry in walk(argument, descend):
+                relative = entry.relative_to(argument).as_posix()
+                if _is_output_of(entry, model_name):
+                    ignored.append(entry)
+                elif entry.is_dir():
+                    items.append(Item(relative, entry, "video"))
+                elif entry.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS:
+                    items.append(Item(relative, entry, _kind(entry)))
+                else:
+                    ignored.append(entry)
         else:
             # Named directly: attempted whatever it is, so a missing or odd file gets its own error.
             items.append(Item(argument.name, argument, _kind(argument)))
@@ -263,18 +241,19 @@ def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bo
     if item.kind == "photo":
         stylizer = pool.get(0)
         photo = stylize_photo(item.path, item.output, stylizer, options)
-        return ItemResult(str(item.path), "photo", "ok", str(photo.output), 1, photo.width,
-                          photo.height, photo.seconds, photo.device, False,
-                          backend=stylizer.plan.backend)
+        return ItemResult(input=str(item.path), kind="photo", status="ok", output=str(photo.output),
+                          frames=1, width=photo.width, height=photo.height, seconds=photo.seconds,
+                          device=photo.device, backend=stylizer.plan.backend)
     if item.output.suffix.lower() in IMAGE_EXTENSIONS:
         raise ConfigError(f"{item.path} is a video: its output needs a video extension (.mp4, .mov "
                           f"or .mkv), not {item.output.name}")
     work, size = video_work(item.path, options)
     video = stylize_video(item.path, item.output, pool.get(work, size), options=options,
                           progress=progress, on_frame=on_frame)
-    return ItemResult(str(item.path), "video", "failed" if video.truncated else "ok",
-                      str(video.output), video.frames, video.width, video.height, video.seconds,
-                      video.device, video.compiled, video.truncated, video.backend)
+    return ItemResult(input=str(item.path), kind="video", status="failed" if video.truncated else "ok",
+                      output=str(video.output), frames=video.frames, width=video.width,
+                      height=video.height, seconds=video.seconds, device=video.device,
+                      compiled=video.compiled, error=video.truncated, backend=video.backend)
 
 
 def run_items(items: list[Item], pool: StylizerPool, options: InferOptions, progress: bool
@@ -285,8 +264,8 @@ def run_items(items: list[Item], pool: StylizerPool, options: InferOptions, prog
         try:
             yield run_item(item, pool, options, progress)
         except VidstyleError as error:
-            yield ItemResult(str(item.path), item.kind, "failed", seconds=time.perf_counter() - started,
-                             error=str(error))
+            yield ItemResult(input=str(item.path), kind=item.kind, status="failed",
+                             seconds=time.perf_counter() - started, error=str(error))
 
 
 def format_result(result: ItemResult, model_name: str) -> str:
