@@ -37,7 +37,8 @@ TORCH_THREADS = torch.get_num_threads()   # torch's own choice, before setup_dev
 
 from vidstyle.models.net import build_net  # noqa: E402
 from vidstyle.training.losses import HybridLoss  # noqa: E402
-from vidstyle.training.train import pair_loss, setup_device  # noqa: E402
+from vidstyle.training.setup import setup_device  # noqa: E402
+from vidstyle.training.train import pair_loss  # noqa: E402
 from vidstyle.training.trainconfig import TrainConfig  # noqa: E402
 from vidstyle.training.vgg import VGG19  # noqa: E402
 

@@ -11,7 +11,8 @@ from tests.synthetic import texture
 from vidstyle.errors import ConfigError
 from vidstyle.evaluate.metrics import Fidelity
 from vidstyle.io.images import load_style_image, read_image, resize_longer_side, write_image
-from vidstyle.training.train import build_loss, setup_device
+from vidstyle.training.setup import setup_device
+from vidstyle.training.train import build_loss
 from vidstyle.training.trainconfig import TrainConfig
 
 EXIF_ORIENTATION = 0x0112

@@ -8,7 +8,8 @@ from tests.test_train import data, tiny_config  # noqa: F401  (data is a fixture
 from vidstyle.models.net import build_net
 from vidstyle.training.losses import HybridLoss
 from vidstyle.training.runfiles import load_checkpoint
-from vidstyle.training.train import Setup, pair_loss, train
+from vidstyle.training.setup import Setup
+from vidstyle.training.train import pair_loss, train
 from vidstyle.training.trainconfig import resume_config
 from vidstyle.training.vgg import VGG19
 

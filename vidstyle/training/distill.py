@@ -82,7 +82,7 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
     from vidstyle.models.zoo import load_model
     from vidstyle.training.modelcard import hardware_words
     from vidstyle.training.runfiles import load_checkpoint
-    from vidstyle.training.train import Setup
+    from vidstyle.training.setup import Setup
 
     config.check()
     if config.threads:

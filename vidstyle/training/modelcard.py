@@ -18,7 +18,7 @@ import torch
 from vidstyle.models.zoo import ModelCard
 
 if TYPE_CHECKING:   # train imports this module; the types are only for reading
-    from vidstyle.training.train import Setup
+    from vidstyle.training.setup import Setup
     from vidstyle.training.trainconfig import TrainConfig
 
 
