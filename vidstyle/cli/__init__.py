@@ -31,7 +31,7 @@ def set_openmp_wait_policy() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vidstyle.cli import distill, export, flows, infer, live, metrics, train
+    from vidstyle.cli import distill, export, flows, infer, live, metrics, serve, train
 
     parser = argparse.ArgumentParser(
         prog="vidstyle",
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"vidstyle {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (flows, train, distill, infer, export, metrics, live):
+    for module in (flows, train, distill, infer, export, metrics, live, serve):
         module.register(sub)
     return parser
 
