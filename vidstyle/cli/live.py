@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from pathlib import Path
 
 from vidstyle.errors import VideoError
 from vidstyle.infer.color import ColorOptions
@@ -54,10 +53,10 @@ def register(sub) -> None:
 
 def run_live_command(args) -> int:
     from vidstyle.flow.precompute import parse_size
-    from vidstyle.infer.live import FrameSource, RawSink, format_stats, run_live
+    from vidstyle.infer.live import FrameSource, RawSink, format_stats, run_live, source_kind
     from vidstyle.infer.stylize import Stylizer
     from vidstyle.infer.window import open_window
-    from vidstyle.io.encode import VideoWriter
+    from vidstyle.io.encode import VideoWriter, check_output_path
     from vidstyle.models.zoo import load_model
 
     def say(text: str) -> None:
@@ -68,8 +67,8 @@ def run_live_command(args) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise VideoError("--max-frames must be at least 1")
     size = parse_size(args.size)
-    if args.output not in (None, "-") and not Path(args.output).parent.is_dir():
-        raise VideoError(f"output folder does not exist: {Path(args.output).parent}")
+    if args.output not in (None, "-"):   # infer's check: a folder that takes it, never the source
+        check_output_path(args.output, source=args.source if source_kind(args.source) == "file" else None)
     window = open_window("vidstyle live") if args.window else None    # fail before loading anything
     try:
         model = load_model(args.model)

@@ -12,6 +12,7 @@ repeats the last stylized one, so N source frames give N frames out.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -59,9 +60,16 @@ def source_kind(spec: str) -> str:
 
 def _open_capture(spec: str, kind: str) -> cv2.VideoCapture:
     """cv2.VideoCapture with OpenCV's own warnings held back: a camera that is not there makes it
-    print several lines per backend tried, and our one-line error says it better."""
+    print several lines per backend tried, and our one-line error says it better. So would the
+    FFmpeg inside OpenCV for a stream that refuses the connection (a level the user sets is kept)."""
     from cv2.utils import logging as cv_logging
 
+    try:
+        spec.encode("utf-8")
+    except UnicodeEncodeError:  # OpenCV takes names as UTF-8 and crashes on other bytes
+        raise VideoError(f"cannot open {spec}: OpenCV opens only names that are valid UTF-8; "
+                         "rename it") from None
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")     # AV_LOG_QUIET
     level = cv_logging.getLogLevel()
     cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)
     try:

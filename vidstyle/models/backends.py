@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -159,7 +160,11 @@ def cache_dir() -> Path:
     """``$VIDSTYLE_CACHE`` or ``$XDG_CACHE_HOME/vidstyle`` (default ``~/.cache/vidstyle``)."""
     if os.environ.get(CACHE_ENV_VAR):
         return Path(os.environ[CACHE_ENV_VAR])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidstyle"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "vidstyle"
+    # An empty HOME counts as unset (Path.home() would give "/"): the account's own home instead.
+    home = os.environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+    return Path(home) / ".cache" / "vidstyle"
 
 
 def weights_key(net: nn.Module) -> str:

@@ -202,6 +202,9 @@ def _entry_for_path(spec: str) -> ModelEntry:
     if suffix in _PICKLE_SUFFIXES:
         raise ModelError(f"{spec}: only .safetensors model files are accepted "
                          "(pickle checkpoints can run code when opened)")
+    if path.exists() and not path.is_file():    # a device or a FIFO (opening one may never end)
+        raise ModelError(f"{spec}: not a model file but a device or pipe: vidstyle models are "
+                         ".safetensors files (see `vidstyle models` for the names)")
     if suffix != SUFFIX and (suffix in _OTHER_SUFFIXES or path.is_file()):
         raise ModelError(f"{spec}: not a model file: vidstyle models are .safetensors files "
                          "(see `vidstyle models` for the names)")
