@@ -7,6 +7,8 @@ import torch
 from tests.clips import distinct_frames, write_test_clip
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
+from vidstyle.infer.engines import StylizerPool
+from vidstyle.infer.onnxengine import OnnxStylizer
 from vidstyle.infer.stylize import EngineConfig, InferOptions, Stylizer, plan, stylize_video
 from vidstyle.io.video import iter_frames
 from vidstyle.models.backends import ONNX_MAX_PIXELS, cached_export, choose_backend
@@ -59,18 +61,25 @@ def test_impossible_backend_requests_are_config_errors(args, message):
 
 
 @needs_onnx
-def test_plan_turns_compile_off_for_onnx_and_refuses_both():
-    assert plan(EngineConfig(device="cpu", backend="onnx"), 10 * ONNX_MAX_PIXELS).compile is False
+def test_the_pool_turns_compile_off_for_onnx_and_refuses_both():
+    onnx = StylizerPool(small_net(), EngineConfig(device="cpu", backend="onnx")).get(10 * ONNX_MAX_PIXELS)
+    assert isinstance(onnx, OnnxStylizer) and not onnx.compiled
     assert plan(EngineConfig(device="cpu"), 10 * ONNX_MAX_PIXELS).compile is True
     with pytest.raises(ConfigError, match="--compile"):
-        plan(EngineConfig(device="cpu", backend="onnx", compile=True))
+        StylizerPool(small_net(), EngineConfig(device="cpu", backend="onnx", compile=True)).get(100)
+
+
+def test_the_torch_engine_refuses_the_onnx_backend():
+    with pytest.raises(ConfigError, match="StylizerPool"):
+        Stylizer(small_net(), EngineConfig(device="cpu", backend="onnx"))
 
 
 @needs_onnx
 def test_onnx_stylizer_matches_torch_on_odd_frames_within_one_level():
     frames = np.random.default_rng(0).integers(0, 256, (2, 241, 333, 3), dtype=np.uint8)
     by_torch = Stylizer(small_net(), EngineConfig(device="cpu", backend="torch", threads=1))(frames)
-    by_onnx = Stylizer(small_net(), EngineConfig(device="cpu", backend="onnx", threads=1))(frames)
+    onnx = StylizerPool(small_net(), EngineConfig(device="cpu", backend="onnx", threads=1)).get(None)
+    by_onnx = onnx(frames)
     diff = np.abs(by_torch.astype(int) - by_onnx.astype(int))
     assert diff.max() <= 1 and diff.mean() < 0.01
 

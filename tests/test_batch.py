@@ -11,7 +11,8 @@ from tests.clips import distinct_frames, make_frame_folder, write_garbage, write
 from tests.testmodel import run_cli, save_untrained
 from vidstyle.batchwork import in_shard
 from vidstyle.errors import ConfigError
-from vidstyle.infer.batch import Item, StylizerPool, find_inputs, is_frame_folder, plan_outputs, take_shard
+from vidstyle.infer.batch import Item, find_inputs, is_frame_folder, plan_outputs, take_shard
+from vidstyle.infer.engines import StylizerPool
 from vidstyle.infer.stylize import EngineConfig
 from vidstyle.io.video import probe
 from vidstyle.models.net import build_net

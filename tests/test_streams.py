@@ -14,6 +14,7 @@ from tests.clips import distinct_frames, write_test_clip
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError, ModelError
 from vidstyle.infer import onnxengine
+from vidstyle.infer.engines import StylizerPool
 from vidstyle.infer.inferconfig import EngineConfig
 from vidstyle.infer.onnxengine import OnnxStylizer, split_threads
 from vidstyle.infer.stylize import Stylizer
@@ -118,10 +119,10 @@ def test_an_error_in_a_stream_reaches_the_caller(export):
         list(engine(export, streams=2, threads=2).pairs(iter(frames)))
 
 
-def test_the_torch_engine_on_onnx_passes_its_streams_on():
+def test_the_pool_passes_streams_on_to_the_onnx_engine_and_torch_runs_one():
     torch.manual_seed(0)
     net = build_net("huang", channels=(4, 8, 8), res_blocks=1).eval()
-    stylizer = Stylizer(net, EngineConfig(device="cpu", backend="onnx", threads=2, streams=2))
+    stylizer = StylizerPool(net, EngineConfig(device="cpu", backend="onnx", threads=2, streams=2)).get(None)
     assert stylizer.streams == 2
     assert Stylizer(net, EngineConfig(device="cpu", backend="torch", threads=1)).streams == 1
 

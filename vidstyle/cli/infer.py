@@ -124,7 +124,6 @@ def _terminate_as_interrupt():
 def run_infer(args) -> int:
     from vidstyle.batchwork import BatchSummary, parse_shard
     from vidstyle.infer.batch import (
-        StylizerPool,
         find_inputs,
         format_result,
         format_summary,
@@ -133,6 +132,7 @@ def run_infer(args) -> int:
         run_items,
         take_shard,
     )
+    from vidstyle.infer.engines import StylizerPool
     from vidstyle.infer.inferconfig import check_options
     from vidstyle.models.lazymodel import open_model
 

@@ -28,24 +28,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from vidstyle.batchwork import BatchSummary, in_shard, walk
 from vidstyle.errors import ConfigError, VidstyleError
-from vidstyle.infer.engine import FrameEngine
-from vidstyle.infer.inferconfig import EngineConfig, InferOptions
-from vidstyle.infer.job import default_output, fit_size, stylize_video
-from vidstyle.infer.onnxengine import OnnxStylizer
+from vidstyle.infer.engines import StylizerPool
+from vidstyle.infer.inferconfig import InferOptions
+from vidstyle.infer.job import default_output, job_size, stylize_video
 from vidstyle.infer.photo import default_photo_output, is_photo, stylize_photo
 from vidstyle.io.framefolder import IMAGE_EXTENSIONS, numbered_images
 from vidstyle.io.video import VIDEO_EXTENSIONS, is_clip, probe
-from vidstyle.models.backends import engine_backend
-from vidstyle.models.lazymodel import LazyModel
-
-if TYPE_CHECKING:
-    from torch import nn
 
 # EXIF tags a camera writes (Make, Model, DateTimeOriginal is in a sub-IFD so DateTime stands in):
 # frames written out of a video by ffmpeg, OpenCV or Pillow carry none of them.
@@ -180,60 +173,6 @@ def plan_outputs(items: list[Item], model_name: str, out: str | os.PathLike | No
 
 # --- running ---------------------------------------------------------------------------------------
 
-class StylizerPool:
-    """The engines of one run, one per (compile, backend) decision, sharing the model.
-
-    ``model`` is a :class:`vidstyle.models.lazymodel.LazyModel` or a torch network. Where the onnx backend
-    is chosen, the engine is an :class:`vidstyle.infer.onnxengine.OnnxStylizer` on the model's cached
-    export, and torch is not imported (:mod:`vidstyle.models.lazymodel`). ``notify`` is told before a
-    compile is due (first use of a compiled network on a frame size: torch compiles per shape), so
-    a user does not watch a progress bar sit at 0% while it compiles (compile times: README,
-    "Inference").
-    """
-
-    def __init__(self, model: LazyModel | nn.Module, engine: EngineConfig,
-                 notify: Callable[[str], None] | None = None):
-        self.model = model if isinstance(model, LazyModel) else LazyModel(net=model)
-        self.engine, self.notify = engine, notify
-        self._stylizers: dict[tuple[bool, str], FrameEngine] = {}
-        self._compiled_sizes: set[tuple[int, int]] = set()
-
-    def get(self, work_pixels: int, size: tuple[int, int] | None = None) -> FrameEngine:
-        """The engine for a job of ``work_pixels`` (frames x pixels) at ``size`` (width, height;
-        None when not known yet, as for a photo before it is read)."""
-        if engine_backend(self.engine, work_pixels, self.model.exportable, self.model.network) == "onnx":
-            key = (False, "onnx")
-            if key not in self._stylizers:
-                self._stylizers[key] = OnnxStylizer(self.model.onnx_file(),
-                                                    replace(self.engine, backend="onnx"))
-            return self._stylizers[key]
-        from vidstyle.infer.stylize import Stylizer, plan
-
-        decided = plan(replace(self.engine, backend="torch"), work_pixels, network=self.model.network)
-        key = (decided.compile, "torch")
-        if key not in self._stylizers:
-            self._stylizers[key] = Stylizer(self.model.net, replace(self.engine, compile=decided.compile,
-                                                                    backend="torch"))
-        stylizer = self._stylizers[key]
-        if stylizer.compiled and size not in self._compiled_sizes:
-            self._compiled_sizes.add(size)
-            if self.notify is not None:
-                where = "GPU" if stylizer.plan.device_type == "cuda" else "CPU"
-                at = f" at {size[0]}x{size[1]}" if size else ""
-                self.notify(f"compiling the network for this {where}{at}, once, ~30 s "
-                            f"(later runs reuse it)")
-        return stylizer
-
-
-def video_work(path: Path, options: InferOptions) -> tuple[int, tuple[int, int]]:
-    """(frames x pixels, (width, height)) a video job will run the network on, from a probe."""
-    info = probe(path)
-    size = fit_size(info.width, info.height, options.max_size) or (info.width, info.height)
-    seconds = info.duration - options.start if options.duration is None else options.duration
-    frames = max(1, min(info.num_frames, round(seconds * info.fps)))
-    return frames * size[0] * size[1], size
-
-
 def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bool,
              on_frame: Callable[[int, int], None] | None = None) -> ItemResult:
     """Stylize one input; a VidstyleError propagates (the caller decides: exit 2 or skip).
@@ -247,9 +186,9 @@ def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bo
     if item.output.suffix.lower() in IMAGE_EXTENSIONS:
         raise ConfigError(f"{item.path} is a video: its output needs a video extension (.mp4, .mov "
                           f"or .mkv), not {item.output.name}")
-    work, size = video_work(item.path, options)
-    video = stylize_video(item.path, item.output, pool.get(work, size), options=options,
-                          progress=progress, on_frame=on_frame)
+    job = job_size(probe(item.path), options)
+    video = stylize_video(item.path, item.output, pool.get(job.work_pixels, (job.width, job.height)),
+                          options=options, progress=progress, on_frame=on_frame)
     return ItemResult(input=str(item.path), kind="video", status="failed" if video.truncated else "ok",
                       output=str(video.output), frames=video.frames, width=video.width,
                       height=video.height, seconds=video.seconds, device=video.device,

@@ -4,7 +4,7 @@ Three stages run at once, joined by small bounded queues so memory stays flat ho
 video: a thread decodes, the calling thread runs the engine on batches, a thread encodes
 (:mod:`vidstyle.background`) and runs the stabilizer and colour options. No torch here: with an
 :class:`vidstyle.infer.onnxengine.OnnxStylizer` a job never loads it; given a network instead of an
-engine, :func:`stylize_video` builds a :class:`vidstyle.infer.stylize.Stylizer` (torch) for it.
+engine, :func:`stylize_video` gets one for the job's size from :class:`vidstyle.infer.engines.StylizerPool`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from vidstyle.infer.stabilize import Stabilizer, StabilizerConfig
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from vidstyle.io.video import VideoInfo
 
 # Clock of the output when the input's frame rate varies: MPEG's 90 kHz, finer than any source's.
 VARIABLE_RATE_TIME_BASE = Fraction(1, 90000)
@@ -71,6 +73,33 @@ def fit_size(width: int, height: int, max_size: int | None) -> tuple[int, int] |
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+@dataclass(frozen=True)
+class JobSize:
+    """What a video job stylizes: ``frames`` frames (at least 1) from frame ``first`` on, at
+    ``width`` x ``height`` pixels (after ``--max-size``; ``resized`` when that changed the size)."""
+
+    first: int
+    frames: int
+    width: int
+    height: int
+    resized: bool
+
+    @property
+    def work_pixels(self) -> int:
+        """Frames x pixels: what the backend and compile rules weigh."""
+        return self.frames * self.width * self.height
+
+
+def job_size(info: VideoInfo, options: InferOptions) -> JobSize:
+    """The size of a job on a probed video (``--start``, ``--duration`` and ``--max-size`` applied)."""
+    size = fit_size(info.width, info.height, options.max_size)
+    width, height = size or (info.width, info.height)
+    first = round(options.start * info.fps)
+    stop = info.num_frames if options.duration is None else min(
+        info.num_frames, round((options.start + options.duration) * info.fps))
+    return JobSize(first, max(stop - first, 1), width, height, size is not None)
+
+
 def _check_job(input_path: Path, output: Path, options: InferOptions) -> None:
     """Refuse what would fail late or destroy data, before any work is done."""
     from vidstyle.io.encode import check_output_path
@@ -91,7 +120,7 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
     ``NAME.partial.EXT`` instead of ``output`` (``result.output`` says which), with
     ``result.truncated`` set. ``net`` is a ready engine (a :class:`vidstyle.infer.engine.FrameEngine`:
     ``engine`` is then ignored; reuse one across videos) or a torch network mapping RGB [0, 1]
-    (N, 3, H, W) to the same, run by a Stylizer it is moved into. ``on_frame(done, total)`` is
+    (N, 3, H, W) to the same, run by the engine StylizerPool chooses for the job. ``on_frame(done, total)`` is
     called after each frame (``vidstyle serve`` shows progress with it; an exception it raises
     stops the job, and no output is left).
     """
@@ -103,13 +132,10 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
     input_path, output = Path(input_path), Path(output)
     _check_job(input_path, output, options)
     info = probe(input_path)
-    size = fit_size(info.width, info.height, options.max_size)
-    width, height = size or (info.width, info.height)
-    first = round(options.start * info.fps)
-    stop = info.num_frames if options.duration is None else min(
-        info.num_frames, round((options.start + options.duration) * info.fps))
-    total = max(stop - first, 1)
-    stylizer = net if isinstance(net, FrameEngine) else _torch_engine(net, engine, total * width * height)
+    job = job_size(info, options)
+    size = (job.width, job.height) if job.resized else None
+    width, height, total = job.width, job.height, job.frames
+    stylizer = net if isinstance(net, FrameEngine) else _engine_for(net, engine, job)
 
     source_errors: list[VideoError] = []
     times: collections.deque[float] = collections.deque()  # output seconds of the frames in flight
@@ -176,10 +202,10 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
     return result
 
 
-def _torch_engine(net: nn.Module, engine: EngineConfig, work_pixels: int) -> FrameEngine:
-    from vidstyle.infer.stylize import Stylizer
+def _engine_for(net: nn.Module, engine: EngineConfig, job: JobSize) -> FrameEngine:
+    from vidstyle.infer.engines import StylizerPool
 
-    return Stylizer(net, engine, work_pixels=work_pixels)
+    return StylizerPool(net, engine).get(job.work_pixels, (job.width, job.height))
 
 
 def _progress_bar(total: int, enabled: bool):

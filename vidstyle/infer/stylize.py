@@ -12,9 +12,9 @@ Device and precision are decided in one place, :func:`plan`:
   instance norm and ReLU) but costs seconds to compile on first use (cached for later runs), so
   the default ``compile=None`` turns it on only for jobs long enough to repay that. Speeds and
   compile times: README, "Inference" (its table from benchmarks/infer_bench.py).
-- CPU, jobs too short to repay a compile: onnxruntime on the network's ONNX export when it is
-  installed (:mod:`vidstyle.infer.onnxengine`, no torch needed there), see :mod:`vidstyle.models.backends` and
-  README, "Backends".
+- CPU, jobs too short to repay a compile: onnxruntime on the network's ONNX export
+  (:mod:`vidstyle.infer.onnxengine`, no torch needed there), chosen by
+  :class:`vidstyle.infer.engines.StylizerPool`; the rule is :mod:`vidstyle.models.backends`.
 
 Any frame size works: the network pads (reflect) to the size it needs and crops back.
 
@@ -26,16 +26,15 @@ passively; every ``vidstyle`` command sets OMP_WAIT_POLICY for that before torch
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from vidstyle.device import resolve_device
+from vidstyle.errors import ConfigError
 from vidstyle.infer.engine import FrameEngine, check_engine_config
 from vidstyle.infer.inferconfig import CUDA_BATCH, EngineConfig, InferOptions  # noqa: F401 (re-exported)
-from vidstyle.models.backends import cached_export, engine_backend
-from vidstyle.models.net import is_stylizing_net
 
 # Below this much work (frames x pixels) compiling on CPU may cost more than it saves: 120 frames
 # at 640x360, where the frames' saving overtakes a first compile (README, "Inference").
@@ -60,28 +59,27 @@ class Plan:
         return self.device.type
 
 
-def plan(config: EngineConfig, work_pixels: int | None = None, exportable: bool = True,
-         network: str | None = None) -> Plan:
-    """Resolve ``config`` for its device. ``work_pixels`` (frames x height x width of the job, if
-    known) lets ``compile=None`` decide whether compiling pays on CPU (on CUDA it stays off unless
-    asked for) and ``backend="auto"`` whether to run onnxruntime, if the network is ``exportable``
-    (``network``: its name, for :func:`vidstyle.models.backends.choose_backend`)."""
+def plan(config: EngineConfig, work_pixels: int | None = None) -> Plan:
+    """Resolve ``config`` for PyTorch on its device. ``work_pixels`` (frames x height x width of the
+    job, if known) lets ``compile=None`` decide whether compiling pays on CPU (on CUDA it stays off
+    unless asked for). Which backend a job runs on is decided before, by
+    :class:`vidstyle.infer.engines.StylizerPool`; ConfigError here for ``backend="onnx"``."""
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
     check_engine_config(config, cuda)
-    backend = engine_backend(config, work_pixels, exportable, network)
+    if config.backend == "onnx":
+        raise ConfigError("Stylizer runs PyTorch; the onnx backend's engine comes from "
+                          "vidstyle.infer.engines.StylizerPool (or OnnxStylizer on an exported file)")
     compile_ = config.compile
     if compile_ is None:
-        compile_ = (not cuda and backend == "torch" and work_pixels is not None
-                    and work_pixels >= AUTO_COMPILE_MIN_PIXELS)
+        compile_ = not cuda and work_pixels is not None and work_pixels >= AUTO_COMPILE_MIN_PIXELS
     return Plan(device=device,
                 dtype=torch.float16 if (cuda and config.half is not False) else torch.float32,
                 batch_size=config.batch_size or (CUDA_BATCH if cuda else 1),
                 channels_last=cuda,
                 compile=bool(compile_),
                 threads=config.threads or torch.get_num_threads(),
-                queue_depth=config.queue_depth,
-                backend=backend)
+                queue_depth=config.queue_depth)
 
 
 class Stylizer(FrameEngine):
@@ -92,44 +90,24 @@ class Stylizer(FrameEngine):
         for frame_in, frame_out in stylizer.pairs(iter_frames("clip.mp4")): ...
 
     The network (RGB [0, 1] (N, 3, H, W) -> same) is moved to the plan's device and dtype in place.
-    On the onnx backend the batches go to an :class:`vidstyle.infer.onnxengine.OnnxStylizer` on the
-    network's cached export.
+    PyTorch only: :class:`vidstyle.infer.engines.StylizerPool` chooses between it and onnxruntime.
     """
 
     def __init__(self, net: torch.nn.Module, config: EngineConfig | None = None,
                  work_pixels: int | None = None):
-        from vidstyle.infer.onnxengine import OnnxStylizer
-
-        config = config or EngineConfig()
-        self.plan = p = plan(config, work_pixels, is_stylizing_net(net),
-                             getattr(net, "config", {}).get("name"))
+        self.plan = p = plan(config or EngineConfig(), work_pixels)
         if p.device.type == "cpu" and p.threads != torch.get_num_threads():
             torch.set_num_threads(p.threads)
         memory_format = torch.channels_last if p.channels_last else torch.preserve_format
         self.net = net.eval().requires_grad_(False).to(p.device, p.dtype, memory_format=memory_format)
         self._compiled = torch.compile(self.net, dynamic=False) if p.compile else None
-        self._onnx = None
-        if p.backend == "onnx":
-            onnx_config = replace(config, device="cpu", batch_size=p.batch_size, threads=p.threads,
-                                  compile=False)
-            self._onnx = OnnxStylizer(cached_export(self.net), onnx_config)
 
     @property
     def compiled(self) -> bool:
         """Whether the network runs compiled (False after a failed compile fell back to eager)."""
         return self._compiled is not None
 
-    @property
-    def streams(self) -> int:
-        """The onnx backend's sessions run batches side by side; torch runs one at a time."""
-        return self._onnx.streams if self._onnx is not None else 1
-
-    def streams_for(self, height: int, width: int) -> int:
-        return self._onnx.streams_for(height, width) if self._onnx is not None else 1
-
     def _run_batch(self, batch: np.ndarray) -> np.ndarray:
-        if self._onnx is not None:
-            return self._onnx._run_batch(batch)
         n = len(batch)
         if self._compiled is not None and n < self.plan.batch_size:
             # A short last batch would make the compiled graph recompile for a new shape; padding
@@ -148,8 +126,6 @@ class Stylizer(FrameEngine):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The network alone on a prepared batch: the plan's device, dtype and memory format."""
-        if self._onnx is not None:
-            return torch.from_numpy(self._onnx.network(x.numpy()))
         if self._compiled is not None:
             try:
                 return self._compiled(x)

@@ -24,7 +24,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from vidstyle.errors import ModelError
-from vidstyle.infer.batch import StylizerPool
+from vidstyle.infer.engines import StylizerPool
 from vidstyle.infer.inferconfig import EngineConfig
 from vidstyle.models.lazymodel import LazyModel
 from vidstyle.models.zoo import (

@@ -1,0 +1,69 @@
+"""Choosing and building the engine a job runs on: PyTorch (eager or compiled) or onnxruntime.
+
+:class:`StylizerPool` is the one place that decides, per job size, which engine runs a model; the
+``infer`` command, folder batches, ``vidstyle serve`` and :func:`vidstyle.infer.job.stylize_video` on
+a bare network all get their engines from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from vidstyle.infer.engine import FrameEngine
+from vidstyle.infer.inferconfig import EngineConfig
+from vidstyle.infer.onnxengine import OnnxStylizer
+from vidstyle.models.backends import engine_backend
+from vidstyle.models.lazymodel import LazyModel
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class StylizerPool:
+    """The engines of one run, one per (compile, backend) decision, sharing the model: the one place
+    where a job's backend is chosen (:func:`vidstyle.models.backends.engine_backend` for its size).
+
+    ``model`` is a :class:`vidstyle.models.lazymodel.LazyModel` or a torch network. Where the onnx backend
+    is chosen, the engine is an :class:`vidstyle.infer.onnxengine.OnnxStylizer` on the model's cached
+    export, and torch is not imported (:mod:`vidstyle.models.lazymodel`). ``notify`` is told before a
+    compile or a first ONNX export is due (torch compiles per frame shape), so a user does not
+    watch a progress bar sit at 0% while it happens.
+    """
+
+    def __init__(self, model: LazyModel | nn.Module, engine: EngineConfig,
+                 notify: Callable[[str], None] | None = None):
+        self.model = model if isinstance(model, LazyModel) else LazyModel(net=model)
+        self.engine, self.notify = engine, notify
+        self._stylizers: dict[tuple[bool, str], FrameEngine] = {}
+        self._compiled_sizes: set[tuple[int, int]] = set()
+
+    def get(self, work_pixels: int, size: tuple[int, int] | None = None) -> FrameEngine:
+        """The engine for a job of ``work_pixels`` (frames x pixels) at ``size`` (width, height;
+        None when not known yet, as for a photo before it is read)."""
+        if engine_backend(self.engine, work_pixels, self.model.exportable, self.model.network) == "onnx":
+            key = (False, "onnx")
+            if key not in self._stylizers:
+                if self.notify is not None and not self.model.onnx_cached():
+                    self.notify(f"exporting {self.model.name} for onnxruntime, the fastest CPU backend, "
+                                f"once (later runs reuse it)")
+                self._stylizers[key] = OnnxStylizer(self.model.onnx_file(),
+                                                    replace(self.engine, backend="onnx"))
+            return self._stylizers[key]
+        from vidstyle.infer.stylize import Stylizer, plan
+
+        decided = plan(replace(self.engine, backend="torch"), work_pixels)
+        key = (decided.compile, "torch")
+        if key not in self._stylizers:
+            self._stylizers[key] = Stylizer(self.model.net, replace(self.engine, compile=decided.compile,
+                                                                    backend="torch"))
+        stylizer = self._stylizers[key]
+        if stylizer.compiled and size not in self._compiled_sizes:
+            self._compiled_sizes.add(size)
+            if self.notify is not None:
+                where = "GPU" if stylizer.plan.device_type == "cuda" else "CPU"
+                at = f" at {size[0]}x{size[1]}" if size else ""
+                self.notify(f"compiling the network for this {where}{at}, once, ~30 s "
+                            f"(later runs reuse it)")
+        return stylizer
