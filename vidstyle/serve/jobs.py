@@ -175,8 +175,9 @@ class JobQueue:
             return self._jobs.get(job_id)
 
     def jobs(self) -> list[Job]:
+        """The jobs in the order submitted, less those being removed."""
         with self._lock:
-            return list(self._jobs.values())
+            return [job for job in self._jobs.values() if not job.cancel.is_set()]
 
     def remove(self, job_id: str) -> Job | None:
         """Cancel ``job_id`` if it is queued or running, and delete it with its files. A running
@@ -200,7 +201,9 @@ class JobQueue:
         """Remove the jobs that ended more than ``keep_hours`` ago; their ids."""
         now = time.time() if now is None else now
         cutoff = now - self.keep_hours * 3600
-        old = [job.id for job in self.jobs() if job.state in FINISHED and (job.finished or now) <= cutoff]
+        with self._lock:
+            old = [job.id for job in self._jobs.values()
+                   if job.state in FINISHED and (job.finished or now) <= cutoff]
         for job_id in old:
             self.remove(job_id)
         return old

@@ -282,7 +282,7 @@ async function refreshJobs() {
     jobs.forEach(renderJob);
     $("no-jobs").hidden = state.jobs.size > 0;
     const active = jobs.some((job) => job.state === "queued" || job.state === "running");
-    pollSoon(active ? 700 : 5000);
+    pollSoon(active ? 700 : 2000);
   } catch (error) {
     pollSoon(5000);
   }
@@ -385,6 +385,9 @@ function showResult(li, job) {
 async function removeJob(id) {
   try {
     await api(`/api/jobs/${id}`, { method: "DELETE" });
+    const li = state.jobs.get(id);
+    if (li) { li.remove(); state.jobs.delete(id); }
+    $("no-jobs").hidden = state.jobs.size > 0;
   } catch (error) {
     showError(error.message);
   }
