@@ -67,3 +67,32 @@ def atomic_output(path: str | os.PathLike, tmp: str | os.PathLike | None = None)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def hold_lock(lock: str | os.PathLike) -> Iterator[bool]:
+    """Hold the lock file ``lock`` (an ``flock``) for the ``with`` block; yields False, at once, if
+    another process holds it. The kernel releases the lock of a killed process, so a stale lock file
+    never blocks a rerun; the holder removes the file when it is done."""
+    import fcntl  # POSIX only: imported here so that the rest of this module works everywhere
+
+    lock = Path(lock)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            yield False
+            return
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed this lock file as we opened it: take the next one
+    try:
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)

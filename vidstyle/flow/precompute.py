@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import json
 import multiprocessing as mp
 import os
@@ -24,7 +23,7 @@ import re
 import signal
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -37,6 +36,7 @@ from vidstyle.batchwork import BatchSummary, in_shard, walk
 from vidstyle.errors import ConfigError, FlowFileError, VidstyleError
 from vidstyle.flow.flowstore import FlowFileWriter, validate
 from vidstyle.flow.optical import check_method, compute_pair
+from vidstyle.fsutil import hold_lock
 from vidstyle.io.h5safety import leftover_temporaries
 
 MANIFEST = "manifest.jsonl"
@@ -154,31 +154,10 @@ def is_finished(path: Path, job: FlowJob) -> bool:
     return attrs.get("job") == job.signature()
 
 
-@contextlib.contextmanager
-def claim(path: Path) -> Iterator[bool]:
+def claim(path: Path) -> contextlib.AbstractContextManager[bool]:
     """Hold the lock of output ``path`` (``<path>.lock``) for the ``with`` block; yields False, at
-    once, if another process holds it. The kernel releases the lock of a killed job, so a stale lock
-    file never blocks a rerun."""
-    lock = path.with_name(path.name + ".lock")
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            yield False
-            return
-        try:
-            if os.path.samestat(os.fstat(fd), os.stat(lock)):
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)  # the holder removed this lock file as we opened it: take the next one
-    try:
-        yield True
-    finally:
-        lock.unlink(missing_ok=True)
-        os.close(fd)
+    once, if another process holds it (:func:`vidstyle.fsutil.hold_lock`)."""
+    return hold_lock(path.with_name(path.name + ".lock"))
 
 
 class _Stopped(Exception):
