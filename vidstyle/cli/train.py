@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vidstyle.cli import quick
 from vidstyle.errors import ConfigError
 
 _S = argparse.SUPPRESS   # options not given stay out of the namespace, so --resume knows what changed
@@ -76,16 +77,21 @@ def register(sub) -> None:
                         "removed, but only once the style image, flows and photos have been checked")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--describe", action="store_true", help="print the networks' parameter counts and exit")
+    quick.add_arguments(p)
     p.set_defaults(func=cmd_train)
 
 
-_FLAGS = ("resume", "overwrite", "quiet", "describe", "func", "command")
+_FLAGS = ("resume", "overwrite", "quiet", "describe", "func", "command", "quick", "content")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from vidstyle.training.train import describe_nets, train
     from vidstyle.training.trainconfig import TrainConfig, resume_config
 
+    if args.quick:
+        return quick.cmd_quick(args)
+    if args.content is not None:
+        raise ConfigError("--content goes with --quick (a full run trains on --flows and --photos)")
     if args.describe:
         for line in describe_nets():
             print(line)

@@ -1,0 +1,604 @@
+"""Quick training: a new style in minutes on a CPU, from the nearest shipped model (``--quick``).
+
+``vidstyle train --style PAINTING --name NAME --quick [--content CLIP_OR_FOLDER] [--max-minutes M]``
+needs no flow files: it reads a few frames of the content clips (and photos), computes the flow of the
+pairs it uses on the fly (:mod:`vidstyle.flow.optical`, DIS), starts from the shipped model whose
+style statistics are nearest the painting, and trains until a wall-clock budget runs out, then writes
+the model like any run (``runs/NAME/NAME.safetensors`` + card, both atomically).
+
+What makes a step cheap (``benchmarks/train_bench.py`` measures each part):
+
+- content features cached per sample: the samples are a fixed set of crops, so the VGG-19 pass on an
+  input crop is taken once, the first time the crop is drawn, instead of at every step;
+- content and style losses on frame t of each pair only (the default loop takes them on both
+  frames): frame t+1's output is tied to frame t's by the temporal loss, and both frames still go
+  through the (cheap) stylizing network, so a step runs the VGG forward and backward on half the
+  images. The compound stability term of :mod:`vidstyle.training.regularize` is kept.
+
+The loss weights, the tone gate and the network are the warm-start model's (its card), so a painting
+is trained with the weights that suited the nearest style.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidstyle.errors import ConfigError
+from vidstyle.flow.optical import compute_pair
+from vidstyle.fsutil import atomic_output
+from vidstyle.io.images import read_image, resize_longer_side, to_tensor, write_image
+from vidstyle.io.video import VIDEO_EXTENSIONS, is_clip, iter_frames
+from vidstyle.models.zoo import ModelEntry, list_models, load_model, read_card, save_model, weights_problem
+from vidstyle.training.data import PHOTO_SUFFIXES, camera_motion_pair, points_inside, usable_pair
+from vidstyle.training.losses import (
+    HybridLoss,
+    LossWeights,
+    content_loss,
+    gram,
+    style_loss,
+    temporal_loss,
+    tv_loss,
+)
+from vidstyle.training.modelcard import duration_words, sha256_of, training_card
+from vidstyle.training.regularize import compound_loss, random_smooth_flow
+from vidstyle.training.runfiles import TRAIN_TERMS, RunFiles
+from vidstyle.training.trainconfig import TrainConfig
+from vidstyle.training.vgg import VGG19
+from vidstyle.training.warmstart import load_init
+
+REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+STYLES_DIR = REPO_DATA / "styles"             # the shipped models' style images (data/styles/CREDITS.md)
+DEFAULT_CONTENT = (REPO_DATA / "samples" / "vtest_4s.mp4", REPO_DATA / "content")
+DEFAULT_MINUTES = 15.0
+MIN_STYLE_SIDE = 16      # pixels: a smaller "painting" has no texture to learn (and VGG needs 16)
+CHOICE_SIZE = 256        # longer side of the style images when the warm start is chosen
+MAX_CLIP_FRAMES = 120    # frames read from each content clip
+EXPORT_DTYPE = torch.float16
+
+
+@dataclass
+class QuickConfig:
+    """A quick run. ``content``: clips, frame folders, photos or folders of them (empty: the shipped
+    sample clip and content frames). ``max_minutes``: the whole command's wall-clock budget, setup,
+    export and the final check included. ``size``: training crop side; ``batch``: pairs per step;
+    ``samples``: crops drawn from the content once (their VGG features are cached). ``init``: the
+    model to start from (None: the shipped model with the nearest style). ``reserve_seconds``: the end
+    of the budget kept for export and the check (None: 12% of it, 5-120 s)."""
+
+    style: str
+    name: str
+    content: list[str] = field(default_factory=list)
+    runs_dir: str = "runs"
+    max_minutes: float = DEFAULT_MINUTES
+    size: int = 192
+    batch: int = 2
+    samples: int = 96
+    lr: float = 1e-3
+    style_size: int = 512
+    init: str | None = None
+    preview_seconds: float = 60.0
+    reserve_seconds: float | None = None
+    max_steps: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    overwrite: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+    def check(self) -> None:
+        TrainConfig(style=self.style, name=self.name, photos=["-"]).check()   # name and style file
+        if not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
+            raise ConfigError(f"--max-minutes {self.max_minutes}: give a positive number of minutes")
+        if self.size < 32 or self.batch < 1 or self.samples < 1:
+            raise ConfigError("--size must be at least 32 pixels, --batch and the samples at least 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr {self.lr}: give a positive number")
+
+
+@dataclass
+class WarmStart:
+    """The shipped model a quick run starts from, and why: ``distance`` is the style loss between the
+    Gram matrices of its style image and of the new painting (both at CHOICE_SIZE px)."""
+
+    entry: ModelEntry
+    distance: float
+    ranking: list[tuple[str, float]]
+
+    def line(self) -> str:
+        others = ", ".join(f"{n} {d:.3g}" for n, d in self.ranking[1:3])
+        return (f"warm start: {self.entry.name}, the shipped model whose style is nearest your painting "
+                f"(style distance {self.distance:.3g}; next: {others or 'none'})")
+
+
+@dataclass
+class Content:
+    """Decoded content: ``clips`` (name, uint8 RGB frames of one size) and ``photos`` (name, image)."""
+
+    clips: list[tuple[str, list[np.ndarray]]]
+    photos: list[tuple[str, np.ndarray]]
+
+    def describe(self) -> list[str]:
+        parts = [f"{name} ({len(frames)} frames)" for name, frames in self.clips]
+        if self.photos:
+            parts.append(f"{len(self.photos)} photo(s)")
+        return parts
+
+
+@dataclass
+class QuickResult:
+    run_dir: Path
+    weights: Path
+    steps: int
+    seconds: float
+    stopped_by: str               # "budget", "steps" or "interrupt"
+    warm_start: WarmStart
+    losses: dict[str, float]
+    check: dict[str, Any] | None
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+def shipped_models() -> list[ModelEntry]:
+    """The shipped models (vidstyle/weights/), whatever shadows their names elsewhere."""
+    return [e for e in list_models(include_shadowed=True, runs_dir=None) if e.source == "shipped"]
+
+
+def check_name(name: str) -> None:
+    """ConfigError if ``name`` is a shipped model's: a quick run must not shadow one by accident."""
+    if name in {e.name for e in shipped_models()}:
+        raise ConfigError(f"--name {name}: that is a shipped model's name, and a run of that name would "
+                          "replace it for --model; choose another name")
+
+
+def read_style(path: str | os.PathLike) -> np.ndarray:
+    """The painting, uint8 RGB; ConfigError if it is not an image or smaller than MIN_STYLE_SIDE."""
+    image = read_image(path, "style image")
+    if min(image.shape[:2]) < MIN_STYLE_SIDE:
+        raise ConfigError(f"{path}: the style image is {image.shape[1]}x{image.shape[0]} pixels; give a "
+                          f"painting at least {MIN_STYLE_SIDE} pixels a side (a few hundred is best)")
+    return image
+
+
+def find_content(specs: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
+    """(clips, photos) named by ``specs``: clip files, frame folders, photos, or folders holding them
+    (not recursive). Empty ``specs``: DEFAULT_CONTENT. ConfigError if nothing usable is found."""
+    default = not specs
+    clips: list[Path] = []
+    photos: list[Path] = []
+    for spec in map(Path, specs or [p for p in DEFAULT_CONTENT if p.exists()]):
+        if not spec.exists():
+            raise ConfigError(f"--content {spec}: no such file or folder")
+        if is_clip(spec):
+            clips.append(spec)
+        elif spec.is_file():
+            if spec.suffix.lower() not in PHOTO_SUFFIXES:
+                raise ConfigError(f"--content {spec}: neither a video "
+                                  f"({', '.join(sorted(VIDEO_EXTENSIONS))}) "
+                                  f"nor a photo ({', '.join(PHOTO_SUFFIXES)})")
+            photos.append(spec)
+        else:
+            for path in sorted(spec.iterdir()):
+                if path.name.startswith("."):
+                    continue
+                if is_clip(path):
+                    clips.append(path)
+                elif path.is_file() and path.suffix.lower() in PHOTO_SUFFIXES:
+                    photos.append(path)
+    if not clips and not photos:
+        where = "the default content (data/samples, data/content)" if default else ", ".join(map(str, specs))
+        raise ConfigError(f"no clips or photos in {where}; pass --content CLIP_OR_FOLDER")
+    return clips, photos
+
+
+def load_content(clips: Sequence[Path], photos: Sequence[Path], short_side: int) -> Content:
+    """Decode the clips (first MAX_CLIP_FRAMES frames) and read the photos, shorter side
+    ``short_side`` px. VideoError / ConfigError (one line) for a clip without frames, an unreadable
+    photo or one too small to crop."""
+    decoded = []
+    for clip in clips:
+        frames = [_shorter_side(f, short_side) for f in iter_frames(clip, max_frames=MAX_CLIP_FRAMES)]
+        if len(frames) < 2:
+            raise ConfigError(f"--content {clip}: {len(frames)} frame(s); a clip needs at least 2")
+        decoded.append((clip.name, frames))
+    images = []
+    for photo in photos:
+        image = read_image(photo, "content photo")
+        if min(image.shape[:2]) < MIN_STYLE_SIDE:
+            raise ConfigError(f"{photo}: a {image.shape[1]}x{image.shape[0]} photo is too small for content")
+        images.append((photo.name, _shorter_side(image, 2 * short_side)))
+    return Content(decoded, images)
+
+
+def _shorter_side(image: np.ndarray, side: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    return resize_longer_side(image, round(side * max(height, width) / min(height, width)))
+
+
+# --- the warm start -----------------------------------------------------------------------------
+
+def style_grams(vgg: VGG19, image: np.ndarray, long_side: int) -> dict[str, torch.Tensor]:
+    """Gram matrices of uint8 RGB ``image`` at the style layers, longer side ``long_side`` px."""
+    from vidstyle.training.losses import STYLE_LAYERS
+
+    with torch.no_grad():
+        features = vgg(to_tensor(resize_longer_side(image, long_side)), STYLE_LAYERS)
+    return {k: gram(v) for k, v in features.items()}
+
+
+def choose_warm_start(style: np.ndarray, vgg: VGG19, candidates: Sequence[ModelEntry] | None = None,
+                      styles_dir: Path = STYLES_DIR) -> WarmStart:
+    """The candidate (default: the shipped huang models) whose style image's Gram matrices are nearest
+    ``style``'s in the training style loss. Candidates whose style image is not in ``styles_dir`` (or
+    not the file their card names by SHA-256) are left out; ConfigError if none is left."""
+    target = style_grams(vgg, style, CHOICE_SIZE)
+    ranking: list[tuple[float, ModelEntry]] = []
+    seen: dict[str, float] = {}
+    for entry in candidates if candidates is not None else shipped_models():
+        card = read_card(entry)
+        path = styles_dir / card.style_image
+        if card.net_name != "huang" or not card.style_image or not path.is_file():
+            continue
+        sha = card.trained.get("style_sha256")
+        if sha and sha != sha256_of(path):
+            continue
+        if path.name not in seen:
+            grams = style_grams(vgg, read_image(path, "style image"), CHOICE_SIZE)
+            seen[path.name] = float(sum(((grams[k] - g) ** 2).mean() for k, g in target.items()))
+        ranking.append((seen[path.name], entry))
+    if not ranking:
+        raise ConfigError(f"no shipped model to start from: their style images are not in {styles_dir}; "
+                          "pass --init MODEL")
+    ranking.sort(key=lambda item: (item[0], item[1].name))
+    return WarmStart(ranking[0][1], ranking[0][0], [(e.name, d) for d, e in ranking])
+
+
+# --- samples ------------------------------------------------------------------------------------
+
+@dataclass
+class Sample:
+    """One training pair, fixed for the run: uint8 RGB crops, flow_bw (pixels) and mask of t+1."""
+
+    frame_t: np.ndarray
+    frame_t1: np.ndarray
+    flow_bw: np.ndarray
+    mask: np.ndarray
+
+
+def make_samples(content: Content, size: int, count: int, rng: np.random.Generator,
+                 flow_method: str = "dis") -> list[Sample]:
+    """``count`` pairs of ``size`` px crops: from the clips (consecutive frames, flow computed on the
+    fly, once per frame pair used) and the photos (a random camera motion, exact flow), in equal
+    shares per clip and for the photos together. Flat crops (a black sky) are redrawn."""
+    sources = [("clip", i) for i in range(len(content.clips))] + ([("photos", 0)] if content.photos else [])
+    flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    samples: list[Sample] = []
+    for k in range(count):
+        kind, i = sources[k % len(sources)]
+        for _ in range(8):
+            if kind == "clip":
+                frames = content.clips[i][1]
+                t = int(rng.integers(len(frames) - 1))
+                if (i, t) not in flows:
+                    _, flow_bw, mask = compute_pair(frames[t], frames[t + 1], flow_method)
+                    flows[(i, t)] = flow_bw, mask
+                arrays = _crop(frames[t], frames[t + 1], *flows[(i, t)], size, rng)
+            else:
+                photo = content.photos[int(rng.integers(len(content.photos)))][1]
+                arrays = camera_motion_pair(photo, size, rng)
+            if usable_pair(*arrays):
+                break
+        if rng.random() < 0.5:
+            arrays = _flip(*arrays)
+        samples.append(Sample(*arrays))
+    return samples
+
+
+def _crop(frame_t, frame_t1, flow_bw, mask, size: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    height, width = frame_t.shape[:2]
+    if min(height, width) < size:
+        raise ConfigError(f"content frames of {width}x{height} are smaller than the {size} px crop")
+    y0, x0 = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
+    cut = [a[y0:y0 + size, x0:x0 + size] for a in (frame_t, frame_t1, flow_bw, mask)]
+    cut[3] = cut[3] * points_inside(cut[2])
+    return tuple(cut)
+
+
+def _flip(frame_t, frame_t1, flow_bw, mask) -> tuple[np.ndarray, ...]:
+    flow = flow_bw[:, ::-1].copy()
+    flow[..., 0] *= -1.0
+    return frame_t[:, ::-1].copy(), frame_t1[:, ::-1].copy(), flow, mask[:, ::-1].copy()
+
+
+def batch_tensors(samples: Sequence[Sample], device: torch.device) -> dict[str, torch.Tensor]:
+    """The samples as the loop's (N, C, S, S) float tensors (RGB [0, 1], flow in pixels, mask 0/1)."""
+    def stack(arrays, scale):
+        return torch.from_numpy(np.stack(arrays)).float().div_(scale).to(device)
+
+    return {"frame_t": stack([s.frame_t for s in samples], 255.0).permute(0, 3, 1, 2).contiguous(),
+            "frame_t1": stack([s.frame_t1 for s in samples], 255.0).permute(0, 3, 1, 2).contiguous(),
+            "flow_bw": stack([s.flow_bw for s in samples], 1.0).permute(0, 3, 1, 2).contiguous(),
+            "mask": stack([s.mask for s in samples], 1.0).unsqueeze(1)}
+
+
+# --- the step -----------------------------------------------------------------------------------
+
+class ContentCache:
+    """Content-layer VGG features of each sample's frame t, computed the first time it is drawn."""
+
+    def __init__(self, loss_fn: HybridLoss):
+        self.loss_fn = loss_fn
+        self.features: dict[int, dict[str, torch.Tensor]] = {}
+
+    def __call__(self, indices: Sequence[int], frames_t: torch.Tensor) -> dict[str, torch.Tensor]:
+        missing = [j for j, i in enumerate(indices) if i not in self.features]
+        if missing:
+            with torch.no_grad():
+                fresh = self.loss_fn.vgg(frames_t[missing], self.loss_fn.content_layers)
+            for row, j in enumerate(missing):
+                self.features[indices[j]] = {k: v[row:row + 1] for k, v in fresh.items()}
+        return {k: torch.cat([self.features[i][k] for i in indices]) for k in self.loss_fn.content_layers}
+
+
+def quick_terms(net: torch.nn.Module, loss_fn: HybridLoss, batch: dict[str, torch.Tensor],
+                targets: dict[str, torch.Tensor], compound: tuple[float, float, float]
+                ) -> dict[str, torch.Tensor]:
+    """The loss terms of one quick step (names as runfiles.TRAIN_TERMS, plus ``total``).
+
+    Both frames of each pair go through ``net``; content (against the cached ``targets``) and style
+    on frame t's output only, TV on both outputs, the temporal loss between them, and the compound
+    term on frame t. ``compound``: (weight, largest shift px, noise).
+    """
+    frames = torch.cat([batch["frame_t"], batch["frame_t1"]])
+    out_t, out_t1 = net(frames).float().chunk(2)
+    features = loss_fn.vgg(out_t, loss_fn.layers)
+    terms = {"content": content_loss(features, targets),
+             "style": style_loss(features, loss_fn.style_grams),
+             "tv": tv_loss(torch.cat([out_t, out_t1])),
+             "temporal": temporal_loss(out_t, out_t1, batch["flow_bw"], batch["mask"])}
+    weight, shift, noise = compound
+    n, _, height, width = out_t.shape
+    flow = random_smooth_flow(n, height, width, shift, device=out_t.device)
+    terms["compound"] = compound_loss(net, batch["frame_t"], out_t, flow, noise) if weight > 0 \
+        else torch.zeros((), device=out_t.device)
+    weights = {**loss_fn.weights.as_dict(), "compound": weight}
+    terms["total"] = sum(weights[k] * terms[k] for k in TRAIN_TERMS)
+    return terms
+
+
+# --- the budget ---------------------------------------------------------------------------------
+
+class Budget:
+    """The wall-clock budget of a run: ``seconds`` from creation, the last ``reserve`` of them kept
+    for export and the check. ``clock``: a monotonic clock in seconds (tests pass a fake one)."""
+
+    def __init__(self, seconds: float, reserve: float, clock: Callable[[], float] = time.monotonic,
+                 started: float | None = None):
+        self.clock = clock
+        self.start = clock() if started is None else started
+        self.end = self.start + seconds
+        self.train_end = self.end - reserve
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+    def training_left(self) -> float:
+        return self.train_end - self.clock()
+
+
+def default_reserve(seconds: float) -> float:
+    return min(max(0.12 * seconds, 5.0), 120.0)
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+def quick_train(config: QuickConfig, *, check: Callable[[torch.nn.Module, Content], dict] | None = None,
+                clock: Callable[[], float] = time.monotonic, started: float | None = None,
+                say: Callable[[str], None] = print, progress: bool = True) -> QuickResult:
+    """Train ``config``'s painting within its budget and export the model; returns what it made.
+
+    ``check(net, content)``, if given, measures the finished network (E_warp and style loss ratios
+    on a content clip); its dict goes into the card's ``metrics``. ``started``: when the budget began on
+    ``clock`` (default: now; the command passes its own start, so that imports count too).
+
+    Everything the user gave is read and checked before ``runs/NAME`` is created, so bad input leaves
+    nothing behind (ConfigError, VideoError, ModelError); an error after that removes the folder this
+    call created, unless a model was written in it.
+    """
+    budget = Budget(60.0 * config.max_minutes, config.reserve_seconds if config.reserve_seconds is not None
+                    else default_reserve(60.0 * config.max_minutes), clock, started)
+    config.check()
+    check_name(config.name)
+    style = read_style(config.style)
+    files = RunFiles(config.run_dir)
+    files.check_start(False, config.overwrite)
+    content = load_content(*find_content(config.content), short_side=round(config.size * 1.25))
+    say(f"quick run '{config.name}': at most {config.max_minutes:g} min in all (setup, training, export, "
+        "check)")
+
+    from vidstyle.training.train import setup_device
+
+    setup = setup_device(config.device, config.threads)
+    torch.manual_seed(config.seed)
+    vgg = VGG19(last_layer="relu4_2")
+    if config.init:
+        entry = load_model(config.init, runs_dir=config.runs_dir).entry
+        warm = WarmStart(entry, math.nan, [(entry.name, math.nan)])
+        say(f"warm start: {entry.name} (given by --init)")
+    else:
+        warm = choose_warm_start(style, vgg)
+        say(warm.line())
+    card = read_card(warm.entry)
+    trained = card.trained.get("weights", {})
+    weights = LossWeights(**{k: float(trained.get(k, getattr(LossWeights, k))) for k in ("content", "style",
+                                                                                          "tv", "temporal")})
+    compound = (float(trained.get("compound", TrainConfig.compound_weight)),
+                float(card.trained.get("compound", {}).get("shift", TrainConfig.compound_shift)),
+                float(card.trained.get("compound", {}).get("noise", TrainConfig.compound_noise)))
+    from vidstyle.models.net import build_net
+
+    net = build_net("huang", **card.net_kwargs)
+    net.load_state_dict(load_init(str(warm.entry.weights), net, config.runs_dir))
+    net = net.to(setup.device)
+    train_config = TrainConfig(
+        style=str(config.style), name=config.name, runs_dir=config.runs_dir, net="huang",
+        init=str(warm.entry.weights), steps=0, batch=config.batch, size=config.size,
+        style_size=config.style_size, content_weight=weights.content, style_weight=weights.style,
+        tv_weight=weights.tv, temporal_weight=weights.temporal, compound_weight=compound[0],
+        compound_shift=compound[1], compound_noise=compound[2], tone=float(card.net.get("tone", 0.0)),
+        lr=config.lr, scale=None, seed=config.seed, device=config.device, threads=config.threads,
+        max_minutes=config.max_minutes)
+    loss_fn = HybridLoss(vgg, to_tensor(resize_longer_side(style, config.style_size)), weights,
+                         list(train_config.style_layers), list(train_config.content_layers)).to(setup.device)
+    rng = np.random.default_rng(config.seed)
+    samples = make_samples(content, config.size, config.samples, rng)
+    preview = _preview_frame(content, config.size)
+    say(f"content: {', '.join(content.describe())}; {len(samples)} pairs of {config.size} px crops; "
+        f"ready after {budget.elapsed():.0f} s; training until {budget.train_end - budget.start:.0f} s")
+
+    created = not config.run_dir.exists()
+    files.prepare(train_config, False, config.overwrite)
+    try:
+        with atomic_output(config.run_dir / "quick.json") as tmp:
+            tmp.write_text(json.dumps({**dataclasses.asdict(config), "warm_start": warm.entry.name,
+                                       "style_distance": warm.distance, "content": content.describe()},
+                                      indent=2) + "\n", encoding="utf-8")
+        steps, seconds, stopped, last = _loop(net, loss_fn, samples, preview, compound, config, setup, files,
+                                              budget, rng, say, progress)
+        done = dataclasses.replace(train_config, steps=steps)
+        weights_path = _export(net, done, setup, seconds, last, warm, content, stopped, None)
+        result_check = None
+        if check is not None:
+            say(f"model written at {budget.elapsed():.0f} s; checking it on a content clip")
+            net.eval()
+            result_check = check(net, content)
+            _export(net, done, setup, seconds, last, warm, content, stopped, result_check)
+    except BaseException:
+        if created and not (config.run_dir / f"{config.name}.safetensors").exists():
+            shutil.rmtree(config.run_dir, ignore_errors=True)
+        raise
+    return QuickResult(config.run_dir, weights_path, steps, seconds, stopped, warm, last, result_check)
+
+
+def _preview_frame(content: Content, size: int) -> torch.Tensor:
+    """(1, 3, H, W) [0, 1]: the middle frame of the first clip (else the first photo), shorter side
+    ``size * 4 / 3`` px."""
+    image = content.clips[0][1][len(content.clips[0][1]) // 2] if content.clips else content.photos[0][1]
+    return to_tensor(np.ascontiguousarray(_shorter_side(image, round(size * 4 / 3))))
+
+
+def _loop(net, loss_fn, samples, preview, compound, config: QuickConfig, setup, files: RunFiles,
+          budget: Budget, rng: np.random.Generator, say, progress: bool
+          ) -> tuple[int, float, str, dict[str, float]]:
+    """Steps until the budget's training time, ``max_steps`` or Ctrl-C; previews every
+    ``preview_seconds``. Returns (steps, seconds, why it stopped, last logged row)."""
+    from tqdm import tqdm
+
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    cache = ContentCache(loss_fn)
+    files.start_log(0)
+    start = budget.clock()
+    total = max(budget.train_end - start, 0.0)
+    bar = tqdm(total=round(total), disable=not progress, unit="s", dynamic_ncols=True, desc=config.name,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+    next_preview = start
+    sums = dict.fromkeys(("total", *TRAIN_TERMS), 0.0)
+    step, stopped, last, counted, bad = 0, "budget", {}, 0, 0
+    try:
+        while True:
+            now = budget.clock()
+            if now >= next_preview:
+                _write_preview(net, preview, setup, files, step)
+                next_preview = now + config.preview_seconds
+            if budget.training_left() <= 0:
+                break
+            if config.max_steps is not None and step >= config.max_steps:
+                stopped = "steps"
+                break
+            indices = [int(i) for i in rng.integers(len(samples), size=config.batch)]
+            batch = batch_tensors([samples[i] for i in indices], setup.device)
+            net.train()
+            terms = quick_terms(net, loss_fn, batch, cache(indices, batch["frame_t"]), compound)
+            optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            if not torch.isfinite(terms["total"]):
+                bad += 1
+                if bad >= 5:
+                    raise ConfigError("quick training diverged (the loss became NaN five steps in a row); "
+                                      "try a lower --lr")
+                continue
+            bad = 0
+            optimizer.step()
+            step += 1
+            for k in sums:
+                sums[k] += float(terms[k].detach())
+            counted += 1
+            if step % 10 == 0:
+                last = _log(files, sums, counted, step, config.lr, budget.elapsed())
+                counted = 0
+            bar.n = min(round(budget.clock() - start), bar.total)
+            bar.set_postfix_str(f"step {step}, style {float(terms['style'].detach()):.3g}", refresh=True)
+    except KeyboardInterrupt:
+        stopped = "interrupt"
+        say("interrupted: writing the model of the steps taken")
+    finally:
+        bar.close()
+    if counted:
+        last = _log(files, sums, counted, step, config.lr, budget.elapsed())
+    _write_preview(net, preview, setup, files, step)
+    return step, budget.clock() - start, stopped, last
+
+
+def _log(files: RunFiles, sums: dict[str, float], counted: int, step: int, lr: float,
+         seconds: float) -> dict[str, float]:
+    row = {"step": step, **{k: v / counted for k, v in sums.items()}, "lr": lr, "seconds": round(seconds, 3)}
+    files.log(row)
+    for k in sums:
+        sums[k] = 0.0
+    return row
+
+
+def _write_preview(net, preview: torch.Tensor, setup, files: RunFiles, step: int) -> None:
+    """previews/step_N.png: the preview frame | its stylized version."""
+    net.eval()
+    with torch.no_grad():
+        frame = preview.to(setup.device)
+        out = net(frame).float()
+    row = torch.cat([frame[0], out[0]], dim=2)
+    write_image(files.previews / f"step_{step:06d}.png",
+                (row.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8))
+
+
+def _export(net, config: TrainConfig, setup, seconds: float, last: dict[str, float], warm: WarmStart,
+            content: Content, stopped: str, measured: dict | None) -> Path:
+    """Write runs/NAME/NAME.safetensors and its card (atomically, card first, as every run does)."""
+    problem = weights_problem(net.state_dict(), EXPORT_DTYPE)
+    if problem:
+        raise ConfigError(f"quick training finished, but no model was written: {problem}; try a lower --lr")
+    card = training_card(net.config, config, setup, seconds, last)
+    style = Path(config.style).name
+    description = (f"huang network trained quickly (vidstyle train --quick) on the style image {style}: "
+                   f"{config.steps} steps of {config.batch} frame pair(s) at {config.size} px in "
+                   f"{duration_words(seconds)} on {card.trained['hardware']}, starting from the shipped "
+                   f"model {warm.entry.name}; content: {', '.join(content.describe())}.")
+    trained = {**card.trained, "data": content.describe(),
+               "quick": {"warm_start": warm.entry.name, "style_distance": warm.distance,
+                         "stopped_by": stopped,
+                         "losses": "content and style on frame t of each pair, content features cached"}}
+    card = dataclasses.replace(card, description=description, trained=trained,
+                               metrics={**card.metrics, **(measured or {})})
+    return save_model(net, config.run_dir / f"{config.name}.safetensors", card, dtype=EXPORT_DTYPE)
