@@ -203,6 +203,9 @@ def test_models_command_lists_user_models_with_style_and_description(capsys, tmp
     monkeypatch.setenv("VIDSTYLE_MODELS", str(model.parent))
     monkeypatch.chdir(tmp_path)
     assert main(["models"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("testnet")]
+    assert len(lines) == 1 and "huang" in lines[0] and "[user] untrained, for tests" in lines[0]
+    assert main(["models", "--long"]) == 0
     out = capsys.readouterr().out
     assert "testnet" in out and "none.jpg" in out and "untrained, for tests" in out
 

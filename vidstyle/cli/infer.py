@@ -16,6 +16,7 @@ from vidstyle.errors import VideoError
 from vidstyle.infer.color import ColorOptions
 from vidstyle.infer.inferconfig import CUDA_BATCH, EngineConfig, InferOptions
 from vidstyle.models.backends import BACKENDS
+from vidstyle.models.looks import QUALITIES
 
 # The command's stabilizer strength; the library's InferOptions leaves it off. Chosen on held-out
 # clips (README, Inference: the stabilizer's effect and cost).
@@ -60,6 +61,10 @@ def register(sub) -> None:
                    help="flow-guided stabilizer strength in [0, 1): blend in the previous result, "
                         "carried by the motion, where the flow is reliable; "
                         f"0 = off (default {DEFAULT_STABILIZE})")
+    p.add_argument("--quality", default="auto", choices=QUALITIES,
+                   help="which of a style's networks runs: full (the trained model), fast (its lite "
+                        "network, if it has one), auto (default: on a CPU the fast network when its "
+                        "card shows it keeps the full model's look, else the full one)")
     p.add_argument("--backend", default=_ENGINE.backend, choices=BACKENDS,
                    help="run the network in PyTorch or in onnxruntime on its ONNX export (CPU; "
                         "exported once, then cached); auto: onnx for short CPU jobs when installed, "
@@ -82,6 +87,8 @@ def register(sub) -> None:
                                    "($VIDSTYLE_MODELS, runs/) first, then the shipped ones.")
     m.add_argument("--all", action="store_true", help="also list models hidden by one of the same name")
     m.add_argument("--quiet", "-q", action="store_true", help="the names only, one per line")
+    m.add_argument("--long", "-l", action="store_true",
+                   help="every model file with its card: network, style image, description, path")
     m.add_argument("--json", action="store_true",
                    help="print a JSON list of the models with their card fields (unusable ones with "
                         "\"error\") instead of the text listing")
@@ -139,7 +146,7 @@ def run_infer(args) -> int:
     color = ColorOptions(preserve_color=args.preserve_color, strength=args.strength)
     shard = parse_shard(args.shard)
     # torch is loaded only if the job runs on it or the model's ONNX export is not cached yet.
-    model = open_model(args.model, backend=args.backend)
+    model = open_model(args.model, backend=args.backend, quality=args.quality, device=args.device)
     engine = EngineConfig(device=args.device, batch_size=args.batch_size, compile=args.compile,
                           threads=args.threads, streams=args.streams, backend=args.backend,
                           half=False if args.fp32 else _ENGINE.half)
@@ -148,13 +155,13 @@ def run_infer(args) -> int:
                            side_by_side=args.side_by_side, stabilize=args.stabilize,
                            post_process=color.apply if color.changes_output else None)
     check_options(options)
-    items, ignored = find_inputs(args.inputs, model.entry.name)
+    items, ignored = find_inputs(args.inputs, model.look)
     # One input named directly keeps the one-job behaviour: any problem is an error (exit 2).
     single = len(args.inputs) == 1 and len(items) == 1 and items[0].path == Path(args.inputs[0]) \
         and args.shard is None
     if not items:
         raise VideoError(f"no videos or photos found in {', '.join(args.inputs)}")
-    items = plan_outputs(take_shard(items, shard), model.entry.name, args.output, batch=not single)
+    items = plan_outputs(take_shard(items, shard), model.look, args.output, batch=not single)
     notice = None if args.quiet else (lambda text: print(f"vidstyle: {text}", file=sys.stderr))
     pool = StylizerPool(model, engine, notify=notice)
     summary = BatchSummary(ignored=[str(p) for p in ignored])
@@ -166,12 +173,14 @@ def run_infer(args) -> int:
         for result in results:
             summary.results.append(result)
             if result.status == "failed" and not single:
-                print(f"vidstyle: {format_result(result, model.entry.name)}", file=sys.stderr)
+                print(f"vidstyle: {format_result(result, model.look)}", file=sys.stderr)
             elif not args.json:
-                print(format_result(result, model.entry.name))
+                print(format_result(result, model.look))
     summary.seconds = time.perf_counter() - started
     if args.json:
-        print(json.dumps({"model": model.entry.name, **summary.to_dict()}, indent=2))
+        print(json.dumps({"model": model.look, "network": {"model": model.name, "net": model.network,
+                                                           "quality": args.quality},
+                          **summary.to_dict()}, indent=2))
     if single and summary.results[0].status == "failed":
         result = summary.results[0]
         raise VideoError(f"{result.error}; the {result.frames} frames that decode are stylized "
@@ -181,7 +190,31 @@ def run_infer(args) -> int:
     return 1 if summary.count("failed") else 0
 
 
+def _print_looks(records: list[dict]) -> None:
+    """One line per style: its name, its networks (the fast one marked), where it comes from, and the
+    first words of its description."""
+    from vidstyle.models.looks import first_sentence
+
+    rows = []
+    for record in records:
+        nets = []
+        for network in record["networks"]:
+            if network["role"] == "full":
+                nets.append(network["net"])
+            else:
+                kept = "keeps the look" if network["keeps_look"] else "lighter look"
+                nets.append(f"fast {network['net']} ({kept})")
+        source = "" if record["source"] == "shipped" else f"[{record['source']}] "
+        rows.append((record["name"], " + ".join(nets), source + record["description"]))
+    widths = [max((len(row[i]) for row in rows), default=0) for i in (0, 1)]
+    for name, nets, about in rows:
+        print(f"{name:<{widths[0]}}  {nets:<{widths[1]}}  {first_sentence(about, 60)}".rstrip())
+    print("--model NAME takes a style; --quality fast|full|auto picks its network (auto: the fast one on "
+          "a CPU when it keeps the look). `vidstyle models --long` for each model's card.")
+
+
 def run_models(args) -> int:
+    from vidstyle.models.looks import looks
     from vidstyle.models.zoo import ENV_VAR, describe, list_models, model_folders, model_records
 
     entries = list_models(include_shadowed=args.all)
@@ -192,10 +225,13 @@ def run_models(args) -> int:
     if args.quiet:
         print("\n".join(row["name"] for row in rows))
         return 0
-    for row in rows:
-        print(f"{row['name']}  ({row['source']}, {row['net']} net)  {row['path']}")
-        print(f"    style image: {row['style_image']}")
-        print(f"    {row['description']}")
+    if args.long:
+        for row in rows:
+            print(f"{row['name']}  ({row['source']}, {row['net']} net)  {row['path']}")
+            print(f"    style image: {row['style_image']}")
+            print(f"    {row['description']}")
+    else:
+        _print_looks(looks())
     if not rows:
         print("no models found")
     searched = ", ".join(str(folder) for _, folder in model_folders())

@@ -73,6 +73,8 @@ class ItemResult:
     compiled: bool = False
     error: str | None = None
     backend: str | None = None
+    model: str | None = None        # the model file that ran (a style's fast network, maybe)
+    network: str | None = None      # its network: huang, johnson or lite
 
 
 # --- finding inputs --------------------------------------------------------------------------------
@@ -182,7 +184,8 @@ def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bo
         photo = stylize_photo(item.path, item.output, stylizer, options)
         return ItemResult(input=str(item.path), kind="photo", status="ok", output=str(photo.output),
                           frames=1, width=photo.width, height=photo.height, seconds=photo.seconds,
-                          device=photo.device, backend=stylizer.plan.backend)
+                          device=photo.device, backend=stylizer.plan.backend, model=pool.model.name,
+                          network=pool.model.network)
     if item.output.suffix.lower() in IMAGE_EXTENSIONS:
         raise ConfigError(f"{item.path} is a video: its output needs a video extension (.mp4, .mov "
                           f"or .mkv), not {item.output.name}")
@@ -192,7 +195,8 @@ def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bo
     return ItemResult(input=str(item.path), kind="video", status="failed" if video.truncated else "ok",
                       output=str(video.output), frames=video.frames, width=video.width,
                       height=video.height, seconds=video.seconds, device=video.device,
-                      compiled=video.compiled, error=video.truncated, backend=video.backend)
+                      compiled=video.compiled, error=video.truncated, backend=video.backend,
+                      model=pool.model.name, network=pool.model.network)
 
 
 def run_items(items: list[Item], pool: StylizerPool, options: InferOptions, progress: bool
@@ -208,14 +212,19 @@ def run_items(items: list[Item], pool: StylizerPool, options: InferOptions, prog
 
 
 def format_result(result: ItemResult, model_name: str) -> str:
-    """One line a user reads: where the output went, its size, speed and device; or why it failed."""
+    """One line a user reads: where the output went, its size, the model and the network that ran it,
+    speed, device and backend; or why it failed."""
     if result.status == "failed" and not result.output:
         return f"failed {result.input}: {result.error}"
     how = ", ".join(filter(None, (result.device, result.backend, "compiled" if result.compiled else "")))
     timed_video = result.seconds > 0 and result.kind == "video"
     rate = f"{result.frames / result.seconds:.1f} frames/s, " if timed_video else ""
+    network = f"{result.network} network" if result.network else ""
+    if result.model and result.model != model_name:
+        network = f"{network} {result.model}".strip()
+    ran = f"model {model_name}" + (f" ({network})" if network else "")
     line = (f"{result.output}: {result.frames} frame{'s' if result.frames != 1 else ''}, "
-            f"{result.width}x{result.height}, model {model_name}, {result.seconds:.1f} s ({rate}{how})")
+            f"{result.width}x{result.height}, {ran}, {result.seconds:.1f} s ({rate}{how})")
     return line if result.status == "ok" else f"{line}; failed: {result.error}"
 
 

@@ -8,8 +8,9 @@ None of this imports torch: :func:`model_file_key` keys a model file's export by
 :func:`device_type` answers ``--device auto`` without torch where no GPU can be there, so a job whose
 export is cached runs without loading torch (:mod:`vidstyle.models.lazymodel`).
 
-onnxruntime and onnx are optional (``pip install "vidstyle[onnx]"``); they are imported only when a
-file is exported or run, so a torch-only job does not pay for loading them.
+onnxruntime and onnx are in the base install, and still checked for (an environment may lack them);
+they are imported only when a file is exported or run, so a torch-only job does not pay for loading
+them.
 """
 
 from __future__ import annotations

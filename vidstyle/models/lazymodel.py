@@ -17,8 +17,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidstyle.models.backends import cached_export, export_path, model_file_key
-from vidstyle.models.zoo import ModelCard, ModelEntry, find_model, read_card
+from vidstyle.models.backends import cached_export, device_type, export_path, model_file_key
+from vidstyle.models.looks import choose
+from vidstyle.models.zoo import ModelCard, ModelEntry
 
 if TYPE_CHECKING:
     from torch import nn
@@ -29,11 +30,17 @@ class LazyModel:
     demand and its ONNX export from the cache, made once."""
 
     def __init__(self, entry: ModelEntry | None = None, card: ModelCard | None = None,
-                 net: nn.Module | None = None):
+                 net: nn.Module | None = None, look: str | None = None):
         if net is None and (entry is None or card is None):
             raise ValueError("LazyModel needs a model file's entry and card, or a network")
-        self.entry, self.card, self._net = entry, card, net
+        self.entry, self.card, self._net, self._look = entry, card, net, look
         self._key: str | None = None
+
+    @property
+    def look(self) -> str:
+        """The style name the user asked for (outputs are named by it), which may be run by a fast
+        network of another name (:mod:`vidstyle.models.looks`)."""
+        return self._look or self.name
 
     @property
     def name(self) -> str:
@@ -86,14 +93,16 @@ class LazyModel:
                              card=self.card.to_dict())
 
 
-def open_model(spec: str | os.PathLike, backend: str = "auto", **folders_kw: Any) -> LazyModel:
-    """Find a model (``--model``: a name or a ``.safetensors`` path) for a job on ``backend``.
+def open_model(spec: str | os.PathLike, backend: str = "auto", quality: str = "auto",
+               device: str | None = "auto", **folders_kw: Any) -> LazyModel:
+    """Find a model (``--model``: a style name or a ``.safetensors`` path) for a job on ``backend``
+    and ``device``, and the network that runs it at ``quality`` (:func:`vidstyle.models.looks.choose`).
 
     The network is loaded now (torch) unless the backend may be onnx and the export is cached, so
     that anything wrong with the file is a ModelError here, before any input is read.
     """
-    entry = find_model(spec, **folders_kw)
-    model = LazyModel(entry, read_card(entry))
+    choice = choose(spec, quality, device_type(device), **folders_kw)
+    model = LazyModel(choice.entry, choice.card, look=choice.look)
     if backend == "torch" or not model.onnx_cached():
         model.net  # noqa: B018 (loads and checks the file)
     return model
