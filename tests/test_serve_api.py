@@ -196,6 +196,18 @@ def test_unknown_job_is_404(client):
         assert response.status_code == 404 and "no job" in response.json()["error"]
 
 
+def test_input_can_be_had_as_h264_for_browsers_that_cannot_play_its_format(client, tmp_path):
+    avi = write_test_clip(tmp_path / "odd.avi", distinct_frames(FRAMES, 63, 47))
+    job = wait(client, post_job(client, avi).json()["id"])
+    assert client.get(job["input"]).content == avi.read_bytes()
+    copy = client.get(f"{job['input']}?playable=1")
+    assert copy.status_code == 200 and copy.headers["content-type"] == "video/mp4"
+    saved = tmp_path / "copy.mp4"
+    saved.write_bytes(copy.content)
+    info = probe(saved)
+    assert (info.num_frames, info.width, info.height) == (FRAMES, 62, 46)    # even: yuv420p
+
+
 def test_a_cut_upload_fails_and_leaves_no_result(client, media, tmp_path):
     cut = truncate(write_test_clip(tmp_path / "cut.mp4", distinct_frames(48, WIDTH, HEIGHT)), 0.5)
     job = wait(client, post_job(client, cut).json()["id"])

@@ -18,6 +18,7 @@ API (every error is ``{"error": "one line"}`` with its status)::
                                       "eta_s", "error", ...}
     GET    /api/jobs/{id}/result      the stylized file (409 until done)
     GET    /api/jobs/{id}/input       the upload, for the page's side-by-side player
+                                      (``?playable=1``: as H.264 MP4, for formats a browser lacks)
     DELETE /api/jobs/{id}             cancel if queued or running, and remove with its files
 
 With a token set, every ``/api/`` request carries it: header ``Authorization: Bearer TOKEN`` or
@@ -305,13 +306,21 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                             media_type=mimetypes.guess_type(job.result.name)[0])
 
     @app.get("/api/jobs/{job_id}/input")
-    async def get_input(request: Request, job_id: str):
+    async def get_input(request: Request, job_id: str, playable: bool = False):
+        """The upload; with ``?playable=1``, a video as H.264 MP4 for a browser that cannot
+        play its own format (made on the first such request)."""
         job, missing = find_job(request, job_id)
         if missing:
             return missing
         if job.input is None or not job.input.is_file():
             return error(410, f"the upload of job {job_id} is gone")
-        return FileResponse(job.input, media_type=mimetypes.guess_type(job.input.name)[0])
+        path = job.input
+        if playable and job.kind == "video":
+            try:
+                path = await run_in_threadpool(request.app.state.queue.display_copy, job)
+            except VidstyleError as exc:
+                return error(415, str(exc).replace(str(job.input), job.filename))
+        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0])
 
     @app.delete("/api/jobs/{job_id}")
     async def delete_job(request: Request, job_id: str):

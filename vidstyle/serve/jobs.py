@@ -17,6 +17,7 @@ they end.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shutil
 import sys
@@ -31,7 +32,9 @@ from vidstyle.errors import VideoError, VidstyleError
 from vidstyle.infer.batch import Item, run_item
 from vidstyle.infer.color import ColorOptions
 from vidstyle.infer.inferconfig import InferOptions
-from vidstyle.io.video import probe
+from vidstyle.infer.job import fit_size
+from vidstyle.io.encode import write_video
+from vidstyle.io.video import iter_frames, probe
 from vidstyle.models.zoo import ModelEntry
 from vidstyle.serve.catalog import Catalog
 
@@ -81,6 +84,7 @@ class Job:
     seconds: float | None = None        # the library's own time for the finished job
     result: Path | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    copy_lock: threading.Lock = field(default_factory=threading.Lock)
     _times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=RATE_WINDOW))
 
     def on_frame(self, done: int, total: int) -> None:
@@ -277,6 +281,19 @@ class JobQueue:
             job.frames_done = max(job.frames_done, result.frames)
             job.frames_total = max(job.frames_total, job.frames_done)
             job.seconds, job.note, job.state = result.seconds, None, "done"
+
+    def display_copy(self, job: Job) -> Path:
+        """The upload as H.264 (yuv420p, so an even size) at the result's size, for a browser that
+        cannot play the upload's own format (AVI, MPEG-4 part 2, ...); made once, on request."""
+        path = job.folder / "original.mp4"
+        with job.copy_lock:
+            if not path.is_file():
+                info = probe(job.input)
+                width, height = fit_size(info.width, info.height, job.options.max_size) or info.size
+                size = (max(2, width - width % 2), max(2, height - height % 2))
+                with contextlib.closing(iter_frames(job.input, size=size)) as frames:
+                    write_video(path, frames, info.fps, preset="veryfast")
+        return path
 
     def _fail(self, job: Job, message: str) -> None:
         # Messages name the server's files; the user knows the upload by its own name.

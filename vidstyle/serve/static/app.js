@@ -199,15 +199,15 @@ async function previewSource() {
 async function runPreview() {
   if (!state.file || !state.model) return;
   const seq = ++state.previewSeq;
-  const status = $("preview-status"), img = $("preview-img");
+  const status = $("preview-status"), img = $("preview-img"), caption = $("preview-caption");
   const source = await previewSource();
   if (!source) {
-    img.hidden = true;
+    img.hidden = caption.hidden = true;
     status.textContent = "This browser cannot show this file's format, and it is too large to " +
                          "preview; the whole job will still run.";
     return;
   }
-  status.textContent = "Painting one frame…";
+  status.textContent = caption.textContent = "Painting one frame…";
   const form = new FormData();
   form.append("model", state.model);
   for (const [key, value] of Object.entries(settings())) form.append(key, value);
@@ -220,10 +220,13 @@ async function runPreview() {
     if (img.src) URL.revokeObjectURL(img.src);
     img.src = URL.createObjectURL(blob);
     img.hidden = false;
-    img.title = `One frame in ${state.model}, ${((performance.now() - started) / 1000).toFixed(1)} s`;
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    caption.textContent = `One frame in ${state.model.replaceAll("_", " ")}, painted in ${seconds} s.` +
+                          (state.kind === "video" && state.playable ? " Move the player to pick another." : "");
+    caption.hidden = false;
   } catch (error) {
     if (seq !== state.previewSeq) return;
-    img.hidden = true;
+    img.hidden = caption.hidden = true;
     status.textContent = `No preview: ${error.message}`;
   }
 }
@@ -353,6 +356,13 @@ function mediaElement(kind, url, isResult) {
   return video;
 }
 
+function note(text) {
+  const p = document.createElement("p");
+  p.className = "note";
+  p.textContent = text;
+  return p;
+}
+
 // The original follows the result's player: play, pause, seek and speed; drift is corrected.
 function syncPlayers(result, original) {
   const align = () => { if (Math.abs(original.currentTime - result.currentTime) > 0.1) original.currentTime = result.currentTime; };
@@ -366,14 +376,21 @@ function syncPlayers(result, original) {
 function showResult(li, job) {
   const original = mediaElement(job.kind, job.input, false);
   const result = mediaElement(job.kind, job.result, true);
-  const inputSlot = li.querySelector(".slot-input");
+  // A format the browser cannot play (AVI, ...): ask once for the server's H.264 copy.
+  let retried = job.kind !== "video";
   original.addEventListener("error", () => {
-    const note = document.createElement("p");
-    note.className = "note";
-    note.textContent = "This browser cannot play the original's format; the result beside it plays.";
-    original.replaceWith(note);
+    if (!retried) {
+      retried = true;
+      original.src = withToken(`${job.input}?playable=1`);
+    } else {
+      original.replaceWith(note("This browser cannot play the original; the result beside it plays."));
+    }
   });
-  inputSlot.append(original);
+  result.addEventListener("error", () => {
+    result.replaceWith(note("This browser cannot play the result (odd frame sizes are stored in a " +
+                            "format browsers lack); download it to watch it."));
+  });
+  li.querySelector(".slot-input").append(original);
   li.querySelector(".slot-result").append(result);
   if (job.kind === "video") syncPlayers(result, original);
   li.querySelector(".compare").hidden = false;
