@@ -36,6 +36,10 @@ def register(sub) -> None:
     p.add_argument("--no-window", dest="window", action="store_false",
                    help="no window (for machines without a display)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N source frames")
+    p.add_argument("--no-drop", dest="drop", action="store_false",
+                   help="file sources: stylize every frame, as fast as the network goes, instead of "
+                        "dropping frames to keep real time (the --output file then holds every frame "
+                        "stylized; `vidstyle infer` does the same with the stabilizer and audio)")
     p.add_argument("--size", metavar="WxH", help="resize frames to WIDTHxHEIGHT first, e.g. 640x360")
     p.add_argument("--preserve-color", action="store_true", default=_COLOR.preserve_color,
                    help="keep the source's colours")
@@ -74,7 +78,7 @@ def run_live_command(args) -> int:
         model = load_model(args.model)
         stylizer = Stylizer(model.net, EngineConfig(device=args.device, threads=args.threads,
                                                     compile=args.compile))
-        source = FrameSource(args.source, size=size, max_frames=args.max_frames)
+        source = FrameSource(args.source, size=size, max_frames=args.max_frames, drop=args.drop)
     except BaseException:
         if window is not None:
             window.close()

@@ -23,7 +23,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from vidstyle.errors import VideoError
+from vidstyle.errors import ConfigError, VideoError
 from vidstyle.infer.stylize import Stylizer
 from vidstyle.infer.window import draw_rate
 from vidstyle.io.video import probe
@@ -83,11 +83,17 @@ class FrameSource:
 
     size: (width, height) to resize to, or None. max_frames: stop after that many source frames.
     pace: wait 1/fps between frames (default: for files only; cameras and streams pace themselves).
+    drop: keep only the newest frame, dropping those the consumer had no time for (live); False,
+    for files only: hand over every frame, reading the next only when the last is taken, unpaced,
+    so that a recording holds every frame stylized.
     """
 
     def __init__(self, spec: str, size: tuple[int, int] | None = None, max_frames: int | None = None,
-                 pace: bool | None = None):
+                 pace: bool | None = None, drop: bool = True):
         self.spec, self.kind, self.size, self.max_frames = spec, source_kind(spec), size, max_frames
+        if not drop and self.kind != "file":
+            raise ConfigError("--no-drop is for file sources: a camera or stream does not wait")
+        self.drop = drop
         info = probe(spec) if self.kind == "file" else None   # missing, empty, not a video: one line
         self._capture = _open_capture(spec, self.kind)
         if not self._capture.isOpened():
@@ -102,7 +108,7 @@ class FrameSource:
             native = (int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
                       int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self.frame_size: tuple[int, int] = size or native     # (width, height) of the frames given
-        self.pace = self.kind == "file" if pace is None else pace
+        self.pace = (self.kind == "file" and drop) if pace is None else pace
         self._cond = threading.Condition()
         self._latest: tuple[int, np.ndarray] | None = None
         self._taken = -1
@@ -143,6 +149,9 @@ class FrameSource:
                     self._stop.wait(max(0.0, started + index / self.fps - time.monotonic()))
                 frame = self._convert(bgr)
                 with self._cond:
+                    while not self.drop and not self._stop.is_set() and self._latest is not None \
+                            and self._latest[0] != self._taken:
+                        self._cond.wait(timeout=0.5)
                     self._latest, self._count = (index, frame), index + 1
                     self._cond.notify_all()
                 index += 1
@@ -160,6 +169,7 @@ class FrameSource:
             if self._latest is None or self._latest[0] == self._taken:
                 return None
             self._taken = self._latest[0]
+            self._cond.notify_all()
             return self._latest
 
 
