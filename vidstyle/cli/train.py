@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from vidstyle.cli import quick
 from vidstyle.errors import ConfigError
@@ -103,7 +104,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = resume_config(given.get("runs_dir", TrainConfig.runs_dir), given.pop("name"), given)
     else:
         config = TrainConfig.from_dict(given)
-    result = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    from vidstyle.cli.infer import _terminate_as_interrupt
+    from vidstyle.training.runfiles import RunStopped
+
+    try:
+        with _terminate_as_interrupt():
+            result = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    except RunStopped as stopped:
+        print(f"vidstyle: {stopped}", file=sys.stderr)
+        return 130
     losses = ", ".join(f"{k} {result.losses[k]:.4g}" for k in ("total", "content", "style", "temporal")
                        if k in result.losses)
     print(f"trained {result.steps} steps in {result.seconds:.0f} s ({losses})")

@@ -7,41 +7,100 @@ A run lives in ``runs/NAME/`` (written by rank 0 only)::
     checkpoint.pt        model, optimizer, step, RNG states and config; written atomically
     previews/step_N.png  fixed pair: input t | output t | output t+1
     NAME.safetensors     final weights (fp16) + NAME.json model card (vidstyle.models.zoo format)
+    .lock                held by the process running the run (see :meth:`RunFiles.hold`)
 
-A checkpoint is loaded without running code (tensors, numbers and strings only), and resuming needs
-nothing but the file.
+``vidstyle distill`` keeps the same files (its own columns in losses.csv, no previews). A checkpoint
+is loaded without running code (tensors, numbers and strings only), and resuming needs nothing but
+the file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import io
 import json
 import pickle
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vidstyle.errors import ConfigError
-from vidstyle.fsutil import atomic_output
+from vidstyle.fsutil import atomic_output, hold_lock
 from vidstyle.training.losses import TERMS
 from vidstyle.training.trainconfig import TrainConfig
 
 CHECKPOINT_FORMAT = "vidstyle-train-checkpoint/1"
 TRAIN_TERMS = (*TERMS, "compound")
 CSV_FIELDS = ("step", "total", *TRAIN_TERMS, "lr", "seconds")
+# A write that failed for want of room (or a file-size limit, or a read-only disk): said in one line.
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+class RunStopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM ended a run; the message says how to go on (the CLI prints it, exit 130)."""
 
 
 class RunFiles:
-    """The files of ``runs/NAME/`` (see the module docstring)."""
+    """The files of ``runs/NAME/`` (see the module docstring). ``fields``: the columns of losses.csv;
+    ``previews``: whether the run writes preview pictures."""
 
-    def __init__(self, run_dir: Path):
-        self.dir = run_dir
-        self.config = run_dir / "config.json"
-        self.losses = run_dir / "losses.csv"
-        self.checkpoint = run_dir / "checkpoint.pt"
-        self.previews = run_dir / "previews"
+    def __init__(self, run_dir: Path, fields: Sequence[str] = CSV_FIELDS, previews: bool = True):
+        self.dir = Path(run_dir)
+        self.fields = tuple(fields)
+        self.config = self.dir / "config.json"
+        self.losses = self.dir / "losses.csv"
+        self.checkpoint = self.dir / "checkpoint.pt"
+        self.previews = self.dir / "previews"
+        self.keeps_previews = previews
+
+    @contextlib.contextmanager
+    def hold(self, resume: bool) -> Iterator[None]:
+        """Run the ``with`` block as the one process working in this run folder, and answer for how
+        it ends.
+
+        ConfigError at once ("busy") while another process holds the folder's ``.lock``
+        (:func:`vidstyle.fsutil.hold_lock`; the kernel drops the lock of a killed process). A run
+        that fails takes a full disk with it as one line, and a new run (not ``resume``) that ends
+        before its first checkpoint leaves nothing behind: it could not be resumed anyway. Ctrl-C
+        (and SIGTERM, which the CLI turns into it) becomes :class:`RunStopped`, saying how to go on.
+        """
+        leave_nothing = not self.dir.exists()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the run folder {self.dir}: {exc.strerror or exc}") from None
+        try:
+            with hold_lock(self.dir / ".lock") as mine:
+                if not mine:
+                    raise ConfigError(f"run '{self.dir.name}' is busy: another process is running it in "
+                                      f"{self.dir}; wait for it to end, or give another --name")
+                try:
+                    yield
+                except BaseException as exc:
+                    unresumable = not resume and not self.checkpoint.exists()
+                    if unresumable:
+                        leave_nothing = True
+                        self._remove_run_files(self.dir.name)
+                        self.config.unlink(missing_ok=True)
+                    if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunStopped):
+                        raise RunStopped(self._stopped_words(unresumable)) from None
+                    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+                        raise ConfigError(f"cannot write in {self.dir}: {exc.strerror}"
+                                          f"{'' if exc.errno == errno.EROFS else '; disk full?'}") from None
+                    raise
+        finally:
+            if leave_nothing:
+                self.remove_if_empty()
+
+    def _stopped_words(self, discarded: bool) -> str:
+        if discarded:
+            return (f"stopped before the first checkpoint of run '{self.dir.name}', so nothing was kept; "
+                    "run the same command again to start it")
+        return f"stopped; resume with --resume (run '{self.dir.name}' goes on from its last checkpoint)"
 
     def check_start(self, resume: bool, overwrite: bool) -> None:
         """Refuse to start over an existing run by accident, or to resume one with no checkpoint.
@@ -67,7 +126,7 @@ class RunFiles:
         try:
             if overwrite and not resume:
                 self._remove_run_files(config.name)
-            self.previews.mkdir(parents=True, exist_ok=True)
+            (self.previews if self.keeps_previews else self.dir).mkdir(parents=True, exist_ok=True)
             with atomic_output(self.config) as tmp:
                 tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
@@ -94,13 +153,13 @@ class RunFiles:
             with open(self.losses, newline="", encoding="utf-8") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start_step]
         with atomic_output(self.losses) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, CSV_FIELDS)
+            writer = csv.DictWriter(f, self.fields)
             writer.writeheader()
             writer.writerows(rows)
 
     def log(self, row: dict[str, float]) -> None:
         with open(self.losses, "a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, CSV_FIELDS).writerow(row)
+            csv.DictWriter(f, self.fields).writerow(row)
 
     def read_log(self) -> list[dict[str, float]]:
         """The logged rows; a column a row lacks (logs of older versions) is left out of it."""
@@ -109,16 +168,40 @@ class RunFiles:
 
 
 def save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                    config: TrainConfig, seconds: float) -> None:
-    """Everything a resume needs, written atomically (a crash mid-write keeps the previous file)."""
+                    config: Any, seconds: float,
+                    generators: Mapping[str, torch.Generator] | None = None) -> None:
+    """Everything a resume needs, written atomically (a crash mid-write keeps the previous file).
+
+    ``config``: the run's settings (a dataclass with ``to_dict``); ``generators``: the run's own
+    random generators besides torch's global ones, by name (see :func:`restore_generators`).
+    ConfigError, one line, when the file cannot be written (a full disk)."""
     state = {
         "format": CHECKPOINT_FORMAT, "step": step, "seconds": seconds, "config": config.to_dict(),
         "model": net.state_dict(), "optimizer": optimizer.state_dict(),
         "rng": {"torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "generators": {name: g.get_state() for name, g in (generators or {}).items()}},
     }
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
+    buffer = io.BytesIO()   # serialized first, so that a failed write is an OSError with its reason
+    torch.save(state, buffer)
+    try:
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(buffer.getbuffer())
+    except OSError as exc:
+        full = exc.errno in _STORAGE_ERRNOS and exc.errno != errno.EROFS
+        raise ConfigError(f"cannot write the checkpoint {path}: {exc.strerror or exc}"
+                          f"{'; disk full?' if full else ''}") from None
+
+
+def restore_generators(state: Mapping[str, Any], generators: Mapping[str, torch.Generator]) -> None:
+    """Put ``generators`` back where the checkpoint ``state`` saved them (by name); ConfigError if the
+    checkpoint lacks one (it was written by a version that re-seeded it instead)."""
+    saved = state["rng"].get("generators", {})
+    for name, generator in generators.items():
+        if name not in saved:
+            raise ConfigError(f"the checkpoint holds no state of the {name} generator (an older version "
+                              "wrote it); resuming would not be exact: start again with --overwrite")
+        generator.set_state(saved[name])
 
 
 _CHECKPOINT_KEYS = ("format", "step", "seconds", "config", "model", "optimizer", "rng")

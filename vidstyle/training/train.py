@@ -18,6 +18,7 @@ the data stream; rank 0 alone logs, previews, checkpoints and exports.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -122,13 +123,23 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
     Raises ConfigError / FlowFileError for bad settings or data, and ConfigError if a loss or gradient
     becomes NaN or infinite (the last checkpoint written is kept; it was taken at a finite step).
+    ConfigError "busy" while another process runs the same run; a new run that ends before its first
+    checkpoint leaves nothing behind (:meth:`RunFiles.hold`).
     """
     config.check()
+    files = RunFiles(config.run_dir)
+    # Rank 0 alone writes the run folder (RANK: torchrun's, as setup_device reads it), so it holds it.
+    holding = files.hold(resume) if int(os.environ.get("RANK", 0)) == 0 else contextlib.nullcontext()
+    with holding:
+        return _train(config, files, resume, overwrite, progress)
+
+
+def _train(config: TrainConfig, files: RunFiles, resume: bool, overwrite: bool,
+           progress: bool) -> TrainResult:
     setup = setup_device(config.device, config.threads, config.channels_last)
-    # Checked before the run folder exists, so a wrong --init leaves nothing behind.
+    # Checked before the run folder is written, so a wrong --init leaves nothing behind.
     init_state = (load_init(config.init, build_net(config.net, tone=config.tone), config.runs_dir)
                   if config.init and not resume else None)
-    files = RunFiles(config.run_dir)
     files.check_start(resume, overwrite)
     state = load_checkpoint(files.checkpoint) if resume else None
     if state:

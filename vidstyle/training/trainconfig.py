@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 
@@ -29,6 +29,7 @@ _MAX_SIDE = 4096   # pixels: crops and style images beyond this exhaust memory, 
 # Settings a resumed run may change: they affect speed and output cadence, never the numbers.
 RESUMABLE_OVERRIDES = ("steps", "device", "threads", "channels_last", "workers", "preview_every",
                        "checkpoint_every", "log_every", "max_minutes")
+SEED_RANGE = (0, 2**32 - 1)   # what every generator a run seeds (numpy's, torch's) takes
 
 
 @dataclass
@@ -80,6 +81,8 @@ class TrainConfig:
     log_every: int = 10
     max_minutes: float | None = None   # wall time of one invocation's loop; None: run to ``steps``
 
+    RESUMABLE: ClassVar[tuple[str, ...]] = RESUMABLE_OVERRIDES
+
     @property
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name
@@ -92,11 +95,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
     def check(self) -> None:
         """Raise ConfigError for values that cannot work (before anything is loaded)."""
@@ -135,6 +134,7 @@ class TrainConfig:
             raise ConfigError(f"--tone must be in [0, 1], got {self.tone}")
         if not self.lr > 0:
             raise ConfigError("--lr must be positive")
+        check_seed(self.seed)
         if (self.threads is not None and self.threads < 1) or (self.workers is not None and self.workers < 0):
             raise ConfigError("--threads must be at least 1 and --workers at least 0")
         unknown = set(self.style_layers) | set(self.content_layers)
@@ -143,11 +143,27 @@ class TrainConfig:
             raise ConfigError(f"unknown VGG layer(s) {', '.join(sorted(unknown))}")
 
 
-def resume_config(runs_dir: str | os.PathLike, name: str, overrides: dict[str, Any]) -> TrainConfig:
+def check_seed(seed: int) -> None:
+    """ConfigError unless ``seed`` is in SEED_RANGE (train's and distill's --seed)."""
+    if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise ConfigError(f"--seed {seed}: give a whole number from {SEED_RANGE[0]} to {SEED_RANGE[1]}")
+
+
+def config_from_dict(config_class: type, data: dict[str, Any]) -> Any:
+    """``config_class(**data)`` (a run's settings: TrainConfig, DistillConfig), refusing unknown keys."""
+    unknown = set(data) - {f.name for f in dataclasses.fields(config_class)}
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in the run's config: {', '.join(sorted(unknown))}")
+    return config_class(**data)
+
+
+def resume_config(runs_dir: str | os.PathLike, name: str, overrides: dict[str, Any],
+                  config_class: type = TrainConfig) -> Any:
     """The saved config of run ``name``, with the settings in ``overrides`` changed.
 
-    Only RESUMABLE_OVERRIDES may differ from the saved values; anything else would silently make the
-    continued run a different experiment, so it is refused.
+    Only the settings in ``config_class.RESUMABLE`` may differ from the saved values; anything else
+    would silently make the continued run a different experiment, so it is refused. ``config_class``:
+    TrainConfig, or DistillConfig (``vidstyle distill``, whose run folder is a training run's).
     """
     path = Path(runs_dir) / name / "config.json"
     if not path.is_file():
@@ -157,10 +173,12 @@ def resume_config(runs_dir: str | os.PathLike, name: str, overrides: dict[str, A
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: unreadable run config ({exc})") from None
-    config = TrainConfig.from_dict(saved)
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{path}: unreadable run config (not a JSON object)")
+    config = config_from_dict(config_class, saved)
     for key, value in overrides.items():
         current = getattr(config, key)
-        if key in RESUMABLE_OVERRIDES:
+        if key in config_class.RESUMABLE:
             setattr(config, key, value)
         elif _normalized(value) != _normalized(current):
             raise ConfigError(f"--resume continues run '{name}' with its saved {key}={current!r}; "
@@ -172,10 +190,11 @@ def _normalized(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def check_same_run(saved: dict[str, Any], config: TrainConfig) -> None:
-    """ConfigError unless the checkpoint's ``saved`` config is ``config`` up to RESUMABLE_OVERRIDES."""
+def check_same_run(saved: dict[str, Any], config: Any) -> None:
+    """ConfigError unless the checkpoint's ``saved`` config is ``config`` (a TrainConfig or
+    DistillConfig) up to its class's RESUMABLE settings."""
     current = _normalized(config.to_dict())
-    changed = [k for k, v in saved.items() if k not in RESUMABLE_OVERRIDES and current.get(k) != v]
+    changed = [k for k, v in saved.items() if k not in config.RESUMABLE and current.get(k) != v]
     if changed:
         raise ConfigError(f"the checkpoint in {config.run_dir} was trained with other settings "
                           f"({', '.join(changed)}); resume with the saved config.json")
