@@ -100,6 +100,12 @@ def _add_metadata(path: Path, card: Mapping[str, Any] | None) -> None:
     import onnx
 
     model = onnx.load(str(path))
+    # Batch, height and width vary; the channels are RGB. The exporter cannot see through the crop
+    # after padding and names the output's channel axis (e.g. "Slicestylized_dim_1"): say 3.
+    for value in (*model.graph.input, *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 4:
+            dims[1].dim_value = 3
     model.doc_string = ("vidstyle stylizing network: input 'frames' float32 (N, 3, H, W) RGB in [0, 1], "
                         f"H, W >= {MIN_SIDE}; output 'stylized', same shape and range")
     if card is not None:
