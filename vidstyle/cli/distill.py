@@ -26,6 +26,11 @@ def register(sub) -> None:
                    help=f"learning rate, cosine-decayed (default {_D.lr:g})")
     p.add_argument("--noise", type=float, default=_D.noise,
                    help=f"largest input noise on half the frames (default {_D.noise:g})")
+    p.add_argument("--feature-weight", type=float, default=_D.feature_weight,
+                   help="weight of the VGG-19 Gram match to the teacher's output, beside the pixels "
+                        f"(default {_D.feature_weight:g}: pixels only)")
+    p.add_argument("--init", default=None, metavar="MODEL",
+                   help="start the student from this model (a name or a .safetensors file), same network")
     p.add_argument("--seed", type=int, default=_D.seed, help=f"data seed (default {_D.seed})")
     p.add_argument("--runs-dir", default=_D.runs_dir, help=f"where runs live (default {_D.runs_dir})")
     p.add_argument("--max-minutes", type=float, default=None,
@@ -44,6 +49,7 @@ def run_distill(args) -> int:
     config = DistillConfig(
         teacher=args.teacher, name=args.name, flows=args.flows, photos=args.photos, net=args.net,
         steps=args.steps, batch=args.batch, size=args.size, lr=args.lr, noise=args.noise, seed=args.seed,
+        feature_weight=args.feature_weight, init=args.init,
         runs_dir=args.runs_dir, max_minutes=args.max_minutes, threads=args.threads, device=args.device)
     path = distill(config, resume=args.resume, overwrite=args.overwrite,
                    log=(lambda *_: None) if args.quiet else print)

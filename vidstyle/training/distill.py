@@ -35,6 +35,7 @@ from vidstyle.fsutil import atomic_output
 from vidstyle.models.net import build_net, count_parameters
 from vidstyle.training.data import PairDataset
 from vidstyle.training.distillconfig import DistillConfig
+from vidstyle.training.losses import STYLE_LAYERS, gram
 from vidstyle.training.runfiles import CHECKPOINT_FORMAT
 
 CHECKPOINT = "distill.pt"
@@ -49,6 +50,20 @@ def distill_loss(student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.
     sx, sy = _gradients(student_out)
     tx, ty = _gradients(teacher_out)
     return F.l1_loss(student_out, teacher_out) + F.l1_loss(sx, tx) + F.l1_loss(sy, ty)
+
+
+def feature_loss(vgg: torch.nn.Module, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
+    """Sum over the style layers of |G(S) - G(T)|^2 / |G(T)|^2, G the VGG-19 Gram matrices (the
+    training style loss's layers and normalization), mean over the images: the teacher's texture
+    statistics, which an L1 match of the pixels blurs. Relative, so one weight serves every style."""
+    with torch.no_grad():
+        target = vgg(teacher_out, STYLE_LAYERS)
+    feats = vgg(student_out, STYLE_LAYERS)
+    total = student_out.new_zeros(())
+    for layer in STYLE_LAYERS:
+        g_s, g_t = gram(feats[layer]), gram(target[layer])
+        total = total + ((g_s - g_t).square().sum((1, 2)) / g_t.square().sum((1, 2)).clamp_min(1e-12)).mean()
+    return total
 
 
 def _noisy(x: torch.Tensor, noise: float, generator: torch.Generator) -> torch.Tensor:
@@ -93,6 +108,16 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
     tone = float(getattr(teacher.net, "tone", 0.0))
     dataset = PairDataset(config.flows, photos=config.photos, crop=config.size, seed=config.seed)
     student = build_net(config.net, tone=tone).to(device)
+    if config.init and not resume:
+        try:
+            student.load_state_dict(load_model(config.init).net.state_dict())
+        except RuntimeError:
+            raise ConfigError(f"--init {config.init}: not a {config.net} network of this shape") from None
+    vgg = None
+    if config.feature_weight > 0:
+        from vidstyle.training.vgg import VGG19
+
+        vgg = VGG19(last_layer=STYLE_LAYERS[-1]).to(device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
     run_dir, checkpoint = config.run_dir, config.run_dir / CHECKPOINT
     start, seconds = 0, 0.0
@@ -122,7 +147,11 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
             frames = _batch(dataset, step, config.batch).to(device)
             with torch.no_grad():
                 target = teacher.net.forward_ungated(frames)
-            loss = distill_loss(student.forward_ungated(_noisy(frames, config.noise, generator)), target)
+            out = student.forward_ungated(_noisy(frames, config.noise, generator))
+            loss = distill_loss(out, target)
+            if vgg is not None:  # on the clean first frames of the pairs only: VGG is most of a step's time
+                clean = slice(0, config.batch)
+                loss = loss + config.feature_weight * feature_loss(vgg, out[clean], target[clean])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -182,5 +211,6 @@ def _write_model(student: torch.nn.Module, teacher: Any, config: DistillConfig, 
         metrics={})
     new.trained["distilled"] = {"teacher": card.name, "teacher_net": card.net, "steps": step,
                                 "batch": config.batch, "size": config.size, "noise": config.noise,
+                                "feature_weight": config.feature_weight, "init": config.init,
                                 "lr": config.lr, "seconds": round(seconds, 1), "hardware": hardware}
     return save_model(student, config.run_dir / f"{config.name}.safetensors", new, dtype=torch.float16)

@@ -23,6 +23,10 @@ class DistillConfig:
     size: int = 256
     lr: float = 2e-3
     noise: float = 0.02
+    # Weight of the feature term (VGG-19 Gram matrices of the student's output against the teacher's,
+    # relative error per layer; vidstyle.training.distill.feature_loss); 0 leaves it out.
+    feature_weight: float = 0.0
+    init: str | None = None   # start the student from this model (a name or a .safetensors file)
     seed: int = 0
     runs_dir: str = "runs"
     max_minutes: float | None = None
@@ -43,6 +47,8 @@ class DistillConfig:
             raise ConfigError(f"--size must be at least 16 pixels, got {self.size}")
         if not self.lr > 0 or not 0 <= self.noise < 1:
             raise ConfigError(f"--lr must be > 0 and --noise in [0, 1), got {self.lr:g} and {self.noise:g}")
+        if not self.feature_weight >= 0:
+            raise ConfigError(f"--feature-weight must be >= 0, got {self.feature_weight:g}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"--max-minutes must be > 0, got {self.max_minutes:g}")
 

@@ -1,0 +1,89 @@
+"""Distillation's feature term (the teacher's VGG-19 Gram matrices on the student's output) and --init
+(a run that continues a shipped student instead of starting from random weights)."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from tests.flowfiles import write_training_flows
+from vidstyle.errors import ConfigError
+from vidstyle.models.net import build_net
+from vidstyle.models.zoo import ModelCard, load_model, save_model
+from vidstyle.training.distill import distill, feature_loss
+from vidstyle.training.distillconfig import DistillConfig
+from vidstyle.training.losses import STYLE_LAYERS
+from vidstyle.training.vgg import VGG19
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return VGG19(last_layer=STYLE_LAYERS[-1])
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A small huang teacher, a lite student saved as a model, and a tiny flow-file training set."""
+    folder = tmp_path_factory.mktemp("distill_features")
+    torch.manual_seed(0)
+    teacher = build_net("huang", channels=(4, 8, 8), res_blocks=1, tone=0.25)
+    student = build_net("lite", tone=0.25)
+    saved = [save_model(net, folder / f"{name}.safetensors", ModelCard(name, net.config, "t.jpg"))
+             for name, net in (("teacher", teacher), ("start", student))]
+    return (*saved, write_training_flows(folder / "flows"))
+
+
+def config(setup, tmp_path, **overrides):
+    teacher, _, flows = setup
+    values = {"teacher": str(teacher), "name": "student", "flows": [str(flows)], "steps": 2, "batch": 2,
+              "size": 32, "lr": 1e-3, "runs_dir": str(tmp_path / "runs"), "threads": 1}
+    return DistillConfig(**{**values, **overrides})
+
+
+def stripes(period: int) -> torch.Tensor:
+    """(1, 3, 64, 64) vertical black and white stripes, ``period`` pixels wide each."""
+    x = (torch.arange(64) // period % 2).float()
+    return x.expand(1, 3, 64, 64).clone()
+
+
+def test_feature_loss_is_zero_for_the_teachers_texture_and_grows_as_it_blurs(vgg):
+    sharp = stripes(2)
+    blurred = [F.avg_pool2d(sharp, k, stride=1, padding=k // 2, count_include_pad=False) for k in (3, 5)]
+    with torch.no_grad():
+        losses = [float(feature_loss(vgg, s, sharp)) for s in (sharp, *blurred)]
+    assert losses[0] == pytest.approx(0.0, abs=1e-6)
+    assert 0 < losses[1] < losses[2]
+
+
+def test_a_step_on_the_feature_loss_brings_the_students_texture_closer(vgg):
+    teacher_out = stripes(2)
+    student_out = F.avg_pool2d(teacher_out, 5, stride=1, padding=2, count_include_pad=False)
+    student_out.requires_grad_(True)
+    before = feature_loss(vgg, student_out, teacher_out)
+    before.backward()
+    with torch.no_grad():
+        after = feature_loss(vgg, student_out - 0.1 * student_out.grad / student_out.grad.abs().max(),
+                             teacher_out)
+    assert float(after) < float(before.detach())
+
+
+def test_init_starts_from_the_given_model_and_the_card_records_it(setup, tmp_path):
+    _, start, _ = setup
+    path = distill(config(setup, tmp_path, steps=1, lr=1e-7, init=str(start), feature_weight=0.5),
+                   log=lambda *_: None)
+    result, begun = load_model(path), load_model(start)
+    gaps = [float((a - b).abs().max()) for a, b in zip(result.net.state_dict().values(),
+                                                      begun.net.state_dict().values())]
+    assert max(gaps) < 1e-3    # one step at lr 1e-7 from the init, in float16
+    distilled = result.card.trained["distilled"]
+    assert distilled["init"] == str(start) and distilled["feature_weight"] == 0.5
+
+
+def test_init_from_another_network_is_a_one_line_error(setup, tmp_path):
+    teacher, _, _ = setup
+    with pytest.raises(ConfigError, match="--init .*not a lite network"):
+        distill(config(setup, tmp_path, init=str(teacher)), log=lambda *_: None)
+
+
+def test_a_negative_feature_weight_is_refused(setup, tmp_path):
+    with pytest.raises(ConfigError, match="--feature-weight"):
+        config(setup, tmp_path, feature_weight=-1.0).check()
