@@ -11,19 +11,32 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from vidstyle.errors import ConfigError
 from vidstyle.infer.engine import FrameEngine
 from vidstyle.infer.inferconfig import EngineConfig
 from vidstyle.infer.onnxengine import OnnxStylizer
-from vidstyle.models.backends import engine_backend
+from vidstyle.models.backends import choose_backend, device_type
 from vidstyle.models.lazymodel import LazyModel
 
 if TYPE_CHECKING:
     from torch import nn
 
 
+def engine_backend(config: EngineConfig, work_pixels: int | None, exportable: bool = True,
+                   network: str | None = None) -> str:
+    """The backend ``config`` runs a job of ``work_pixels`` on (the rule:
+    :func:`vidstyle.models.backends.choose_backend`), for its device, decided without torch where
+    :func:`vidstyle.models.backends.device_type` can; ConfigError for ``--compile`` with onnx."""
+    backend = choose_backend(config.backend, device_type(config.device), work_pixels,
+                             exportable=exportable, network=network)
+    if backend == "onnx" and config.compile:
+        raise ConfigError("--compile is for the torch backend; the onnx backend runs onnxruntime")
+    return backend
+
+
 class StylizerPool:
     """The engines of one run, one per (compile, backend) decision, sharing the model: the one place
-    where a job's backend is chosen (:func:`vidstyle.models.backends.engine_backend` for its size).
+    where a job's backend is chosen (:func:`engine_backend` for its size).
 
     ``model`` is a :class:`vidstyle.models.lazymodel.LazyModel` or a torch network. Where the onnx backend
     is chosen, the engine is an :class:`vidstyle.infer.onnxengine.OnnxStylizer` on the model's cached

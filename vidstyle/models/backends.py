@@ -31,8 +31,6 @@ from vidstyle.errors import ConfigError, ModelError
 if TYPE_CHECKING:
     from torch import nn
 
-    from vidstyle.infer.inferconfig import EngineConfig
-
 BACKENDS = ("auto", "torch", "onnx")
 CACHE_ENV_VAR = "VIDSTYLE_CACHE"
 EXPORT_VERSION = 2   # part of the cache key: bump when the exported graph changes
@@ -108,18 +106,6 @@ def _gpu_possible() -> bool:
     if sys.platform.startswith("linux"):
         return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists()
     return True
-
-
-def engine_backend(config: EngineConfig, work_pixels: int | None, exportable: bool = True,
-                   network: str | None = None) -> str:
-    """The backend ``config`` runs a job of ``work_pixels`` on (:func:`choose_backend` for its
-    device), decided without torch where :func:`device_type` can; ConfigError for ``--compile``
-    with the onnx backend."""
-    backend = choose_backend(config.backend, device_type(config.device), work_pixels,
-                             exportable=exportable, network=network)
-    if backend == "onnx" and config.compile:
-        raise ConfigError("--compile is for the torch backend; the onnx backend runs onnxruntime")
-    return backend
 
 
 class OnnxRunner:
