@@ -2,7 +2,7 @@
 
 import pytest
 
-from vidstyle.evaluate import metrics
+from vidstyle.evaluate import progress
 
 
 class Clock:
@@ -16,14 +16,14 @@ class Clock:
 @pytest.mark.parametrize("stop_after", [11, 21, 31])
 def test_the_remaining_time_follows_the_work_left_not_the_frames_left(monkeypatch, stop_after):
     clock = Clock()
-    monkeypatch.setattr(metrics.time, "perf_counter", clock)
+    monkeypatch.setattr(progress.time, "perf_counter", clock)
     total, every, plain_s, heavy_s = 100, 10, 0.1, 1.0
-    progress = metrics.WorkProgress(total, every, enabled=False)
+    work = progress.WorkProgress(total, every, enabled=False)
     for t in range(stop_after):
         clock.now += heavy_s if t % every == 0 else plain_s
-        progress.frame_done(t)
-    rate = progress.bar.n / clock.now                       # work units a second, as tqdm computes
-    eta = (progress.bar.total - progress.bar.n) / rate
+        work.frame_done(t)
+    rate = work.bar.n / clock.now                       # work units a second, as tqdm computes
+    eta = (work.bar.total - work.bar.n) / rate
     left = range(stop_after, total)
     truth = sum(heavy_s if t % every == 0 else plain_s for t in left)
     assert eta == pytest.approx(truth, rel=0.05)
@@ -32,7 +32,7 @@ def test_the_remaining_time_follows_the_work_left_not_the_frames_left(monkeypatc
 
 
 def test_without_fidelity_every_frame_weighs_one(monkeypatch):
-    progress = metrics.WorkProgress(40, None, enabled=False)
+    work = progress.WorkProgress(40, None, enabled=False)
     for t in range(10):
-        progress.frame_done(t)
-    assert progress.bar.n == 10 and progress.bar.total == 40
+        work.frame_done(t)
+    assert work.bar.n == 10 and work.bar.total == 40

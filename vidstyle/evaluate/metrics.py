@@ -37,16 +37,15 @@ temporal error, long gaps (frames t and t+K) and ground-truth flow: :mod:`vidsty
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import zip_longest
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from vidstyle.errors import ConfigError, VideoError
+from vidstyle.evaluate.progress import WorkProgress
 from vidstyle.flow.optical import check_method, compute_pair, warp
 from vidstyle.io.images import read_image, resize_longer_side, to_tensor
 from vidstyle.io.video import iter_frames, probe
@@ -298,55 +297,6 @@ def aligned_frames(streams: Sequence[Iterable[np.ndarray]], names: Sequence[str]
             raise VideoError(f"{names[0]}: frame {t} is {frames[0].shape[1]}x{frames[0].shape[0]}, "
                              f"frame 0 was {width}x{height}")
         yield [frames[0], *(fit_to(f, height, width) for f in frames[1:])]
-
-
-class WorkProgress:
-    """A progress bar over the work of a metrics pass, not its frames, so the ETA holds steady.
-
-    Every ``every``-th frame also runs VGG-19 for fidelity and costs many plain frames. The bar counts
-    a plain frame as 1 and a fidelity frame as ``weight``, the ratio of their measured mean times
-    (10 until both have been timed), and re-totals as the ratio is learnt. ``total``: frames, if known.
-    """
-
-    def __init__(self, total: int | None, every: int | None, enabled: bool = True):
-        self.total, self.every, self.weight = total, every, 10.0
-        self.seconds = {False: [0.0, 0], True: [0.0, 0]}   # fidelity frame? -> [seconds, count]
-        self.done = 0.0
-        self._last = time.perf_counter()
-        self.bar = tqdm(total=self._work(), disable=not enabled, desc="metrics", leave=False,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
-
-    def _is_fidelity(self, t: int) -> bool:
-        return self.every is not None and t % self.every == 0
-
-    def _work(self) -> float | None:
-        if self.total is None:
-            return None
-        heavy = 0 if self.every is None else -(-self.total // self.every)
-        return (self.total - heavy) + heavy * self.weight
-
-    def frame_done(self, t: int) -> None:
-        """Frame ``t`` (0-based) is scored."""
-        now = time.perf_counter()
-        heavy = self._is_fidelity(t)
-        entry = self.seconds[heavy]
-        entry[0] += now - self._last
-        entry[1] += 1
-        self._last = now
-        if all(count for _, count in self.seconds.values()):
-            plain = self.seconds[False][0] / self.seconds[False][1]
-            self.weight = max(1.0, self.seconds[True][0] / self.seconds[True][1] / max(plain, 1e-9))
-        self.done += self.weight if heavy else 1.0
-        work = self._work()
-        if work is not None:
-            self.bar.total = max(work, self.done)
-        self.bar.n = self.done
-        self.bar.set_postfix_str(f"frame {t + 1}" + (f"/{self.total}" if self.total else ""),
-                                 refresh=False)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def evaluate(
