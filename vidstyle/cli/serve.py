@@ -116,6 +116,9 @@ def run_serve(args) -> int:
               f"upload files and use this machine's CPU{'' if token else ' (add --token)'}; an SSH "
               f"tunnel is safer (docs/serve.md)", file=sys.stderr)
     print(f"vidstyle: serving the page at {url}  (Ctrl-C stops it and deletes its jobs)", flush=True)
+    if args.host in ("0.0.0.0", "::", ""):
+        print(f"vidstyle: from other machines: {url.replace('127.0.0.1', socket.gethostname(), 1)}",
+              flush=True)
     if args.open:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False,
