@@ -10,7 +10,8 @@ streaks, a star field, a jagged ridge, film grain and a vignette. Everything is 
 grey "light" map in [0, 1] and only then coloured through a per-poster tone ramp, so each image is a
 single hue from black through the colour to near-white, which is what a style network picks up.
 
-To train a model under one of these names on your own poster instead, see the README ("Models").
+To train a model under one of these names on your own poster instead, see docs/models.md ("The names,
+and your own").
 """
 
 from __future__ import annotations

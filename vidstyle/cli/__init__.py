@@ -24,8 +24,9 @@ def set_openmp_wait_policy() -> None:
     """Make torch's OpenMP threads wait passively, unless the user chose a policy.
 
     Spinning OpenMP threads starve any other thread that wants the core (our decoder and encoder, a
-    flow worker, another program): README, "Inference". libgomp reads the variable once, when torch
-    is first imported, so every command gets it here, before any command module is imported.
+    flow worker, another program): docs/inference.md, "How a job runs". libgomp reads the variable
+    once, when torch is first imported, so every command gets it here, before any command module is
+    imported.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

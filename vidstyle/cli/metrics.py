@@ -28,8 +28,8 @@ what the columns mean (details: python -c "import vidstyle.evaluate.metrics as m
 Stylized videos of another size are resized to INPUT's; all videos need the same number of frames
 (--max-frames N compares the first N).
 
---definition, --gap, --gt-flow: the temporal error as published papers define it (README, "Flicker
-metrics"), between frames t and t+K, on INPUT's estimated flow or on ground-truth .flo files laid out
+--definition, --gap, --gt-flow: the temporal error as published papers define it (docs/metrics.md, "For
+researchers"), between frames t and t+K, on INPUT's estimated flow or on ground-truth .flo files laid out
 like MPI Sintel (frame_NNNN.flo: flow from frame NNNN to NNNN+1). Example:
   vidstyle metrics frames/ styled/ --gt-flow flow/ --gt-occlusions occlusions/ \\
       --definition vidstyle huang2017 --gap 1 10 --json m.json"""

@@ -8,7 +8,7 @@ Everything a definition needs from a pair is in :class:`PairTerms` (RGB in [0, 1
     N   = kept pixels,  P = all pixels of the frame
 
 Each :class:`Definition` turns those into a per-pair value, then aggregates the pairs: a mean, or the
-square root of the mean (``root_of_mean``). The table in the README (section "Flicker metrics") lists
+square root of the mean (``root_of_mean``). The table in docs/metrics.md ("For researchers") lists
 formula, paper and conversions; this module is its source.
 """
 

@@ -1,6 +1,6 @@
 """The HDF5 clip file, format ``vidstyle-flow/1``: schema, atomic writer, lazy reader, validation.
 
-One file per clip (see README "Flow files")::
+One file per clip (see docs/flows.md, "Flow files")::
 
     frames   uint8   (T, H, W, 3)    RGB frames the flow was computed on
     flow_fw  float16 (T-1, H, W, 2)  flow t -> t+1 on the grid of t, pixels (dx, dy)

@@ -36,7 +36,7 @@ scaled) and ``reuse_forward`` (compute_pair starts the backward flow from -flow_
 dis: ``preset``, one of "ultrafast", "fast", "medium". deepflow: no parameters.
 
 Speed (pairs/s of compute_pair on one core), end-point error on synthetic known motion and warp
-error on real pairs of each method and preset: README, "Flow methods and speed" (its table from
+error on real pairs of each method and preset: docs/flows.md, "Flow methods and speed" (its table from
 benchmarks/flow_bench_methods.py). The Farneback defaults are both faster and better on real video
 than the OpenCV tutorial's parameters (slightly worse on synthetic motion, both far below a pixel):
 working at 0.75 scale with one iteration pays for the Gaussian window (sharper flow at motion

@@ -1,15 +1,15 @@
 """Per-pair statistics that let training judge a pair: how much of it the mask trusts, whether it
 spans a scene cut, and how much contrast each frame has.
 
-Precompute stores them in every flow file (``valid_fraction``, ``cut``, ``frame_std``; README "Flow
-files"); ``FlowFile.pair_info`` recomputes them from the frames, flows and masks of older files.
+Precompute stores them in every flow file (``valid_fraction``, ``cut``, ``frame_std``; docs/flows.md,
+"Flow files"); ``FlowFile.pair_info`` recomputes them from the frames, flows and masks of older files.
 
 Cut test: frame t warped by flow_bw predicts frame t+1 wherever the motion is real. Across a cut the
 flow has nothing to follow, so the prediction does not resemble frame t+1. Resemblance is measured as
 the correlation of the two luma pictures, which a fade (a change of gain and offset) leaves at 1, and
 which does not depend on the frames' contrast. On splices of unrelated real clips and on the pairs
 of continuous ones (fast motion, motion blur, CGI included) the two ranges do not overlap, and the
-threshold sits between them (README, "Flow files", has the ranges). The mask's valid fraction does
+threshold sits between them (docs/flows.md, "Flow files", has the ranges). The mask's valid fraction does
 not separate them, so it is stored for training to judge on its own, not used here.
 """
 

@@ -1,6 +1,5 @@
 """The onnx backend's engine: an exported network in onnxruntime, frames converted with numpy, so
-a job on it loads neither torch nor its start-up (README, "Backends, and the whole job against a
-per-frame peer").
+a job on it loads neither torch nor its start-up (docs/backends.md, "Without torch").
 
     engine = OnnxStylizer(export_file, EngineConfig(device="cpu", backend="onnx"))
     out = engine(frames)                      # uint8 (N, H, W, 3) -> uint8 (N, H, W, 3)
@@ -42,7 +41,7 @@ def split_threads(threads: int, streams: int, cores: int | None = None) -> tuple
 
     Frames side by side scale better than threads within one frame: on a 2-core CPU two
     single-threaded sessions ran the huang network's whole jobs 1.3-1.4x faster than one session
-    with both threads (README, "Backends, and the whole job against a per-frame peer").
+    with both threads (docs/benchmarks.md, "Two streams").
     """
     threads = threads or cores or usable_cores()
     streams = streams or min(2, threads)

@@ -11,7 +11,7 @@ Device and precision are decided in one place, :func:`plan`:
   network up on CPU (inductor runs the convolutions channels_last and fuses pad,
   instance norm and ReLU) but costs seconds to compile on first use (cached for later runs), so
   the default ``compile=None`` turns it on only for jobs long enough to repay that. Speeds and
-  compile times: README, "Inference" (its table from benchmarks/infer_bench.py).
+  compile times: docs/benchmarks.md, "Inference on a CPU" (from benchmarks/infer_bench.py).
 - CPU, jobs too short to repay a compile: onnxruntime on the network's ONNX export
   (:mod:`vidstyle.infer.onnxengine`, no torch needed there), chosen by
   :class:`vidstyle.infer.engines.StylizerPool`; the rule is :mod:`vidstyle.models.backends`.

@@ -3,7 +3,8 @@
 Nothing in the inference or training path needs it (they stream with :func:`vidstyle.io.video.iter_frames`
 or read the HDF5 clip files); it serves scripts that pick frames here and there. Video files are read
 with decord, an optional dependency (``pip install "vidstyle[decord]"``); frame folders need nothing.
-Whether decord pays against PyAV: README, "Random access to frames" (benchmarks/random_access_bench.py).
+Whether decord pays against PyAV: docs/benchmarks.md, "Random access to frames"
+(benchmarks/random_access_bench.py).
 """
 
 from __future__ import annotations
