@@ -47,6 +47,12 @@ REQUIRED_ATTRS = (
 # bits), at several times the write and read time. So only the mask is compressed. A str or None
 # applies one choice to every dataset.
 DEFAULT_COMPRESSION = {"frames": None, "flow_fw": None, "flow_bw": None, "mask": "lzf"}
+# What a reader accepts before it reads a byte of the data: a file can declare any shape in a few
+# kilobytes (chunks never written read as zeros), and one 20000x20000 pair is gigabytes. 8K video
+# (7680x4320) is the largest frame anyone trains on; a million frames is over nine hours at 30 fps.
+MAX_SIDE = 8192
+MAX_PIXELS = 7680 * 4320
+MAX_FRAMES = 1_000_000
 
 
 def _layout(num_frames: int, height: int, width: int) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
@@ -94,6 +100,7 @@ class FlowFileWriter:
                  attrs: dict[str, Any], compression: str | dict | None = DEFAULT_COMPRESSION):
         if num_frames < 2:
             raise FlowFileError(f"{path}: a clip needs at least 2 frames, got {num_frames}")
+        _check_size(path, num_frames, height, width)   # a file no reader would open
         self.path = Path(path)
         self.height, self.width = int(height), int(width)
         self._capacity = int(num_frames)
@@ -267,6 +274,53 @@ def _decode_attr(value: Any) -> Any:
     return value
 
 
+def _read_attrs(h5: h5py.File, path: Path) -> dict[str, Any]:
+    """The root attributes, text decoded; FlowFileError naming the first that cannot be read."""
+    attrs = {}
+    for key in h5.attrs:
+        try:
+            attrs[key] = _decode_attr(h5.attrs[key])
+        except (UnicodeDecodeError, OSError, TypeError, ValueError):
+            raise FlowFileError(f"{path}: attribute {key!r} cannot be read (not text or a number)") from None
+    return attrs
+
+
+def _whole_number(attrs: dict[str, Any], key: str, path: Path) -> int:
+    value = attrs[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FlowFileError(f"{path}: attribute {key!r} must be a whole number, not {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"a {type(value).__name__}"
+
+
+def _check_size(path: str | os.PathLike, num_frames: int, height: int, width: int) -> None:
+    """FlowFileError for a clip beyond MAX_FRAMES, MAX_SIDE or MAX_PIXELS (or of no size)."""
+    if not (0 <= num_frames <= MAX_FRAMES and 0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE
+            and height * width <= MAX_PIXELS):
+        raise FlowFileError(f"{path}: declares {num_frames} frames of {width}x{height}; a flow file holds "
+                            f"at most {MAX_FRAMES} frames of at most {MAX_SIDE} pixels a side and "
+                            f"{MAX_PIXELS} in all")
+
+
+def _check_layout(h5: h5py.File, path: Path, num_frames: int, height: int, width: int) -> None:
+    """FlowFileError unless every dataset has the dtype and shape the attributes declare (the
+    optional statistics where present). Reads only metadata."""
+    optional = _optional_layout(num_frames)
+    for name, (dtype, shape) in {**_layout(num_frames, height, width), **optional}.items():
+        if name not in h5:
+            if name in optional:
+                continue
+            raise FlowFileError(f"{path}: dataset {name!r} is missing")
+        data = h5[name]
+        if not isinstance(data, h5py.Dataset) or data.dtype != dtype or data.shape != shape:
+            found = f"{data.dtype} {data.shape}" if isinstance(data, h5py.Dataset) else "a group"
+            raise FlowFileError(f"{path}: dataset {name!r} is {found}, expected {dtype} {shape}")
+
+
 def _open_h5(path: Path) -> h5py.File:
     if not path.is_file():
         raise FlowFileError(f"{path}: no such flow file")
@@ -291,20 +345,31 @@ class FlowFile:
         self._h5: h5py.File | None = None
         self._pid: int | None = None
         self._stats: tuple[np.ndarray, ...] | None = None
-        h5 = self._file()
-        fmt = _decode_attr(h5.attrs.get("format"))
+        try:
+            self._check_header()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_header(self) -> None:
+        """Read and check the attributes, then the datasets' shapes against them (metadata only):
+        what a file declares must be what it holds, and of a size worth reading."""
+        h5, path = self._file(), self.path
+        self.attrs = _read_attrs(h5, path)
+        fmt = self.attrs.get("format")
         if fmt != FORMAT:
-            self.close()
-            raise FlowFileError(f"{self.path}: not a {FORMAT} file (format attribute: {fmt!r})")
-        missing = [key for key in REQUIRED_ATTRS if key not in h5.attrs]
+            raise FlowFileError(f"{path}: not a {FORMAT} file (format attribute: {_shown(fmt)})")
+        missing = [key for key in REQUIRED_ATTRS if key not in self.attrs]
         if missing:
-            self.close()
-            raise FlowFileError(f"{self.path}: missing attributes {', '.join(missing)}")
-        self.attrs = {key: _decode_attr(value) for key, value in h5.attrs.items()}
-        self.num_frames = int(self.attrs["num_frames"])
-        self.height = int(self.attrs["height"])
-        self.width = int(self.attrs["width"])
-        self.fps = float(self.attrs["fps"])
+            raise FlowFileError(f"{path}: missing attributes {', '.join(missing)}")
+        self.num_frames, self.height, self.width = (_whole_number(self.attrs, key, path)
+                                                    for key in ("num_frames", "height", "width"))
+        fps = self.attrs["fps"]
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)):
+            raise FlowFileError(f"{path}: attribute 'fps' must be a number, not {_shown(fps)}")
+        self.fps = float(fps)
+        _check_size(path, self.num_frames, self.height, self.width)
+        _check_layout(h5, path, self.num_frames, self.height, self.width)
 
     def _file(self) -> h5py.File:
         if self._h5 is None or self._pid != os.getpid():
@@ -382,24 +447,14 @@ class FlowFile:
 def validate(path: str | os.PathLike, check_values: bool = True) -> dict[str, Any]:
     """Check a clip file completely; return its attributes, or raise FlowFileError saying what is wrong.
 
-    Checks the format tag, every required attribute, each dataset's dtype and shape against the
-    attributes, and (``check_values``) that every chunk decodes, flows are finite and masks are 0/1.
+    Checks the format tag, every required attribute (types and sizes too), each dataset's dtype and
+    shape against the attributes, and (``check_values``) that every chunk decodes, flows are finite
+    and masks are 0/1.
     """
     path = Path(path)
-    with FlowFile(path) as clip:
-        h5 = clip._file()
+    with FlowFile(path) as clip:   # the attributes and every dataset's dtype and shape are checked here
         if clip.num_frames < 2:
             raise FlowFileError(f"{path}: {clip.num_frames} frames; a clip needs at least 2")
-        for name, (dtype, shape) in _layout(clip.num_frames, clip.height, clip.width).items():
-            if name not in h5:
-                raise FlowFileError(f"{path}: dataset {name!r} is missing")
-            if h5[name].dtype != dtype or h5[name].shape != shape:
-                raise FlowFileError(f"{path}: dataset {name!r} is {h5[name].dtype} {h5[name].shape}, "
-                                    f"expected {dtype} {shape}")
-        for name, (dtype, shape) in _optional_layout(clip.num_frames).items():
-            if name in h5 and (h5[name].dtype != dtype or h5[name].shape != shape):
-                raise FlowFileError(f"{path}: dataset {name!r} is {h5[name].dtype} {h5[name].shape}, "
-                                    f"expected {dtype} {shape}")
         if check_values:
             _check_values(clip)
         return dict(clip.attrs)

@@ -289,6 +289,11 @@ class PairDataset(Dataset):
     def _read(self, index: int) -> tuple[np.ndarray, ...]:
         f, t = self.pairs[index]
         pair = self.files[f].pair(t)
+        # Checked as read (the run does not read every pair up front): NaN flow would only empty the
+        # pair's mask, and the run would end saying the frames were constant.
+        if not np.isfinite(pair.flow_bw).all():
+            raise ConfigError(f"{self.files[f].path}: flow_bw[{t}] holds non-finite values (NaN or "
+                              "infinite); recompute the clip's flow, or leave the file out")
         return pair.frame_t, pair.frame_t1, pair.flow_bw, pair.mask
 
     def _video_pair(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
