@@ -148,6 +148,13 @@ def test_photo_job_gives_a_png_of_the_same_size(client, media):
     assert image.format == "PNG" and image.size == (40, 30)
 
 
+def test_max_size_shrinks_the_result(client, media, tmp_path):
+    job = wait(client, post_job(client, media["clip"], max_size=32, stabilize=0).json()["id"])
+    out = tmp_path / "small.mp4"
+    out.write_bytes(client.get(job["result"]).content)
+    assert probe(out).size == (32, 24) and probe(out).num_frames == FRAMES
+
+
 def test_unknown_model_is_400_naming_it_and_the_nearest(client, media):
     response = post_job(client, media["clip"], model="testnt")
     assert response.status_code == 400
@@ -323,6 +330,11 @@ def test_other_web_sites_and_host_names_are_refused(model, tmp_path):
         assert c.get("/api/jobs").status_code == 200
         assert c.post("/api/jobs", headers={"Origin": "http://evil.example"}).status_code == 403
         assert c.get("/api/jobs", headers={"Host": "evil.example"}).status_code == 400
+        assert c.get("/api/jobs", headers={"Host": "testserver:8000"}).status_code == 200
+    with TestClient(create_app(settings(tmp_path, allowed_hosts=("::1", "localhost")))) as c:
+        assert c.get("/api/jobs", headers={"Host": "[::1]:7860"}).status_code == 200
+        assert c.get("/api/jobs", headers={"Host": "[::1]"}).status_code == 200
+        assert c.get("/api/jobs", headers={"Host": "localhost"}).status_code == 200
 
 
 def test_the_page_is_served_with_a_policy_that_keeps_it_local(client):

@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 
     from vidstyle.io.video import VideoInfo
 
+# Longest output name (bytes) this module derives: file systems take 255, and the hidden temporary
+# (.NAME.XXXXXXXX.tmp) and a cut input's NAME.partial add 22 to it.
+MAX_OUTPUT_NAME = 255 - 24
 # Clock of the output when the input's frame rate varies: MPEG's 90 kHz, finer than any source's.
 VARIABLE_RATE_TIME_BASE = Fraction(1, 90000)
 
@@ -59,8 +63,19 @@ class InferResult:
 def default_output(input_path: str | os.PathLike, model_name: str) -> Path:
     """``INPUT_STEM.MODEL.mp4`` beside the input (a frame folder counts as a file of its name)."""
     path = Path(input_path)
-    stem = path.name if path.is_dir() else path.stem
-    return path.parent / f"{stem}.{model_name}.mp4"
+    return derived_output(path, path.name if path.is_dir() else path.stem, model_name, ".mp4")
+
+
+def derived_output(input_path: Path, stem: str, model_name: str, suffix: str) -> Path:
+    """``STEM.MODEL.SUFFIX`` beside ``input_path``, at most MAX_OUTPUT_NAME bytes long: a longer stem
+    is cut and ends in ``~`` and a hash of the whole stem, so that two long names stay two."""
+    tail = f".{model_name}{suffix}"
+    if len(os.fsencode(stem + tail)) > MAX_OUTPUT_NAME:
+        mark = f"~{zlib.crc32(os.fsencode(stem)):08x}"
+        while stem and len(os.fsencode(stem + mark + tail)) > MAX_OUTPUT_NAME:
+            stem = stem[:-1]
+        stem += mark
+    return input_path.parent / f"{stem}{tail}"
 
 
 def fit_size(width: int, height: int, max_size: int | None) -> tuple[int, int] | None:
@@ -94,9 +109,10 @@ def job_size(info: VideoInfo, options: InferOptions) -> JobSize:
     """The size of a job on a probed video (``--start``, ``--duration`` and ``--max-size`` applied)."""
     size = fit_size(info.width, info.height, options.max_size)
     width, height = size or (info.width, info.height)
-    first = round(options.start * info.fps)
-    stop = info.num_frames if options.duration is None else min(
-        info.num_frames, round((options.start + options.duration) * info.fps))
+    # min() before round(): a time such as 1e308 s is a frame number too large for a float.
+    first = round(min(options.start * info.fps, info.num_frames))
+    stop = info.num_frames if options.duration is None else round(
+        min((options.start + options.duration) * info.fps, info.num_frames))
     return JobSize(first, max(stop - first, 1), width, height, size is not None)
 
 

@@ -9,8 +9,10 @@ turning the pixels.
 
 from __future__ import annotations
 
+import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +21,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vidstyle.errors import ConfigError, VideoError
-from vidstyle.fsutil import atomic_output
+from vidstyle.fsutil import atomic_output, unique_temp
 from vidstyle.infer.engine import FrameEngine
 from vidstyle.infer.inferconfig import InferOptions
-from vidstyle.infer.job import fit_size
+from vidstyle.infer.job import derived_output, fit_size
 from vidstyle.io.framefolder import IMAGE_EXTENSIONS
 
 # Output suffix -> Pillow format and save options. JPEG and WebP at quality 95: the network's fine
@@ -34,6 +36,15 @@ PHOTO_FORMATS = {
     ".webp": ("WEBP", {"quality": 95}),
 }
 DEFAULT_PHOTO_SUFFIX = ".png"
+# Photos with more pixels are refused (one line) before they are decoded: Pillow's own warning
+# level, ~89 megapixels (9450x9450), where one RGB copy takes 270 MB.
+MAX_PHOTO_PIXELS = Image.MAX_IMAGE_PIXELS
+# A photo of more than TILE squared pixels runs through the network in tiles of at most TILE pixels
+# a side, each with TILE_MARGIN pixels of context (stylize_tiled). The network needs about 0.5 GB a
+# megapixel on torch (0.27 on onnxruntime), so a call on (1440 + 128)^2 pixels keeps the peak near
+# 1.5 GB; a photo up to 2 megapixels (1920x1080 included) runs whole, as it always did.
+TILE = 1440
+TILE_MARGIN = 64
 
 
 @dataclass
@@ -56,32 +67,74 @@ def is_photo(path: str | os.PathLike) -> bool:
 def default_photo_output(input_path: str | os.PathLike, model_name: str) -> Path:
     """``INPUT_STEM.MODEL.png`` beside the input (PNG: lossless, whatever the input's format)."""
     path = Path(input_path)
-    return path.parent / f"{path.stem}.{model_name}{DEFAULT_PHOTO_SUFFIX}"
+    return derived_output(path, path.stem, model_name, DEFAULT_PHOTO_SUFFIX)
 
 
 def read_photo(path: str | os.PathLike) -> np.ndarray:
-    """uint8 RGB (H, W, 3) as displayed: EXIF orientation applied, alpha and palettes dropped."""
+    """uint8 RGB (H, W, 3) as displayed: EXIF orientation applied, alpha and palettes dropped.
+
+    Grey levels of 16 bits and floats (0..1) are scaled to 8 bits; a photo of more than
+    MAX_PHOTO_PIXELS is refused before it is decoded.
+    """
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"photo not found: {path}" if not path.exists() else f"{path} is not a file")
     try:
-        with Image.open(path) as image:
-            upright = ImageOps.exif_transpose(image)
-            return np.asarray(upright.convert("RGB"), dtype=np.uint8).copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower
+            image = Image.open(path)
+        with image:
+            check_photo_size(image.size, path)
+            return _rgb8(ImageOps.exif_transpose(image), path)
+    except Image.DecompressionBombError:    # a header declaring more than twice Pillow's limit
+        raise VideoError(f"{path} declares more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; "
+                         f"photos of up to {MAX_PHOTO_PIXELS / 1e6:.0f} megapixels are stylized") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise VideoError(f"cannot read photo {path}: {error}") from error
 
 
-def write_photo(path: str | os.PathLike, rgb: np.ndarray) -> Path:
-    """Write uint8 RGB (H, W, 3) to ``path`` in the format its suffix names, atomically."""
+def check_photo_size(size: tuple[int, int], path: Path) -> None:
+    """VideoError for a photo of ``size`` (width, height) above MAX_PHOTO_PIXELS."""
+    if size[0] * size[1] > MAX_PHOTO_PIXELS:
+        raise VideoError(f"{path} is {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} megapixels); "
+                         f"photos of up to {MAX_PHOTO_PIXELS / 1e6:.0f} megapixels are stylized")
+
+
+def _rgb8(image: Image.Image, path: Path) -> np.ndarray:
+    """uint8 RGB (H, W, 3) of a Pillow image of any mode. Pillow's own conversion clips 16-bit grey
+    (modes I;16*, I) at 255 and truncates floats (mode F) to 0 or 1, so those are scaled here."""
+    if image.mode not in ("F", "I") and not image.mode.startswith("I;16"):
+        return np.array(image.convert("RGB"), dtype=np.uint8)
+    grey = np.asarray(image, dtype=np.float32)
+    low, high = (float(grey.min()), float(grey.max())) if grey.size else (0.0, 0.0)
+    full = 1.0 if image.mode == "F" else 65535.0
+    if not (math.isfinite(low) and math.isfinite(high) and low >= 0 and high <= full):
+        raise VideoError(f"{path}: {'float' if full == 1 else 'integer'} grey levels from {low:g} to "
+                         f"{high:g}; vidstyle reads them as 0..{full:g}")
+    grey = np.rint(grey * np.float32(255.0 / full)).astype(np.uint8)
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
+
+
+def write_photo(path: str | os.PathLike, rgb: np.ndarray, tmp: Path | None = None) -> Path:
+    """Write uint8 RGB (H, W, 3) to ``path`` in the format its suffix names, atomically (through
+    ``tmp``, a :func:`photo_temporary` of ``path``, when given). VideoError when it cannot be written."""
     path = Path(path)
     fmt, save_options = photo_format(path)
-    with atomic_output(path) as tmp:
-        try:
+    try:
+        with atomic_output(path, tmp or photo_temporary(path)) as tmp:
             Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(tmp, format=fmt, **save_options)
-        except OSError as error:
-            raise VideoError(f"cannot write {path}: {error}") from error
+    except OSError as error:
+        raise VideoError(f"cannot write {path}: {error.strerror or error}") from error
     return path
+
+
+def photo_temporary(path: Path) -> Path:
+    """A new temporary beside ``path`` (fsutil.unique_temp); VideoError where the folder takes no
+    file (read-only, not ours, full), so that this is known before the network runs."""
+    try:
+        return unique_temp(path)
+    except OSError as error:
+        raise VideoError(f"cannot write {path}: {error.strerror or error}") from error
 
 
 def photo_format(path: Path) -> tuple[str, dict]:
@@ -113,11 +166,60 @@ def stylize_photo(input_path: str | os.PathLike, output: str | os.PathLike, styl
         raise VideoError(f"output {output} would overwrite the input")
     started = time.perf_counter()
     original = _shrunk(read_photo(input_path), options.max_size)
-    stylized = stylizer(original[None])[0]
-    if options.post_process is not None:
-        stylized = options.post_process(original, stylized)
-    if options.side_by_side:
-        stylized = np.concatenate([original, stylized], axis=1)
-    write_photo(output, stylized)
+    tmp = photo_temporary(output)
+    try:
+        stylized = stylize_tiled(original, stylizer)
+        if options.post_process is not None:    # per pixel, so a band at a time is the same
+            for top in range(0, stylized.shape[0], TILE):
+                band = slice(top, top + TILE)
+                stylized[band] = options.post_process(original[band], stylized[band])
+        if options.side_by_side:
+            stylized = np.concatenate([original, stylized], axis=1)
+        write_photo(output, stylized, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)     # gone already unless something failed
     return PhotoResult(output, stylized.shape[1], stylized.shape[0], time.perf_counter() - started,
                        str(stylizer.plan.device))
+
+
+def stylize_tiled(rgb: np.ndarray, stylizer: FrameEngine, tile: int = TILE,
+                  margin: int = TILE_MARGIN) -> np.ndarray:
+    """uint8 RGB (H, W, 3) stylized by ``stylizer`` (a callable on uint8 (N, H, W, 3)): whole up to
+    ``tile`` squared pixels, else in a grid of equal tiles of at most ``tile`` pixels a side, so that
+    memory stays bounded whatever the size.
+
+    Each tile runs with ``margin`` pixels of the image around it as context, keeps ``margin // 2``
+    of them and fades in over those its left and upper neighbours kept, so no seam shows. Instance
+    norm sees one tile at a time, so the tiles' tones differ a little from the whole's (README,
+    "Large photos").
+    """
+    height, width = rgb.shape[:2]
+    if height * width <= tile * tile:
+        return stylizer(rgb[None])[0]
+    tile_h, tile_w = -(-height // -(-height // tile)), -(-width // -(-width // tile))
+    out = np.empty_like(rgb)
+    keep = margin // 2
+    for top in range(0, height, tile_h):
+        for left in range(0, width, tile_w):
+            # input window (with context), kept window (with the seam), both clipped to the image
+            y0, y1 = max(0, top - margin), min(height, top + tile_h + margin)
+            x0, x1 = max(0, left - margin), min(width, left + tile_w + margin)
+            k0, k1 = max(0, top - keep), min(height, top + tile_h + keep)
+            j0, j1 = max(0, left - keep), min(width, left + tile_w + keep)
+            piece = stylizer(np.ascontiguousarray(rgb[None, y0:y1, x0:x1]))[0]
+            piece = piece[k0 - y0:k1 - y0, j0 - x0:j1 - x0]
+            fade = np.ones((k1 - k0, j1 - j0), np.float32)
+            if top > 0:
+                fade *= _ramp(2 * keep, k1 - k0)[:, None]
+            if left > 0:
+                fade *= _ramp(2 * keep, j1 - j0)[None, :]
+            out[k0:k1, j0:j1] = cv2.blendLinear(piece, out[k0:k1, j0:j1], fade, 1.0 - fade) \
+                .reshape(piece.shape)
+    return out
+
+
+def _ramp(rise: int, length: int) -> np.ndarray:
+    """float32 (length,): from near 0 to 1 over the first ``rise`` entries, then 1."""
+    ramp = np.ones(length, np.float32)
+    ramp[:rise] = (np.arange(min(rise, length), dtype=np.float32) + 0.5) / rise
+    return ramp

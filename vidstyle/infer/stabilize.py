@@ -27,6 +27,11 @@ import numpy as np
 from vidstyle.errors import ConfigError
 from vidstyle.flow.optical import compute_flow, consistency_mask, warp
 
+# Shorter side (pixels) of the frames the flow is computed on. OpenCV's DIS picks its pyramid from
+# the longer side, and on a frame much wider than tall (320x8, 100x28) fails or crashes the process;
+# from 32 up it ran on every shape tried up to 4097 wide. Narrower frames are left unstabilized.
+MIN_FLOW_SIDE = 32
+
 
 @dataclass(frozen=True)
 class StabilizerConfig:
@@ -81,7 +86,8 @@ class Stabilizer:
         small = self._shrink(frame_in)
         prev_small, prev_out = self._prev_small, self._prev_out
         result = frame_out
-        if prev_small is not None and prev_small.shape == small.shape and prev_out.shape == frame_out.shape:
+        if small is not None and prev_small is not None and prev_small.shape == small.shape \
+                and prev_out.shape == frame_out.shape:
             trust, flow_bw = self._trust(prev_small, small)
             share = float((trust > 0).mean())
             self.trusted += share
@@ -93,13 +99,16 @@ class Stabilizer:
         self.frames += 1
         return result
 
-    def _shrink(self, frame: np.ndarray) -> np.ndarray:
-        """The frame as used for the flow: RGB, longer side at most ``flow_size``."""
+    def _shrink(self, frame: np.ndarray) -> np.ndarray | None:
+        """The frame as used for the flow: RGB, longer side at most ``flow_size`` unless that would
+        take the shorter side below MIN_FLOW_SIDE; None for a frame whose shorter side is below it."""
         height, width = frame.shape[:2]
-        factor = self.config.flow_size / max(height, width)
+        if min(height, width) < MIN_FLOW_SIDE:
+            return None
+        factor = max(self.config.flow_size / max(height, width), MIN_FLOW_SIDE / min(height, width))
         if factor >= 1.0:
             return frame
-        size = (max(8, round(width * factor)), max(8, round(height * factor)))
+        size = (max(MIN_FLOW_SIDE, round(width * factor)), max(MIN_FLOW_SIDE, round(height * factor)))
         return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
     def _trust(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

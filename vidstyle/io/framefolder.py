@@ -58,10 +58,20 @@ def numbered_images(folder: Path) -> list[Path]:
 
 def read_image(file: Path) -> np.ndarray:
     """One frame: uint8 RGB (H, W, 3), as stored (a view of OpenCV's BGR array)."""
-    image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    data = read_bytes(file, f"frame {file}")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise VideoError(f"cannot read frame {file}: not a readable image")
     return image[..., ::-1]
+
+
+def read_bytes(file: Path, what: str) -> np.ndarray:
+    """A file's bytes as uint8 (N,), for cv2.imdecode: cv2.imread takes names as UTF-8 and crashes
+    the process on a name that is not (``bad\\xff.png``). VideoError naming ``what`` if unreadable."""
+    try:
+        return np.fromfile(file, np.uint8)
+    except OSError as error:
+        raise VideoError(f"cannot read {what}: {error.strerror or error}") from error
 
 
 def iter_images(folder: Path, first: int, stop: int, same_size: bool = True) -> Iterator[np.ndarray]:

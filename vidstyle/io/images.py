@@ -29,7 +29,12 @@ def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
     """
     if not Path(path).is_file():
         raise ConfigError(f"{what} not found: {path}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)   # OpenCV applies the EXIF orientation itself
+    try:    # from bytes: cv2.imread crashes on a name that is not UTF-8
+        data = np.fromfile(path, np.uint8)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the {what} ({error.strerror or error})") from None
+    # OpenCV applies the EXIF orientation itself
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if bgr is None:
         raise ConfigError(f"{path}: cannot read the {what} (not an image file?)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -70,9 +75,14 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, jpeg_quality: int | No
     ``path``, when the image cannot be encoded or written.
     """
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if jpeg_quality is not None else []
+    try:    # encoded in memory: cv2.imwrite crashes on a name that is not UTF-8
+        ok, data = cv2.imencode(Path(path).suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    except cv2.error:   # no encoder for the extension, or an array it cannot encode
+        ok = False
+    if not ok:
+        raise ConfigError(f"{path}: could not write the image")
     try:
         with atomic_output(path) as tmp:
-            if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params):
-                raise ConfigError(f"{path}: could not write the image")
-    except cv2.error:   # no encoder for the extension, or an array it cannot encode
-        raise ConfigError(f"{path}: could not write the image") from None
+            data.tofile(tmp)
+    except OSError as error:
+        raise ConfigError(f"{path}: could not write the image ({error.strerror or error})") from None

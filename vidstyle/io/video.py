@@ -319,8 +319,10 @@ def _frame_window(info: VideoInfo, expected: int, max_frames, start, duration) -
                           f"got {start} and {duration}")
     if max_frames is not None and max_frames < 1:
         raise ConfigError(f"max_frames must be at least 1, got {max_frames}")
+    if start * info.fps >= info.num_frames:     # before any round(): 1e308 s is no frame number
+        raise VideoError(f"start {start:g} s is past the end of {info.path} ({info.duration:.3f} s)")
     first = round(start * info.fps)
-    stop = expected if duration is None else round((start + duration) * info.fps)
+    stop = expected if duration is None else round(min((start + duration) * info.fps, expected))
     if max_frames is not None:
         stop = min(stop, first + max_frames)
     if first >= info.num_frames:

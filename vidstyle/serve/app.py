@@ -128,6 +128,13 @@ def _check_token(request: Request, token: str) -> bool:
     return secrets.compare_digest(given.encode(), token.encode())
 
 
+def _host_name(header: str) -> str:
+    """The name in a Host header, without its port: "[::1]:7860" -> "::1", "localhost" -> itself."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
 def _same_origin(request: Request) -> bool:
     """False for a request another web page's script sent (its Origin is not this server)."""
     origin = request.headers.get("origin")
@@ -140,10 +147,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     """The app; its lifespan starts the job queue in a fresh folder and, on exit, deletes it."""
     settings = settings or ServeSettings()
     catalog = Catalog(settings.engine)
-    stop = threading.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        stop = threading.Event()
         root = Path(settings.root) if settings.root is not None else cache_dir() / "serve"
         queue = JobQueue(instance_folder(root), catalog, settings.keep_hours)
         queue.start()
@@ -164,7 +171,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]")
+        host = _host_name(request.headers.get("host", ""))
         if settings.allowed_hosts is not None and host not in settings.allowed_hosts:
             return error(400, f"this server answers to {', '.join(settings.allowed_hosts)}, not {host}")
         if request.url.path.startswith("/api/"):
@@ -257,7 +264,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @app.post("/api/preview")
     async def preview(request: Request):
         queue: JobQueue = request.app.state.queue
-        job = queue.new_job()     # a scratch folder, deleted below
+        job = queue.new_job()     # never submitted: a scratch folder for the upload, deleted below
         try:
             form, failure = await receive(request, job.folder / "upload")
             if failure is not None:

@@ -150,6 +150,7 @@ function settings() {
     strength: $("strength").value,
     preserve_color: $("preserve").checked ? "true" : "false",
     stabilize: $("stabilize").value,
+    max_size: $("max-size").value,
   };
 }
 
