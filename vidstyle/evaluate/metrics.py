@@ -47,6 +47,7 @@ import numpy as np
 from vidstyle.errors import ConfigError, VideoError
 from vidstyle.evaluate.progress import WorkProgress
 from vidstyle.flow.optical import check_method, compute_pair, warp
+from vidstyle.io.encode import read_made_by
 from vidstyle.io.images import read_image, resize_longer_side, to_tensor
 from vidstyle.io.video import iter_frames, probe
 
@@ -77,6 +78,7 @@ class VideoMetrics:
     style_loss: float | None = None
     content_loss: float | None = None
     resized_from: tuple[int, int] | None = None    # (width, height) before resizing to the input's
+    made_by: dict[str, str] | None = None          # model, network, backend, as the file says
     e_warp_curve: list[float] = field(default_factory=list)
     luminance_change_curve: list[float] = field(default_factory=list)
     hf_change_curve: list[float] = field(default_factory=list)
@@ -394,15 +396,19 @@ def evaluate_videos(
     """``evaluate`` on video files or frame folders, decoded as they are compared.
 
     Frame counts (after ``max_frames``) are checked before any work, so a mismatch fails at once.
+    Each stylized video's ``made_by`` is what its file says made it (vidstyle's outputs say).
     """
     check_config(config)
     count = common_frame_count(input_path, stylized_paths, max_frames)
     fidelity = None
     if style_image is not None:
         fidelity = Fidelity(read_image(style_image, "style image"), config.style_size, config.device)
-    return evaluate(
+    report = evaluate(
         iter_frames(input_path, max_frames=max_frames),
         [(p, iter_frames(p, max_frames=max_frames)) for p in stylized_paths],
         input_name=input_path, config=config, fidelity=fidelity, style_image=style_image,
         total=count, progress=progress,
     )
+    for video, path in zip(report.videos[1:], stylized_paths):
+        video.made_by = read_made_by(path)
+    return report

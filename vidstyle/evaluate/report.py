@@ -95,8 +95,9 @@ def report_to_dict(report: MetricsReport) -> dict:
     pixels kept), ``fidelity`` (null without a style image, else {``style_image``, ``style_size``,
     ``every``, ``frames``}) and ``videos``: a list, input first, of {``name``, ``role`` ("input" or
     "stylized"), ``e_warp``, ``e_warp_ratio``, ``luminance_flicker``, ``hf_flicker``, ``style_loss``,
-    ``content_loss``, ``resized_from`` ([width, height] or null)}. Numbers that are undefined (no
-    fidelity, no reliable pixel) are null.
+    ``content_loss``, ``resized_from`` ([width, height] or null), ``made_by`` (what the file says
+    made it: {``model``, ``model_file``, ``network``, ``backend``, ``vidstyle``}, or null)}. Numbers
+    that are undefined (no fidelity, no reliable pixel) are null.
     """
     fidelity = None
     if report.style_image:
@@ -117,6 +118,7 @@ def report_to_dict(report: MetricsReport) -> dict:
             {
                 "name": v.name,
                 "role": "input" if v.is_input else "stylized",
+                "made_by": v.made_by,
                 **{key: _json_number(getattr(v, key)) for key, _, _ in SUMMARY_COLUMNS},
                 "resized_from": list(v.resized_from) if v.resized_from else None,
             }

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from vidstyle import __version__
 from vidstyle.batchwork import BatchSummary, in_shard, walk
 from vidstyle.errors import ConfigError, VidstyleError
 from vidstyle.infer.engines import StylizerPool
@@ -190,8 +191,11 @@ def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bo
         raise ConfigError(f"{item.path} is a video: its output needs a video extension (.mp4, .mov "
                           f"or .mkv), not {item.output.name}")
     job = job_size(probe(item.path), options)
+    made_by = {"model": pool.model.look, "model_file": pool.model.name,
+               "network": str(pool.model.network), "vidstyle": __version__}
     video = stylize_video(item.path, item.output, pool.get(job.work_pixels, (job.width, job.height)),
-                          options=options, progress=progress, on_frame=on_frame)
+                          options=replace(options, made_by=made_by), progress=progress,
+                          on_frame=on_frame)
     return ItemResult(input=str(item.path), kind="video", status="failed" if video.truncated else "ok",
                       output=str(video.output), frames=video.frames, width=video.width,
                       height=video.height, seconds=video.seconds, device=video.device,

@@ -53,7 +53,9 @@ class InferOptions:
     preset: output coding (x264's crf and speed preset). side_by_side: write input | output, twice
     as wide. stabilize: strength of the flow-guided stabilizer (:mod:`vidstyle.infer.stabilize`), 0 = off.
     post_process: (input, stylized) uint8 (H, W, 3) -> uint8 (H, W, 3), applied to each frame after
-    the stabilizer, before it is written (colour and strength controls, :mod:`vidstyle.infer.color`)."""
+    the stabilizer, before it is written (colour and strength controls, :mod:`vidstyle.infer.color`).
+    made_by: what made the output (model, network, backend), stored in the video file's metadata
+    (:data:`vidstyle.io.encode.MADE_BY_KEY`) so that ``vidstyle metrics`` can report it."""
 
     max_size: int | None = None
     start: float = 0.0
@@ -66,6 +68,7 @@ class InferOptions:
     side_by_side: bool = False
     stabilize: float = 0.0
     post_process: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    made_by: dict[str, str] | None = None
 
 
 def check_options(options: InferOptions) -> None:

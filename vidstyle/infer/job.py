@@ -181,8 +181,10 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
     started = time.perf_counter()
     audio = str(input_path) if info.has_audio else None
     time_base = VARIABLE_RATE_TIME_BASE if timed else None
+    made_by = {"backend": stylizer.plan.backend, **(options.made_by or {})}
     with VideoWriter(output, info.fps, lossless=options.lossless, crf=options.crf, preset=options.preset,
-                     audio_from=audio, audio_start=options.start, time_base=time_base) as writer, \
+                     audio_from=audio, audio_start=options.start, time_base=time_base,
+                     made_by=made_by) as writer, \
             _progress_bar(total, progress) as bar, contextlib.closing(stylizer.pairs(frames())) as pairs:
         def emit(item: tuple[np.ndarray, np.ndarray, float]) -> None:
             # In the encoder's thread: the stabilizer needs the frames in order, and its OpenCV

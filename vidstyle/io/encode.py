@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from pathlib import Path
 
@@ -109,6 +110,30 @@ def _encoding(suffix: str, width: int, height: int, lossless: bool, crf: int, pr
     return codec, _pixel_format_for(pix_fmt, width, height), options
 
 
+# Where a stylized file says what made it: the container's comment tag, "vidstyle {json}".
+MADE_BY_KEY = "comment"
+MADE_BY_PREFIX = "vidstyle "
+
+
+def read_made_by(path: str | os.PathLike) -> dict[str, str] | None:
+    """The ``made_by`` fields a VideoWriter stored in ``path``, or None (another program's file, a
+    frame folder, or unreadable)."""
+    if Path(path).is_dir():
+        return None
+    try:
+        with av.open(str(path)) as container:
+            text = container.metadata.get(MADE_BY_KEY, "")
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+    if not text.startswith(MADE_BY_PREFIX):
+        return None
+    try:
+        fields = json.loads(text[len(MADE_BY_PREFIX):])
+    except json.JSONDecodeError:
+        return None
+    return {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else None
+
+
 class VideoWriter:
     """Encode uint8 RGB frames (H, W, 3) to ``path``; the file appears there only when complete.
 
@@ -127,13 +152,13 @@ class VideoWriter:
     to libx264/libx265. ``audio_from``: copy that file's audio streams, from ``audio_start``
     seconds on and as long as the video, without re-encoding when the output format takes the
     codec (else re-encoded to AAC, or the format's own audio codec). A source with no audio adds
-    none.
+    none. ``made_by`` (text fields) goes into the container's metadata; :func:`read_made_by` reads it.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | Fraction, *, lossless: bool = False,
                  crf: int = 18, preset: str = "medium", audio_from: str | os.PathLike | None = None,
                  audio_start: float = 0.0, codec: str = "libx264", pix_fmt: str = "yuv420p",
-                 time_base: Fraction | None = None):
+                 time_base: Fraction | None = None, made_by: Mapping[str, str] | None = None):
         self.path = self.destination = Path(path)
         self.rate = _as_rate(fps)
         self.frames_written = 0
@@ -143,6 +168,7 @@ class VideoWriter:
         self._time_base = Fraction(time_base) if timed else None
         self._last_pts, self._end = -1, 0.0  # end: seconds of video written so far
         self._tmp = self._out = self._video = self._audio = self._shape = None
+        self._made_by = dict(made_by) if made_by else None
 
     def __enter__(self) -> VideoWriter:
         with _library_errors(self.path, "write"):
@@ -196,6 +222,8 @@ class VideoWriter:
         faststart = {"movflags": "+faststart"} if mov_family else {}  # index first: plays while loading
         try:
             self._out = av.open(str(self._tmp), "w", container_options=faststart)
+            if self._made_by:
+                self._out.metadata[MADE_BY_KEY] = MADE_BY_PREFIX + json.dumps(self._made_by, sort_keys=True)
             self._video = self._out.add_stream(codec, rate=self.rate, options=options)
             self._video.width, self._video.height, self._video.pix_fmt = width, height, pix_fmt
             if self._time_base is not None:
