@@ -137,13 +137,16 @@ class HybridLoss(nn.Module):
         return {name: getattr(self, f"gram_{name}") for name in self.style_layers}
 
     def forward(self, frames_t: torch.Tensor, frames_t1: torch.Tensor, out_t: torch.Tensor,
-                out_t1: torch.Tensor, flow_bw: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+                out_t1: torch.Tensor, flow_bw: torch.Tensor, mask: torch.Tensor,
+                targets: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Terms for N pairs: frames and outputs RGB [0, 1] (N, 3, H, W), flow_bw (N, 2, H, W) pixels,
         mask (N, 1, H, W). Returns ``{"content", "style", "tv", "temporal", "total"}`` (scalars;
-        the terms unweighted, ``total`` the weighted sum)."""
+        the terms unweighted, ``total`` the weighted sum). ``targets``: the content layers' features
+        of frames t then t+1 (2N), if already known (cached), else computed here."""
         outputs = torch.cat([out_t, out_t1])
-        with torch.no_grad():
-            targets = self.vgg(torch.cat([frames_t, frames_t1]), self.content_layers)
+        if targets is None:
+            with torch.no_grad():
+                targets = self.vgg(torch.cat([frames_t, frames_t1]), self.content_layers)
         features = self.vgg(outputs, self.layers)
         terms = {
             "content": content_loss(features, targets),

@@ -54,6 +54,7 @@ from vidstyle.training.losses import (
 from vidstyle.training.modelcard import duration_words, sha256_of, training_card
 from vidstyle.training.regularize import compound_loss, random_smooth_flow
 from vidstyle.training.runfiles import TRAIN_TERMS, RunFiles
+from vidstyle.training.setup import setup_device
 from vidstyle.training.trainconfig import TrainConfig
 from vidstyle.training.vgg import VGG19
 from vidstyle.training.warmstart import load_init
@@ -88,6 +89,7 @@ class QuickConfig:
     lr: float = 1e-3
     style_size: int = 512
     init: str | None = None
+    temporal: bool = True        # False: no flow and no temporal loss, the compound term alone
     preview_seconds: float = 60.0
     reserve_seconds: float | None = None
     max_steps: int | None = None
@@ -283,7 +285,9 @@ def make_samples(content: Content, size: int, count: int, rng: np.random.Generat
                  flow_method: str = "dis") -> list[Sample]:
     """``count`` pairs of ``size`` px crops: from the clips (consecutive frames, flow computed on the
     fly, once per frame pair used) and the photos (a random camera motion, exact flow), in equal
-    shares per clip and for the photos together. Flat crops (a black sky) are redrawn."""
+    shares per clip and for the photos together. Flat crops (a black sky) are redrawn.
+    ``flow_method`` None: no flow is computed (zero flow, whole mask; for runs without the temporal
+    loss)."""
     sources = [("clip", i) for i in range(len(content.clips))] + ([("photos", 0)] if content.photos else [])
     flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     samples: list[Sample] = []
@@ -294,8 +298,8 @@ def make_samples(content: Content, size: int, count: int, rng: np.random.Generat
                 frames = content.clips[i][1]
                 t = int(rng.integers(len(frames) - 1))
                 if (i, t) not in flows:
-                    _, flow_bw, mask = compute_pair(frames[t], frames[t + 1], flow_method)
-                    flows[(i, t)] = flow_bw, mask
+                    flows[(i, t)] = (compute_pair(frames[t], frames[t + 1], flow_method)[1:] if flow_method
+                                     else _no_flow(frames[t]))
                 arrays = _crop(frames[t], frames[t + 1], *flows[(i, t)], size, rng)
             else:
                 photo = content.photos[int(rng.integers(len(content.photos)))][1]
@@ -306,6 +310,11 @@ def make_samples(content: Content, size: int, count: int, rng: np.random.Generat
             arrays = _flip(*arrays)
         samples.append(Sample(*arrays))
     return samples
+
+
+def _no_flow(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    height, width = frame.shape[:2]
+    return np.zeros((height, width, 2), np.float32), np.ones((height, width), np.uint8)
 
 
 def _crop(frame_t, frame_t1, flow_bw, mask, size: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -361,15 +370,20 @@ def quick_terms(net: torch.nn.Module, loss_fn: HybridLoss, batch: dict[str, torc
 
     Both frames of each pair go through ``net``; content (against the cached ``targets``) and style
     on frame t's output only, TV on both outputs, the temporal loss between them, and the compound
-    term on frame t. ``compound``: (weight, largest shift px, noise).
+    term on frame t. ``compound``: (weight, largest shift px, noise). With a temporal weight of 0,
+    frame t alone goes through ``net`` (the temporal term is 0).
     """
-    frames = torch.cat([batch["frame_t"], batch["frame_t1"]])
-    out_t, out_t1 = net(frames).float().chunk(2)
+    if loss_fn.weights.temporal > 0:
+        out_t, out_t1 = net(torch.cat([batch["frame_t"], batch["frame_t1"]])).float().chunk(2)
+        outputs = torch.cat([out_t, out_t1])
+        temporal = temporal_loss(out_t, out_t1, batch["flow_bw"], batch["mask"])
+    else:
+        out_t = outputs = net(batch["frame_t"]).float()
+        temporal = torch.zeros((), device=out_t.device)
     features = loss_fn.vgg(out_t, loss_fn.layers)
     terms = {"content": content_loss(features, targets),
              "style": style_loss(features, loss_fn.style_grams),
-             "tv": tv_loss(torch.cat([out_t, out_t1])),
-             "temporal": temporal_loss(out_t, out_t1, batch["flow_bw"], batch["mask"])}
+             "tv": tv_loss(outputs), "temporal": temporal}
     weight, shift, noise = compound
     n, _, height, width = out_t.shape
     flow = random_smooth_flow(n, height, width, shift, device=out_t.device)
@@ -430,8 +444,6 @@ def quick_train(config: QuickConfig, *, check: Callable[[torch.nn.Module, Conten
     say(f"quick run '{config.name}': at most {config.max_minutes:g} min in all (setup, training, export, "
         "check)")
 
-    from vidstyle.training.train import setup_device
-
     setup = setup_device(config.device, config.threads)
     torch.manual_seed(config.seed)
     vgg = VGG19(last_layer="relu4_2")
@@ -446,6 +458,8 @@ def quick_train(config: QuickConfig, *, check: Callable[[torch.nn.Module, Conten
     trained = card.trained.get("weights", {})
     weights = LossWeights(**{k: float(trained.get(k, getattr(LossWeights, k))) for k in ("content", "style",
                                                                                           "tv", "temporal")})
+    if not config.temporal:
+        weights.temporal = 0.0
     compound = (float(trained.get("compound", TrainConfig.compound_weight)),
                 float(card.trained.get("compound", {}).get("shift", TrainConfig.compound_shift)),
                 float(card.trained.get("compound", {}).get("noise", TrainConfig.compound_noise)))
@@ -465,7 +479,7 @@ def quick_train(config: QuickConfig, *, check: Callable[[torch.nn.Module, Conten
     loss_fn = HybridLoss(vgg, to_tensor(resize_longer_side(style, config.style_size)), weights,
                          list(train_config.style_layers), list(train_config.content_layers)).to(setup.device)
     rng = np.random.default_rng(config.seed)
-    samples = make_samples(content, config.size, config.samples, rng)
+    samples = make_samples(content, config.size, config.samples, rng, "dis" if config.temporal else None)
     preview = _preview_frame(content, config.size)
     say(f"content: {', '.join(content.describe())}; {len(samples)} pairs of {config.size} px crops; "
         f"ready after {budget.elapsed():.0f} s; training until {budget.train_end - budget.start:.0f} s")
