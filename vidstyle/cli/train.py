@@ -39,7 +39,7 @@ def register(sub) -> None:
                    help="share of photo pairs when mixing with --flows (default: by count)")
     p.add_argument("--name", default=_S, help="run name: output in runs/NAME/")
     p.add_argument("--runs", dest="runs_dir", metavar="DIR", default=_S, help="default: {default}/")
-    p.add_argument("--net", default=_S, help="huang or johnson (default: {default})")
+    p.add_argument("--net", default=_S, help="huang, johnson or lite (default: {default})")
     p.add_argument("--init", metavar="MODEL", default=_S,
                    help="start from this trained model's weights (a name as for infer --model, or a "
                         ".safetensors path); its network must be --net's")
@@ -115,7 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     losses = ", ".join(f"{k} {result.losses[k]:.4g}" for k in ("total", "content", "style", "temporal")
                        if k in result.losses)
-    print(f"trained {result.steps} steps in {result.seconds:.0f} s ({losses})")
+    steps = f"{result.steps} step{'s' if result.steps != 1 else ''}"
+    print(f"trained {steps} in {result.seconds:.0f} s ({losses})")
     if result.weights:
         print(f"model: {result.weights} (+ {result.weights.with_suffix('.json').name}); "
               f"previews in {result.run_dir / 'previews'}")
