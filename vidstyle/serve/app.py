@@ -45,7 +45,7 @@ from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 
 from vidstyle import __version__
-from vidstyle.errors import ConfigError, ModelError, VideoError, VidstyleError
+from vidstyle.errors import ConfigError, ModelError, VidstyleError
 from vidstyle.infer.color import ColorOptions
 from vidstyle.infer.inferconfig import EngineConfig
 from vidstyle.infer.stabilize import StabilizerConfig
@@ -93,19 +93,24 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _number(fields: dict[str, str], name: str, default: float) -> float:
+    """The form field ``name`` as a finite number (``default`` when absent); ConfigError otherwise."""
+    text = fields.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"'{name}' must be a number, got '{text[:40]}'") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"'{name}' must be a finite number")
+    return value
+
+
 def _parse_options(fields: dict[str, str], default_stabilize: float) -> JobOptions:
     """JobOptions from form fields; ConfigError (one line) for a value out of range or not a number."""
     def number(name: str, default: float) -> float:
-        text = fields.get(name, "").strip()
-        if not text:
-            return default
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigError(f"'{name}' must be a number, got '{text[:40]}'") from None
-        if not math.isfinite(value):
-            raise ConfigError(f"'{name}' must be a finite number")
-        return value
+        return _number(fields, name, default)
 
     flag = fields.get("preserve_color", "").strip().lower()
     if flag not in ("", "0", "1", "true", "false", "on", "off", "yes", "no"):
@@ -250,7 +255,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                 return error(400, str(exc))
             try:
                 kind = await run_in_threadpool(detect_kind, form.path)
-            except VideoError as exc:
+            except VidstyleError as exc:
                 return error(415, str(exc))
             upload = form.path.rename(job.folder / f"input{input_suffix(form.filename, kind)}")
             queue.submit(job, entry, kind, display_name(form.filename), upload, options)
@@ -271,13 +276,13 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                 return failure
             try:
                 entry, options = check_request(form.fields)
-                seconds = float(form.fields.get("time") or 0.0)
-            except (VidstyleError, ValueError) as exc:
+                seconds = _number(form.fields, "time", 0.0)
+            except VidstyleError as exc:
                 return error(400, str(exc))
             try:
                 kind = await run_in_threadpool(detect_kind, form.path)
                 frame = await run_in_threadpool(preview_frame, form.path, kind, seconds)
-            except VideoError as exc:
+            except VidstyleError as exc:
                 return error(415, str(exc))
             try:
                 png = await run_in_threadpool(render_preview, catalog, entry, frame, options)

@@ -66,6 +66,9 @@ class JobOptions:
 
 @dataclass
 class Job:
+    """One upload's job: its folder (named by the server), model, options, and the progress and
+    outcome the API reports (:meth:`to_dict`)."""
+
     id: str
     folder: Path
     created: float = field(default_factory=time.time)

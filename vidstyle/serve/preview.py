@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from vidstyle.infer.color import ColorOptions
 from vidstyle.infer.job import fit_size
 from vidstyle.infer.photo import read_photo
 from vidstyle.io.video import iter_frames, probe
@@ -51,9 +50,9 @@ def render_preview(catalog: Catalog, entry: ModelEntry, frame: np.ndarray, optio
     (the stabilizer needs a sequence: a single frame is shown without it)."""
     engine = catalog.pool(entry).get(frame.shape[0] * frame.shape[1], (frame.shape[1], frame.shape[0]))
     stylized = engine(frame[None])[0]
-    color = ColorOptions(preserve_color=options.preserve_color, strength=options.strength)
-    if color.changes_output:
-        stylized = color.apply(frame, stylized)
+    post_process = options.infer_options().post_process     # the job's own colour step
+    if post_process is not None:
+        stylized = post_process(frame, stylized)
     out = io.BytesIO()
     Image.fromarray(stylized).save(out, format="PNG", compress_level=1)
     return out.getvalue()

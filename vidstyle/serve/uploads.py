@@ -140,16 +140,18 @@ async def receive_form(request: Request, path: Path, max_bytes: int) -> Received
         raise UploadTooLarge(upload_limit_message(max_bytes))
     form = ReceivedForm(path)
     sink = _FormSink(form, max_bytes)
-    parser = MultipartParser(params[b"boundary"], sink.callbacks(), max_size=max_bytes + FORM_OVERHEAD)
+    parser = MultipartParser(params[b"boundary"], sink.callbacks())
+    received = 0
     try:
         async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes + FORM_OVERHEAD:    # the file's limit, or a flood of fields
+                raise UploadTooLarge(upload_limit_message(max_bytes))
             parser.write(chunk)
         parser.finalize()
     except UploadError:
         raise
-    except ValueError as error:   # python-multipart's FormParserError and its size limit
-        if "max_size" in str(error) or "exceed" in str(error).lower():
-            raise UploadTooLarge(upload_limit_message(max_bytes)) from None
+    except ValueError as error:   # python-multipart's FormParserError: not a well-formed form
         raise UploadError(f"the form could not be read: {error}") from None
     finally:
         sink.close()
