@@ -190,8 +190,8 @@ def stylize_tiled(rgb: np.ndarray, stylizer: FrameEngine, tile: int = TILE,
 
     Each tile runs with ``margin`` pixels of the image around it as context, keeps ``margin // 2``
     of them and fades in over those its left and upper neighbours kept, so no seam shows. Instance
-    norm sees one tile at a time, so the tiles' tones differ a little from the whole's (README,
-    "Large photos").
+    norm sees one tile at a time, so the tiles' tones differ a little from the whole's
+    (docs/inference.md, "Large photos").
     """
     height, width = rgb.shape[:2]
     if height * width <= tile * tile:

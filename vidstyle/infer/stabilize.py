@@ -14,7 +14,8 @@ the network changes for a reason (new content, lighting) comes through within a 
 result's weight falls as S^k.
 
 The flow is DIS (OpenCV) on grey frames shrunk to ``flow_size`` pixels on their longer side, both
-directions for the check, then scaled up; it costs far less than the network (README: Inference).
+directions for the check, then scaled up; it costs far less than the network (docs/benchmarks.md,
+"The stabilizer").
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class LossWeights:
     previews and on the output's masked warping error: a stronger style weight with a negligible
     temporal term gave the strongest texture and the most flicker, and raising the temporal weight
     to 3e7 (the default) cut the warping error several times over while the style stays obvious.
-    What the defaults give: README, "A recipe for steady video" (benchmarks/temporal_gain.py).
+    What the defaults give: docs/training.md, "A recipe for steady video" (benchmarks/temporal_gain.py).
     The paper's numbers (1, 10, 1e-3, 1e4) belong to another normalization and do not carry over.
     """
 
