@@ -43,6 +43,8 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads for the network (default: all cores)")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="print the page's URL and warnings only (no server log)")
     p.set_defaults(func=run_serve)
 
 
@@ -116,12 +118,12 @@ def run_serve(args) -> int:
               f"upload files and use this machine's CPU{'' if token else ' (add --token)'}; an SSH "
               f"tunnel is safer (docs/serve.md)", file=sys.stderr)
     print(f"vidstyle: serving the page at {url}  (Ctrl-C stops it and deletes its jobs)", flush=True)
-    if args.host in ("0.0.0.0", "::", ""):
+    if args.host in ("0.0.0.0", "::", "") and not args.quiet:
         print(f"vidstyle: from other machines: {url.replace('127.0.0.1', socket.gethostname(), 1)}",
               flush=True)
     if args.open:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=5)
+    config = uvicorn.Config(create_app(settings), log_level="error" if args.quiet else "warning",
+                            access_log=False, timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
