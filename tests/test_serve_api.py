@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -28,7 +31,7 @@ from vidstyle.errors import ConfigError  # noqa: E402
 from vidstyle.infer.inferconfig import EngineConfig  # noqa: E402
 from vidstyle.io.video import iter_frames, probe  # noqa: E402
 from vidstyle.serve.app import ServeSettings, create_app  # noqa: E402
-from vidstyle.serve.jobs import Job  # noqa: E402
+from vidstyle.serve.jobs import Job, instance_folder  # noqa: E402
 
 ENGINE = EngineConfig(device="cpu", threads=1, backend="torch")   # no ONNX export to wait for
 FRAMES, WIDTH, HEIGHT = 12, 64, 48
@@ -263,6 +266,18 @@ def test_finished_jobs_are_swept_after_keep_hours_and_all_on_exit(model, media, 
         assert c.get(f"/api/jobs/{job['id']}").status_code == 404 and job_folders(tmp_path) == []
         wait(c, post_job(c, media["photo"]).json()["id"])
     assert list(tmp_path.iterdir()) == []                  # exit removes this server's folder
+
+
+def test_a_killed_servers_folder_is_removed_by_the_next_server(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    for name, pid in (("killed", dead), ("running", str(os.getpid()))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "pid").write_text(pid)
+        (tmp_path / name / "job").mkdir()
+    mine = instance_folder(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["running", mine.name])
+    assert (mine / "pid").read_text() == str(os.getpid())
 
 
 def test_the_client_file_name_never_reaches_the_file_system(client, media):
