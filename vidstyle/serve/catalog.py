@@ -20,6 +20,7 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from PIL import Image, ImageOps
 
@@ -58,7 +59,8 @@ def model_list() -> list[dict]:
         models.append({"name": record["name"], "description": record.get("description") or "",
                        "source": record["source"], "net": net.get("name"),
                        "style_image": record.get("style_image") or "",
-                       "thumbnail": f"/api/models/{record['name']}/thumbnail", "error": record["error"]})
+                       "thumbnail": f"/api/models/{quote(record['name'], safe='')}/thumbnail",
+                       "error": record["error"]})
     return models
 
 
