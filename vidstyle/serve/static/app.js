@@ -252,7 +252,8 @@ function startJob() {
   xhr.upload.onprogress = (e) => {
     if (!e.lengthComputable) return;
     bar.value = e.loaded / e.total;
-    text.textContent = `Uploading ${Math.round(100 * e.loaded / e.total)}%`;
+    text.textContent = e.loaded < e.total ? `Uploading ${Math.round(100 * e.loaded / e.total)}%`
+                                          : "Checking the file…";
   };
   const finish = () => { $("upload").hidden = true; updateStart(); };
   xhr.onload = async () => {
