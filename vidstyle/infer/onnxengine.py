@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidstyle.device import cap_threads, usable_cores
 from vidstyle.errors import ConfigError
 from vidstyle.infer.engine import FrameEngine, check_engine_config
 from vidstyle.infer.inferconfig import EngineConfig
@@ -27,24 +28,18 @@ from vidstyle.models.backends import OnnxRunner
 STREAMS_MAX_PIXELS = 1280 * 720
 
 
-def usable_cores() -> int:
-    """The CPUs this process may run on (a container's or ``taskset``'s limit included)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:          # not on Linux
-        return os.cpu_count() or 1
-
-
 def split_threads(threads: int, streams: int, cores: int | None = None) -> tuple[int, int, int]:
     """(streams, threads per stream, threads in all) for ``threads`` CPU threads in all (0: one per
     usable core) and ``streams`` sessions (0: two when there are two threads or more).
 
     Frames side by side scale better than threads within one frame: on a 2-core CPU two
     single-threaded sessions ran the huang network's whole jobs 1.3-1.4x faster than one session
-    with both threads (docs/benchmarks.md, "Two streams").
+    with both threads (docs/benchmarks.md, "Two streams"). Threads and streams beyond the ``cores``
+    (default: the usable ones) are capped at them, with a warning.
     """
-    threads = threads or cores or usable_cores()
-    streams = streams or min(2, threads)
+    cores = cores or usable_cores()
+    threads = cap_threads(threads, "--threads", cores) or cores
+    streams = cap_threads(streams, "--streams", cores) or min(2, threads)
     return streams, max(1, threads // streams), threads
 
 

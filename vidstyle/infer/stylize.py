@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vidstyle.device import resolve_device
+from vidstyle.device import cap_threads, resolve_device
 from vidstyle.errors import ConfigError
 from vidstyle.infer.engine import FrameEngine, check_engine_config
 from vidstyle.infer.inferconfig import CUDA_BATCH, EngineConfig, InferOptions  # noqa: F401 (re-exported)
@@ -78,7 +78,7 @@ def plan(config: EngineConfig, work_pixels: int | None = None) -> Plan:
                 batch_size=config.batch_size or (CUDA_BATCH if cuda else 1),
                 channels_last=cuda,
                 compile=bool(compile_),
-                threads=config.threads or torch.get_num_threads(),
+                threads=cap_threads(config.threads) or torch.get_num_threads(),
                 queue_depth=config.queue_depth)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from vidstyle.device import resolve_device
+from vidstyle.device import cap_threads, resolve_device
 
 
 @dataclass
@@ -57,7 +57,7 @@ def setup_device(spec: str = "auto", threads: int | None = None,
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
     if threads:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(cap_threads(threads))
     if "WORLD_SIZE" not in os.environ:
         return Setup(device, channels_last=channels_last)
     if not dist.is_initialized():
