@@ -154,3 +154,29 @@ def test_quick_refuses_the_options_of_a_full_run(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "--quick", "--style", _image(tmp_path / "p.png", (64, 64)),
                            "--name", "mine", "--flows", str(tmp_path), "--runs", tmp_path / "runs")
     assert code == 2 and "--flows" in err and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("temporal", [3e7, 0.0])
+def test_the_quick_step_runs_the_loss_network_on_frame_t_only(temporal):
+    from vidstyle.models.net import build_net
+    from vidstyle.training.losses import HybridLoss, LossWeights
+    from vidstyle.training.quick import ContentCache, quick_terms
+
+    torch.manual_seed(0)
+    net, vgg = build_net("huang"), VGG19(last_layer="relu4_2")
+    loss_fn = HybridLoss(vgg, torch.rand(1, 3, 40, 40), LossWeights(temporal=temporal))
+    seen = {"net": [], "vgg": []}
+    net.register_forward_hook(lambda m, args, out: seen["net"].append(len(args[0])))
+    batch = {"frame_t": torch.rand(2, 3, 32, 32), "frame_t1": torch.rand(2, 3, 32, 32),
+             "flow_bw": torch.zeros(2, 2, 32, 32), "mask": torch.ones(2, 1, 32, 32)}
+    cache = ContentCache(loss_fn)
+    targets = cache([5, 7], batch["frame_t"])
+    vgg.register_forward_hook(lambda m, args, out: seen["vgg"].append(len(args[0])))
+    assert torch.equal(cache([7, 5], batch["frame_t"])["relu4_2"], targets["relu4_2"].flip(0))
+    assert seen["vgg"] == []                                  # both were cached: no VGG pass
+    terms = quick_terms(net, loss_fn, batch, targets, (3e7, 4.0, 0.02))
+    terms["total"].backward()
+    assert seen["vgg"] == [2]                                 # the outputs of frames t, nothing else
+    assert seen["net"] == ([4, 2] if temporal else [2, 2])    # both frames (or t alone), then compound
+    assert (float(terms["temporal"]) > 0) == (temporal > 0)
+    assert all(torch.isfinite(terms[k]) for k in terms)
