@@ -16,7 +16,7 @@ def register(sub) -> None:
     p.add_argument("model", help="model name or path to a .safetensors file")
     p.add_argument("--onnx", type=Path, metavar="OUT.onnx",
                    help="the file to write (default: NAME.onnx in the current folder)")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset, 11 to 20 (default 17)")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary line")
     p.set_defaults(func=run_export)
 

@@ -19,6 +19,7 @@ Torch's TorchScript-based exporter (``dynamo=False``) is used: it needs nothing 
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import warnings
@@ -37,6 +38,9 @@ from vidstyle.models.backends import MIN_SIDE
 from vidstyle.models.net import is_stylizing_net
 
 OPSET = 17
+# The opsets the TorchScript exporter writes this graph in: from 11 (a pad computed from the input's
+# shape) to 20 (the newest that exporter knows).
+MIN_OPSET, MAX_OPSET = 11, 20
 INPUT_NAME = "frames"
 OUTPUT_NAME = "stylized"
 CHECK_SIZE = (333, 241)  # (width, height) of the round-trip check: odd, and not a multiple of 4
@@ -74,10 +78,25 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, card: Mapping[str, Any]
     """
     if not is_stylizing_net(net):
         raise ModelError(f"only vidstyle's stylizing networks can be exported, not {type(net).__name__}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ModelError(f"opset {opset} is not supported: give one from {MIN_OPSET} to {MAX_OPSET} "
+                         f"(default {OPSET})")
     path = Path(path)
     if not path.parent.is_dir():
         raise ModelError(f"output folder does not exist: {path.parent}")
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder; name the .onnx file to write")
     net = copy.deepcopy(net).float().eval().requires_grad_(False).to("cpu")  # the caller's stays put
+    try:
+        _write_checked(net, path, card, opset, check)
+    except OSError as exc:   # a full disk or a file-size limit, in any of the writes
+        hint = "; disk full?" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else ""
+        raise ModelError(f"cannot write {path}: {exc.strerror or exc}{hint}") from None
+    return path
+
+
+def _write_checked(net: nn.Module, path: Path, card: Mapping[str, Any] | None, opset: int,
+                   check: bool) -> None:
     example = torch.rand(1, 3, 64, 64)
     dynamic = {0: "batch", 2: "height", 3: "width"}
     with atomic_output(path) as tmp:
@@ -92,7 +111,6 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, card: Mapping[str, Any]
         _add_metadata(tmp, card)
         if check:
             check_export(net, tmp)
-    return path
 
 
 def _add_metadata(path: Path, card: Mapping[str, Any] | None) -> None:
