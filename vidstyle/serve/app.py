@@ -258,7 +258,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             except VidstyleError as exc:
                 return error(415, str(exc))
             upload = form.path.rename(job.folder / f"input{input_suffix(form.filename, kind)}")
-            queue.submit(job, entry, kind, display_name(form.filename), upload, options)
+            # In a thread: submit probes the clip for its frame count, which may read the file.
+            await run_in_threadpool(queue.submit, job, entry, kind, display_name(form.filename), upload,
+                                    options)
         except ClientDisconnect:
             return Response(status_code=400)
         finally:
