@@ -250,6 +250,8 @@ def read_card(entry: ModelEntry) -> ModelCard:
             data = json.loads(entry.card_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ModelError(f"{entry.card_path}: unreadable model card ({exc})") from None
+        except RecursionError:   # JSON nested thousands deep: no card is, and parsing it overflows
+            raise ModelError(f"{entry.card_path}: unreadable model card (nested too deep)") from None
         return ModelCard.from_dict(data, str(entry.card_path))
     meta = _open_weights(entry.weights, lambda f: f.metadata(), framework="numpy") or {}
     if CARD_KEY not in meta:
@@ -259,6 +261,8 @@ def read_card(entry: ModelEntry) -> ModelCard:
         data = json.loads(meta[CARD_KEY])
     except json.JSONDecodeError as exc:
         raise ModelError(f"{entry.weights}: the model card in its header is not JSON ({exc})") from None
+    except RecursionError:
+        raise ModelError(f"{entry.weights}: the model card in its header is nested too deep") from None
     return ModelCard.from_dict(data, str(entry.weights))
 
 
@@ -414,13 +418,26 @@ def save_model(net: torch.nn.Module, path: str | os.PathLike, card: ModelCard,
     # names, a card describing another network): the mistake is cheapest to fix at save time.
     check_state_dict(tensors, build_from_card(card, str(path)), str(path))
     text = json.dumps(card.to_dict(), indent=2, sort_keys=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path.with_suffix(".json")) as tmp:
-        tmp.write_text(text + "\n", encoding="utf-8")
-    with atomic_output(path) as tmp:
-        save_file(tensors, str(tmp), metadata={CARD_KEY: text})
-        os.chmod(tmp, 0o644)  # safetensors creates it owner-only; a shipped model must be readable
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The weights are written first, under their temporary name, and renamed after the card: a
+        # failed write leaves neither, and a listed model always has its card.
+        with atomic_output(path) as tmp:
+            save_file(tensors, str(tmp), metadata={CARD_KEY: text})
+            os.chmod(tmp, 0o644)  # safetensors creates it owner-only; a shipped model must be readable
+            with atomic_output(path.with_suffix(".json")) as card_tmp:
+                card_tmp.write_text(text + "\n", encoding="utf-8")
+    except (OSError, SafetensorError) as exc:   # a full disk, a read-only folder
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _io_reason(exc)
+        raise ModelError(f"cannot write the model {path}: {reason}") from None
     return path
+
+
+def _io_reason(exc: BaseException) -> str:
+    """The system's words inside a safetensors error (``Os { code: 28, ... message: "No space left
+    on device" }``), or its first line."""
+    found = re.search(r'message: "([^"]+)"', str(exc))
+    return found[1] if found else (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def model_records(entries: Iterable[ModelEntry]) -> list[dict[str, Any]]:
