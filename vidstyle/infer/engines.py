@@ -7,6 +7,7 @@ a bare network all get their engines from it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from vidstyle.errors import ConfigError
 from vidstyle.infer.engine import FrameEngine
 from vidstyle.infer.inferconfig import EngineConfig
 from vidstyle.infer.onnxengine import OnnxStylizer
-from vidstyle.models.backends import choose_backend, device_type
+from vidstyle.models.backends import CacheUnwritable, choose_backend, device_type
 from vidstyle.models.lazymodel import LazyModel
 
 if TYPE_CHECKING:
@@ -51,19 +52,21 @@ class StylizerPool:
         self.engine, self.notify = engine, notify
         self._stylizers: dict[tuple[bool, str], FrameEngine] = {}
         self._compiled_sizes: set[tuple[int, int]] = set()
+        self._cache_unwritable = False
 
     def get(self, work_pixels: int, size: tuple[int, int] | None = None) -> FrameEngine:
         """The engine for a job of ``work_pixels`` (frames x pixels) at ``size`` (width, height;
         None when not known yet, as for a photo before it is read)."""
-        if engine_backend(self.engine, work_pixels, self.model.exportable, self.model.network) == "onnx":
-            key = (False, "onnx")
-            if key not in self._stylizers:
-                if self.notify is not None and not self.model.onnx_cached():
-                    self.notify(f"exporting {self.model.name} for onnxruntime, the fastest CPU backend, "
-                                f"once (later runs reuse it)")
-                self._stylizers[key] = OnnxStylizer(self.model.onnx_file(),
-                                                    replace(self.engine, backend="onnx"))
-            return self._stylizers[key]
+        backend = engine_backend(self.engine, work_pixels, self.model.exportable, self.model.network)
+        if backend == "onnx" and not self._cache_unwritable:
+            try:
+                return self._onnx_engine()
+            except CacheUnwritable as exc:
+                if self.engine.backend == "onnx":   # asked for by name: nothing else will do
+                    raise
+                # onnxruntime was only the faster choice: a full cache disk must not stop the job.
+                self._cache_unwritable = True
+                warnings.warn(f"{exc}; running on torch instead", stacklevel=2)
         from vidstyle.infer.stylize import Stylizer, plan
 
         decided = plan(replace(self.engine, backend="torch"), work_pixels)
@@ -80,3 +83,12 @@ class StylizerPool:
                 self.notify(f"compiling the network for this {where}{at}, once, ~30 s "
                             f"(later runs reuse it)")
         return stylizer
+
+    def _onnx_engine(self) -> FrameEngine:
+        key = (False, "onnx")
+        if key not in self._stylizers:
+            if self.notify is not None and not self.model.onnx_cached():
+                self.notify(f"exporting {self.model.name} for onnxruntime, the fastest CPU backend, "
+                            f"once (later runs reuse it)")
+            self._stylizers[key] = OnnxStylizer(self.model.onnx_file(), replace(self.engine, backend="onnx"))
+        return self._stylizers[key]

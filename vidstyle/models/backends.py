@@ -188,12 +188,17 @@ def export_path(name: str, key: str, folder: str | os.PathLike | None = None) ->
     return folder / f"{name}-{key}.onnx"
 
 
+class CacheUnwritable(ConfigError):
+    """The export cache cannot take a new file (no folder, a full disk): where onnxruntime was only
+    the faster choice, the job runs on PyTorch instead (:class:`vidstyle.infer.engines.StylizerPool`)."""
+
+
 def cached_export(net: nn.Module, folder: str | os.PathLike | None = None, *, name: str | None = None,
                   key: str | None = None, card: Mapping[str, Any] | None = None) -> Path:
     """The ONNX export of ``net`` in the cache, made (and checked) on first use. ``name`` and
     ``key`` name the file (default: the network's config name and :func:`weights_key`); ``card``
-    goes into a new file's metadata."""
-    from vidstyle.models.export import export_onnx
+    goes into a new file's metadata. CacheUnwritable when the file cannot be written there."""
+    from vidstyle.models.export import ExportWriteError, export_onnx
 
     path = export_path(name or getattr(net, "config", {}).get("name", "net"),
                        key or weights_key(net), folder)
@@ -203,6 +208,10 @@ def cached_export(net: nn.Module, folder: str | os.PathLike | None = None, *, na
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create the cache folder {folder} ({exc.strerror}); "
-                          f"set ${CACHE_ENV_VAR} to a writable folder") from None
-    return export_onnx(net, path, card)
+        raise CacheUnwritable(f"cannot create the cache folder {folder} ({exc.strerror}); "
+                              f"set ${CACHE_ENV_VAR} to a writable folder") from None
+    try:
+        return export_onnx(net, path, card)
+    except ExportWriteError as exc:
+        raise CacheUnwritable(f"the export cache is full or unwritable: {exc} (set ${CACHE_ENV_VAR} "
+                              "to a folder with room)") from None

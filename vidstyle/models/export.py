@@ -48,6 +48,10 @@ CHECK_TOLERANCE = 1e-3
 CARD_KEY = "vidstyle_card"
 
 
+class ExportWriteError(ModelError):
+    """The ONNX file could not be written (a full disk, a file-size limit, a read-only folder)."""
+
+
 class ExportableNet(nn.Module):
     """``StylizingNet.forward`` with the pad computed from the input's shape inside the graph.
 
@@ -91,7 +95,7 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, card: Mapping[str, Any]
         _write_checked(net, path, card, opset, check)
     except OSError as exc:   # a full disk or a file-size limit, in any of the writes
         hint = "; disk full?" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else ""
-        raise ModelError(f"cannot write {path}: {exc.strerror or exc}{hint}") from None
+        raise ExportWriteError(f"cannot write {path}: {exc.strerror or exc}{hint}") from None
     return path
 
 
