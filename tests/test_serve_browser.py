@@ -4,11 +4,13 @@ Chromium. The server runs in this process (uvicorn in a thread), with a token, a
 
 from __future__ import annotations
 
+import base64
 import shutil
 import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -123,6 +125,22 @@ def test_an_original_the_browser_cannot_play_is_shown_from_the_servers_copy(page
     assert "playable=1" in original.get_attribute("src")
     page.click(".job-remove")
     page.wait_for_selector(".job", state="detached")
+
+
+def test_a_photo_dropped_on_the_page_is_previewed(page, tmp_path):
+    photo = tmp_path / "beach.png"
+    Image.fromarray(distinct_frames(1, 40, 30)[0]).save(photo)
+    page.evaluate("""([name, data]) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, { type: "image/png" }));
+        document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer }));
+    }""", [photo.name, base64.b64encode(photo.read_bytes()).decode()])
+    assert "beach.png" in page.inner_text("#picked-name")
+    page.click('.style[data-model="testnet"]')
+    page.wait_for_selector("#preview-img:not([hidden])", timeout=30_000)
+    assert page.eval_on_selector("#preview-img", "img => [img.naturalWidth, img.naturalHeight]") == [40, 30]
+    assert page.is_disabled("#stabilize")           # a photo has no frames to steady
 
 
 def test_a_bad_upload_shows_its_error_on_the_page(page, tmp_path):

@@ -286,6 +286,8 @@ async function refreshJobs() {
     }
     jobs.forEach(renderJob);
     $("no-jobs").hidden = state.jobs.size > 0;
+    const running = jobs.find((job) => job.state === "running");
+    document.title = running ? `${Math.round(100 * running.progress)}% · vidstyle` : "vidstyle";
     const active = jobs.some((job) => job.state === "queued" || job.state === "running");
     pollSoon(active ? 700 : 2000);
   } catch (error) {
