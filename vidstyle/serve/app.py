@@ -227,6 +227,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             return None, error(413, str(exc))
         except UploadError as exc:
             return None, error(400, str(exc))
+        except OSError as exc:      # the server's disk is full or its cache folder unwritable
+            return None, error(507, f"the server cannot store the upload ({exc.strerror or exc})")
         if form.filename is None:
             return None, error(400, "the form has no file (field 'file')")
         if form.size == 0:
