@@ -330,6 +330,22 @@ def test_upload_over_the_limit_is_413_whether_declared_or_streamed(model, media,
         assert len(job_folders(tmp_path)) == 1
 
 
+def test_a_full_disk_is_507_and_leaves_no_folder(client, media, monkeypatch):
+    import errno
+
+    from vidstyle.serve import uploads
+
+    class FullDisk(io.BytesIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(uploads, "open", lambda path, mode: FullDisk(), raising=False)
+    before = set(job_folders(client.root))
+    response = post_job(client, media["photo"])
+    assert response.status_code == 507 and "No space left" in response.json()["error"]
+    assert set(job_folders(client.root)) == before
+
+
 def test_token_is_required_by_every_api_call_but_not_the_page(model, tmp_path):
     with TestClient(create_app(settings(tmp_path, token="s3cret"))) as c:
         assert c.get("/").status_code == 200 and c.get("/static/app.js").status_code == 200
