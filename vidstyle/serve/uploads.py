@@ -11,6 +11,7 @@ display and the download's name only; it never reaches the file system.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,9 +171,11 @@ def detect_kind(path: Path) -> str:
         pass
     try:
         info = probe(path)
-        next(iter_frames(path, max_frames=1))
+        with contextlib.closing(iter_frames(path, max_frames=1)) as frames:
+            next(frames)
     except (VideoError, StopIteration) as error:
-        detail = f": {error}" if isinstance(error, VideoError) and "no video stream" in str(error) else ""
+        audio_only = isinstance(error, VideoError) and "no video stream" in str(error)
+        detail = " (it holds no video stream: sound only?)" if audio_only else ""
         raise VideoError(f"the file is neither a video nor a photo that can be decoded{detail}") from None
     if info.num_frames < 1:
         raise VideoError("the video holds no frames")
