@@ -42,7 +42,7 @@ REQUIRED_ATTRS = (
     "format", "source", "source_size", "source_mtime", "fps", "num_frames", "height", "width",
     "flow_method", "flow_params", "created", "vidstyle_version",
 )
-# Chosen with benchmarks/flow_bench.py (README, "Flow files": bytes and times per dataset): lzf
+# Chosen with benchmarks/flow_bench.py (docs/flows.md, "Compression": bytes and times per dataset): lzf
 # shrinks the mask many times over, but barely the frames and not the float16 flows (noisy low
 # bits), at several times the write and read time. So only the mask is compressed. A str or None
 # applies one choice to every dataset.

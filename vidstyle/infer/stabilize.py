@@ -128,7 +128,7 @@ class Stabilizer:
     def _blend(self, frame_out: np.ndarray, prev_out: np.ndarray, trust: np.ndarray,
                flow_bw: np.ndarray) -> np.ndarray:
         # In OpenCV on uint8 frames: this runs on every frame at full size, beside the
-        # network (README, "The stabilizer": 23-33 ms a 640x360 frame before, 13-18 ms after).
+        # network (docs/benchmarks.md, "The stabilizer": 23-33 ms a 640x360 frame before, 13-18 ms after).
         height, width = frame_out.shape[:2]
         small_h, small_w = trust.shape
         if (small_w, small_h) != (width, height):

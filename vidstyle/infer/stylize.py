@@ -37,7 +37,7 @@ from vidstyle.infer.engine import FrameEngine, check_engine_config
 from vidstyle.infer.inferconfig import CUDA_BATCH, EngineConfig, InferOptions  # noqa: F401 (re-exported)
 
 # Below this much work (frames x pixels) compiling on CPU may cost more than it saves: 120 frames
-# at 640x360, where the frames' saving overtakes a first compile (README, "Inference").
+# at 640x360, where the frames' saving overtakes a first compile (docs/benchmarks.md, "Inference on a CPU").
 AUTO_COMPILE_MIN_PIXELS = 120 * 640 * 360
 
 

@@ -39,12 +39,12 @@ MIN_SIDE = 5         # smallest side the exported graph takes: its reflection pa
 # Below this much work (frames x pixels) on CPU, auto picks onnxruntime (when installed); from it on,
 # compiled PyTorch. The network alone is faster compiled (benchmarks/backend_bench.py), but short
 # whole jobs (benchmarks/infer_bench.py --whole) finish sooner with onnxruntime, where compiling and
-# its start-up outweigh the faster frames. The numbers and the job lengths measured: README,
-# "Backends, and the whole job against a per-frame peer".
+# its start-up outweigh the faster frames. The numbers and the job lengths measured: docs/backends.md,
+# "Whole jobs against a per-frame peer".
 ONNX_MAX_PIXELS = 300 * 640 * 360
 # Networks for which onnxruntime is the faster CPU backend at any job length: the lite network's
 # separable convolutions run faster there than compiled PyTorch, which also pays the import of
-# torch and a compile (README, "Fast models").
+# torch and a compile (docs/training.md, "Fast models").
 ONNX_ALWAYS = frozenset({"lite"})
 
 
@@ -126,7 +126,7 @@ class OnnxRunner:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         # The arena keeps the peak's buffers and fragments across frames; without it a 1080p job
-        # peaked lower (README, "Backends, and the whole job against a per-frame peer").
+        # peaked lower (docs/backends.md, "Whole jobs against a per-frame peer").
         options.enable_cpu_mem_arena = False
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

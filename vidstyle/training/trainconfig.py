@@ -73,7 +73,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
-    channels_last: bool | None = None   # None: on CUDA only (on CPU no faster: README, "Training speed")
+    channels_last: bool | None = None   # None: on CUDA only (on CPU no faster: docs/training.md)
     threads: int | None = None
     workers: int | None = None
     preview_every: int = 100
