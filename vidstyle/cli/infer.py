@@ -128,6 +128,14 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def print_names_as_stored() -> None:
+    """Let stdout and stderr print file names that are not valid UTF-8 (``bad\\xff.mp4``) as their
+    bytes, as ``ls`` does, instead of failing on them (Python's strict default in UTF-8 locales)."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
+
+
 def run_infer(args) -> int:
     from vidstyle.batchwork import BatchSummary, parse_shard
     from vidstyle.infer.batch import (
@@ -139,10 +147,12 @@ def run_infer(args) -> int:
         run_items,
         take_shard,
     )
+    from vidstyle.infer.engine import check_engine_config
     from vidstyle.infer.engines import StylizerPool
     from vidstyle.infer.inferconfig import check_options
     from vidstyle.models.lazymodel import open_model
 
+    print_names_as_stored()
     color = ColorOptions(preserve_color=args.preserve_color, strength=args.strength)
     shard = parse_shard(args.shard)
     # torch is loaded only if the job runs on it or the model's ONNX export is not cached yet.
@@ -155,6 +165,7 @@ def run_infer(args) -> int:
                            side_by_side=args.side_by_side, stabilize=args.stabilize,
                            post_process=color.apply if color.changes_output else None)
     check_options(options)
+    check_engine_config(engine, cuda=args.device.startswith("cuda"))   # once, before any input
     items, ignored = find_inputs(args.inputs, model.look)
     # One input named directly keeps the one-job behaviour: any problem is an error (exit 2).
     single = len(args.inputs) == 1 and len(items) == 1 and items[0].path == Path(args.inputs[0]) \

@@ -56,6 +56,7 @@ def register(sub) -> None:
 
 
 def run_live_command(args) -> int:
+    from vidstyle.cli.infer import print_names_as_stored
     from vidstyle.flow.precompute import parse_size
     from vidstyle.infer.live import FrameSource, RawSink, format_stats, run_live, source_kind
     from vidstyle.infer.stylize import Stylizer
@@ -67,6 +68,7 @@ def run_live_command(args) -> int:
         if not args.quiet:
             print(f"vidstyle: {text}", file=sys.stderr)
 
+    print_names_as_stored()
     color = ColorOptions(preserve_color=args.preserve_color, strength=args.strength)
     if args.max_frames is not None and args.max_frames < 1:
         raise VideoError("--max-frames must be at least 1")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,8 +37,9 @@ from vidstyle.batchwork import BatchSummary, in_shard, walk
 from vidstyle.errors import ConfigError, VidstyleError
 from vidstyle.infer.engines import StylizerPool
 from vidstyle.infer.inferconfig import InferOptions
-from vidstyle.infer.job import default_output, job_size, stylize_video
+from vidstyle.infer.job import MAX_OUTPUT_NAME, default_output, job_size, stylize_video
 from vidstyle.infer.photo import default_photo_output, is_photo, stylize_photo
+from vidstyle.io.encode import partial_path
 from vidstyle.io.framefolder import IMAGE_EXTENSIONS, numbered_images
 from vidstyle.io.video import VIDEO_EXTENSIONS, is_clip, probe
 
@@ -87,12 +89,14 @@ def is_frame_folder(folder: Path) -> bool:
     files = numbered_images(folder)
     try:
         sizes = set()
-        for file in files:
-            with Image.open(file) as image:     # reads the header only
-                sizes.add(image.size)
-        with Image.open(files[0]) as first:
-            exif = first.getexif()
-    except OSError:
+        with warnings.catch_warnings():     # a huge frame: the video reader says so, with its name
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            for file in files:
+                with Image.open(file) as image:     # reads the header only
+                    sizes.add(image.size)
+            with Image.open(files[0]) as first:
+                exif = first.getexif()
+    except (OSError, Image.DecompressionBombError):
         return True     # unreadable frames are reported by the video reader, with their name
     return len(sizes) == 1 and not any(tag in exif for tag in _CAMERA_TAGS)
 
@@ -161,17 +165,47 @@ def plan_outputs(items: list[Item], model_name: str, out: str | os.PathLike | No
                    for item in items]
     else:
         planned = [replace(item, output=Path(out)) for item in items]
-    seen: dict[Path, Item] = {}
+    _check_planned(planned, explicit=out is not None and not to_folder)
+    if out is not None and to_folder:
+        for parent in sorted({item.output.parent for item in planned}):
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise ConfigError(f"cannot create the output folder {parent}: "
+                                  f"{error.strerror or error}") from None
+    return planned
+
+
+def _check_planned(planned: list[Item], explicit: bool) -> None:
+    """Before any work: no output (or a video's ``.partial`` name) is an input of the run, under
+    any name (links included), or another's output; an ``explicit`` name (``-o``) leaves room for
+    the temporary's longer name."""
+    inputs = {_file_key(item.path): item for item in planned}
+    seen: dict[tuple, Item] = {}
     for item in planned:
-        key = item.output.resolve()
+        if explicit and len(os.fsencode(item.output.name)) > MAX_OUTPUT_NAME:
+            raise ConfigError(f"output name {item.output.name[:40]}... is too long: at most "
+                              f"{MAX_OUTPUT_NAME} bytes (255 with the temporary's)")
+        video = item.output.suffix.lower() not in IMAGE_EXTENSIONS
+        for target in (item.output, partial_path(item.output)) if video else (item.output,):
+            if (source := inputs.get(_file_key(target))) is not None:
+                raise ConfigError(f"output {target} would overwrite the input {source.path}; "
+                                  "rename it or choose another output with -o")
+        key = _file_key(item.output)
         if key in seen:
             raise ConfigError(f"{seen[key].path} and {item.path} would both be written to "
                               f"{item.output}; rename one or use separate runs")
         seen[key] = item
-    if out is not None and to_folder:
-        for parent in sorted({item.output.parent for item in planned}):
-            parent.mkdir(parents=True, exist_ok=True)
-    return planned
+
+
+def _file_key(path: Path) -> tuple:
+    """The same for two names of one file (links too): its device and inode, or where it does not
+    exist (yet) its absolute path."""
+    try:
+        stat = path.stat()
+    except (OSError, ValueError):
+        return ("path", path.resolve())
+    return ("inode", stat.st_dev, stat.st_ino)
 
 
 # --- running ---------------------------------------------------------------------------------------

@@ -26,9 +26,12 @@ if TYPE_CHECKING:
 def check_engine_config(config: EngineConfig, cuda: bool) -> None:
     """ConfigError unless batch size, threads and streams are >= 0 (0: automatic) and queue depth
     >= 1, and for fp16 (``config.half``) on a device that is not CUDA."""
-    if config.batch_size < 0 or config.threads < 0 or config.streams < 0 or config.queue_depth < 1:
-        raise ConfigError("batch size, threads and streams must be >= 0 (0: automatic), "
-                          "queue depth >= 1")
+    for option, value in (("--batch-size", config.batch_size), ("--threads", config.threads),
+                          ("--streams", config.streams)):
+        if value < 0:
+            raise ConfigError(f"{option} must be >= 0 (0: automatic), got {value}")
+    if config.queue_depth < 1:
+        raise ConfigError(f"queue depth must be >= 1, got {config.queue_depth}")
     if config.half and not cuda:
         raise ConfigError("fp16 inference is for CUDA only; on CPU it would be slower, not faster")
 

@@ -78,6 +78,8 @@ def check_options(options: InferOptions) -> None:
     if not (start_ok and duration_ok):
         raise ConfigError(f"--start must be >= 0 and --duration > 0 seconds, both finite numbers, "
                           f"got {options.start} and {options.duration}")
+    if options.max_size is not None and options.max_size < 8:
+        raise ConfigError(f"--max-size must be at least 8 pixels, got {options.max_size}")
     if not 0 <= options.crf <= 51:
         raise ConfigError(f"--crf must be in 0..51, got {options.crf}")
     if options.preset not in X264_PRESETS:
