@@ -45,6 +45,9 @@ MAX_PHOTO_PIXELS = Image.MAX_IMAGE_PIXELS
 # 1.5 GB; a photo up to 2 megapixels (1920x1080 included) runs whole, as it always did.
 TILE = 1440
 TILE_MARGIN = 64
+# Blur (Gaussian sigma, pixels per 1000 of the small copy's longer side) below which the tiled
+# result takes its tones from the whole photo stylized small (_match_tones).
+TONE_SIGMA = 4.0
 
 
 @dataclass
@@ -215,7 +218,31 @@ def stylize_tiled(rgb: np.ndarray, stylizer: FrameEngine, tile: int = TILE,
                 fade *= _ramp(2 * keep, j1 - j0)[None, :]
             out[k0:k1, j0:j1] = cv2.blendLinear(piece, out[k0:k1, j0:j1], fade, 1.0 - fade) \
                 .reshape(piece.shape)
+    _match_tones(out, rgb, stylizer, tile)
     return out
+
+
+def _match_tones(out: np.ndarray, rgb: np.ndarray, stylizer: FrameEngine, tile: int) -> None:
+    """Give the tiled ``out`` (in place) the broad tones of the whole photo stylized at most ``tile``
+    squared pixels: each tile's instance norm saw only its own part, so the tiles' tones differ.
+    Fine texture stays the tiles' own; what changes is ``out`` blurred at the small scale."""
+    height, width = rgb.shape[:2]
+    scale = tile / math.sqrt(height * width)
+    small = (max(8, round(width * scale)), max(8, round(height * scale)))
+    reference = stylizer(cv2.resize(rgb, small, interpolation=cv2.INTER_AREA)[None])[0]
+    sigma = TONE_SIGMA * max(small) / 1000
+
+    def broad(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+    shift = broad(reference) - broad(cv2.resize(out, small, interpolation=cv2.INTER_AREA))
+    for top in range(0, height, 256):     # a band at a time: memory stays bounded
+        rows = slice(top, min(height, top + 256))
+        y = (np.arange(rows.start, rows.stop, dtype=np.float32) + 0.5) * small[1] / height - 0.5
+        x = (np.arange(width, dtype=np.float32) + 0.5) * small[0] / width - 0.5
+        map_x, map_y = np.meshgrid(x, y)
+        band = cv2.remap(shift, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[rows] = np.clip(out[rows] + band, 0, 255).round().astype(np.uint8)
 
 
 def _ramp(rise: int, length: int) -> np.ndarray:
