@@ -39,11 +39,12 @@ DEFAULT_PHOTO_SUFFIX = ".png"
 # Photos with more pixels are refused (one line) before they are decoded: Pillow's own warning
 # level, ~89 megapixels (9450x9450), where one RGB copy takes 270 MB.
 MAX_PHOTO_PIXELS = Image.MAX_IMAGE_PIXELS
-# A photo of more than TILE squared pixels runs through the network in tiles of at most TILE pixels
-# a side, each with TILE_MARGIN pixels of context (stylize_tiled). The network needs about 0.5 GB a
-# megapixel on torch (0.27 on onnxruntime), so a call on (1440 + 128)^2 pixels keeps the peak near
-# 1.5 GB; a photo up to 2 megapixels (1920x1080 included) runs whole, as it always did.
-TILE = 1440
+# A photo of more than WHOLE_PIXELS runs through the network in tiles of at most TILE pixels a side,
+# each with TILE_MARGIN pixels of context (stylize_tiled). The network needs about 0.5 GB a megapixel
+# on torch (0.27 on onnxruntime): 1.35 GB at the peak for a whole 2-megapixel photo (1920x1080
+# included, which runs whole as it always did), and a call on (1280 + 128)^2 pixels stays below it.
+WHOLE_PIXELS = 1440 * 1440
+TILE = 1280
 TILE_MARGIN = 64
 # Blur (Gaussian sigma, pixels per 1000 of the small copy's longer side) below which the tiled
 # result takes its tones from the whole photo stylized small (_match_tones).
@@ -186,10 +187,10 @@ def stylize_photo(input_path: str | os.PathLike, output: str | os.PathLike, styl
 
 
 def stylize_tiled(rgb: np.ndarray, stylizer: FrameEngine, tile: int = TILE,
-                  margin: int = TILE_MARGIN) -> np.ndarray:
+                  margin: int = TILE_MARGIN, whole: int | None = WHOLE_PIXELS) -> np.ndarray:
     """uint8 RGB (H, W, 3) stylized by ``stylizer`` (a callable on uint8 (N, H, W, 3)): whole up to
-    ``tile`` squared pixels, else in a grid of equal tiles of at most ``tile`` pixels a side, so that
-    memory stays bounded whatever the size.
+    ``whole`` pixels (None: ``tile`` squared), else in a grid of equal tiles of at most ``tile``
+    pixels a side, so that memory stays bounded whatever the size.
 
     Each tile runs with ``margin`` pixels of the image around it as context, keeps ``margin // 2``
     of them and fades in over those its left and upper neighbours kept, so no seam shows. Instance
@@ -197,7 +198,7 @@ def stylize_tiled(rgb: np.ndarray, stylizer: FrameEngine, tile: int = TILE,
     (docs/inference.md, "Large photos").
     """
     height, width = rgb.shape[:2]
-    if height * width <= tile * tile:
+    if height * width <= (whole or tile * tile):
         return stylizer(rgb[None])[0]
     tile_h, tile_w = -(-height // -(-height // tile)), -(-width // -(-width // tile))
     out = np.empty_like(rgb)
