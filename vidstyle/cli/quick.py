@@ -15,7 +15,7 @@ from vidstyle.errors import ConfigError
 
 # TrainConfig options a quick run takes too (the rest describe a full run: flows, steps, weights, ...).
 _TAKES = ("style", "name", "runs_dir", "max_minutes", "size", "batch", "lr", "init", "seed", "device",
-          "threads", "style_size")
+          "threads", "style_size", "style_weight")
 _FLAGS = ("quick", "content", "resume", "overwrite", "quiet", "describe", "func", "command")
 CHECK_FRAMES = 20          # frames of the content clip the final check stylizes and scores
 CHECK_LONG_SIDE = 480      # pixels, the longer side of those frames

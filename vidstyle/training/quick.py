@@ -89,6 +89,7 @@ class QuickConfig:
     lr: float = 1e-3
     style_size: int = 512
     init: str | None = None
+    style_weight: float | None = None   # None: the warm-start model's
     temporal: bool = True        # False: no flow and no temporal loss, the compound term alone
     preview_seconds: float = 60.0
     reserve_seconds: float | None = None
@@ -110,6 +111,9 @@ class QuickConfig:
             raise ConfigError("--size must be at least 32 pixels, --batch and the samples at least 1")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"--lr {self.lr}: give a positive number")
+        weight = self.style_weight
+        if weight is not None and not (math.isfinite(weight) and weight >= 0):
+            raise ConfigError(f"--style-weight {self.style_weight}: give a finite number >= 0")
 
 
 @dataclass
@@ -460,6 +464,8 @@ def quick_train(config: QuickConfig, *, check: Callable[[torch.nn.Module, Conten
                                                                                           "tv", "temporal")})
     if not config.temporal:
         weights.temporal = 0.0
+    if config.style_weight is not None:
+        weights.style = config.style_weight
     compound = (float(trained.get("compound", TrainConfig.compound_weight)),
                 float(card.trained.get("compound", {}).get("shift", TrainConfig.compound_shift)),
                 float(card.trained.get("compound", {}).get("noise", TrainConfig.compound_noise)))
