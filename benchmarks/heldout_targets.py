@@ -12,16 +12,26 @@ scored with :mod:`vidstyle.evaluate.metrics` (Farneback flow, unlike the stabili
 
     python benchmarks/heldout_targets.py --clips davis_dog.mp4 sam2_cups.mp4 sintel_ambush_3.mp4 \\
         [--models NAME ...] [--stabilize S] [--max-frames 40] [--json out.json]
+
+``--fast-check`` scores each fast (distilled) model beside its full model (the card's
+``trained.distilled.teacher``) and says whether it keeps the full model's look: style ratio at most
+1.10x the full model's and E_warp ratio at most 1.10x. ``--write-cards`` records that in the fast
+model's card as ``metrics["fast_check"]`` (what ``--quality auto`` reads):
+
+    python benchmarks/heldout_targets.py --fast-check --write-cards --max-frames 30 \\
+        --clips davis_dog.mp4 sam2_cups.mp4 sintel_ambush_3.mp4 [--models starwars_blue_lite ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
 from vidstyle.cli.infer import DEFAULT_STABILIZE
@@ -30,10 +40,11 @@ from vidstyle.infer.stabilize import Stabilizer, StabilizerConfig
 from vidstyle.infer.stylize import EngineConfig, Stylizer
 from vidstyle.io.images import read_image
 from vidstyle.io.video import iter_frames
-from vidstyle.models.zoo import list_models, load_model
+from vidstyle.models.zoo import list_models, load_model, save_model
 
 STYLES = Path(__file__).resolve().parent.parent / "data" / "styles"
 TARGETS = {"ratio": 3.0, "style_ratio": 0.35, "black_luma": 0.12}
+FAST_BOUND = 1.10   # a fast model keeps the look: both ratios at most this times its full model's
 
 
 def default_output(stylizer: Stylizer, frames: list[np.ndarray], strength: float) -> list[np.ndarray]:
@@ -60,10 +71,12 @@ def score_model(name: str, clips: list[Path], args) -> dict:
                                   input_name=clip.name, fidelity=fidelity,
                                   config=metrics.MetricsConfig(fidelity_every=args.fidelity_every))
         source, result = report.videos
-        per_clip.append({"clip": clip.stem, "e_warp": result.e_warp, "ratio": result.e_warp_ratio,
+        per_clip.append({"clip": clip.stem, "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
+                         "frames": len(frames), "e_warp": result.e_warp, "ratio": result.e_warp_ratio,
                          "style_loss": result.style_loss, "input_style_loss": source.style_loss,
                          "style_ratio": result.style_loss / source.style_loss})
-    return {"model": name, "stabilize": args.stabilize, "clips": per_clip,
+    return {"model": name, "stabilize": args.stabilize, "fidelity_every": args.fidelity_every,
+            "clips": per_clip,
             "ratio": statistics.median(c["ratio"] for c in per_clip),
             "style_ratio": statistics.median(c["style_ratio"] for c in per_clip),
             "black_luma": black_luma(stylizer)}
@@ -80,6 +93,64 @@ def print_table(rows: list[dict]) -> None:
           f"black luma <= {TARGETS['black_luma']}")
 
 
+def teacher_of(name: str) -> str | None:
+    """The full model a fast model was distilled from (its card's ``trained.distilled.teacher``)."""
+    return (load_model(name).card.trained.get("distilled") or {}).get("teacher")
+
+
+def fast_check(fast: dict, full: dict) -> dict:
+    """The card's ``metrics["fast_check"]``: both models' median ratios over the same clips."""
+    c = fast["clips"]
+    clips = (f"{', '.join(x['clip'] for x in c)}: first {c[0]['frames']} frames at "
+             f"{', '.join(x['size'] for x in c)}; network then stabilizer {fast['stabilize']:g}")
+    return {"clips": clips, "style_ratio": fast["style_ratio"], "style_ratio_full": full["style_ratio"],
+            "ewarp_ratio": fast["ratio"], "ewarp_ratio_full": full["ratio"]}
+
+
+def same_setting(scores: dict, args) -> bool:
+    """Whether ``scores`` were taken on these clips, frames and stabilizer strength."""
+    return ([c["clip"] for c in scores["clips"]] == [clip.stem for clip in args.clips]
+            and all(c["frames"] <= args.max_frames for c in scores["clips"])
+            and scores["stabilize"] == args.stabilize and scores.get("fidelity_every") == args.fidelity_every)
+
+
+def meets(check: dict) -> bool:
+    return (check["style_ratio"] <= FAST_BOUND * check["style_ratio_full"]
+            and check["ewarp_ratio"] <= FAST_BOUND * check["ewarp_ratio_full"])
+
+
+def write_fast_check(name: str, check: dict) -> None:
+    """Rewrite the model's card (the .json and the copy in the weights' header) with ``check``."""
+    loaded = load_model(name)
+    card = dataclasses.replace(loaded.card, metrics={**loaded.card.metrics, "fast_check": check})
+    print(f"wrote {save_model(loaded.net, loaded.entry.weights, card, dtype=torch.float16)}")
+
+
+def run_fast_check(names: list[str], args) -> list[dict]:
+    """Each fast model (a card with ``trained.distilled``) with its full model, as :func:`fast_check`."""
+    pairs = [(name, teacher) for name in names if (teacher := teacher_of(name))]
+    scores: dict[str, dict] = {}
+    if args.full_scores:   # the full models' scores from an earlier --fast-check --json on the same clips
+        for row in json.loads(args.full_scores.read_text(encoding="utf-8")):
+            scores[row["full"]] = row["scores_full"]
+    for name in dict.fromkeys(m for pair in pairs for m in pair):
+        if name not in scores or not same_setting(scores[name], args):
+            scores[name] = score_model(name, args.clips, args)
+    rows = []
+    print(f"| fast model | full model | style / input's: fast, full | E_warp / input's: fast, full "
+          f"| within {FAST_BOUND:.2f}x |")
+    print("|---|---|---:|---:|---|")
+    for name, teacher in pairs:
+        check = fast_check(scores[name], scores[teacher])
+        print(f"| {name} | {teacher} | {check['style_ratio']:.3f}, {check['style_ratio_full']:.3f} "
+              f"| {check['ewarp_ratio']:.3f}, {check['ewarp_ratio_full']:.3f} | {meets(check)} |", flush=True)
+        rows.append({"model": name, "full": teacher, "meets": meets(check), **check,
+                     "scores": scores[name], "scores_full": scores[teacher]})
+        if args.write_cards:
+            write_fast_check(name, check)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", nargs="+", type=Path, required=True)
@@ -88,10 +159,25 @@ def main() -> None:
     parser.add_argument("--max-frames", type=int, default=40)
     parser.add_argument("--fidelity-every", type=int, default=10)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--fast-check", action="store_true",
+                        help="score each fast (distilled) model beside its full model")
+    parser.add_argument("--write-cards", action="store_true",
+                        help="with --fast-check: record metrics.fast_check in each fast model's card")
+    parser.add_argument("--full-scores", type=Path, metavar="JSON",
+                        help="with --fast-check: the full models' scores from an earlier --json of it")
+    parser.add_argument("--threads", type=int, help="torch and OpenCV threads (default: theirs)")
     args = parser.parse_args()
+    if args.threads:
+        import cv2
+
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     names = args.models or [entry.name for entry in list_models()]
-    rows = [score_model(name, args.clips, args) for name in names]
-    print_table(rows)
+    if args.fast_check:
+        rows = run_fast_check(names, args)
+    else:
+        rows = [score_model(name, args.clips, args) for name in names]
+        print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
 
