@@ -221,6 +221,16 @@ def test_a_name_that_is_not_utf8_in_the_c_locale_is_stylized(tmp_path, clip, mod
     assert (tmp_path / "ü.testnet.mp4").is_file()
 
 
+def test_live_from_a_file_whose_name_is_not_utf8_is_one_line(capsysbinary, tmp_path, clip, model):
+    source = tmp_path / os.fsdecode(b"bad\xff.mp4")
+    source.write_bytes(clip.read_bytes())
+    code = main(["live", "--model", str(model), "--source", str(source), "--no-window", "--max-frames",
+                 "2", "--device", "cpu", "--threads", "1"])
+    err = capsysbinary.readouterr().err
+    assert code == 2
+    assert b"UTF-8" in err and os.fsencode(source) in err and len(err.splitlines()) == 1
+
+
 # --- 12: outputs on a file system that refuses them ---------------------------------------------------
 
 def test_a_photo_output_that_cannot_be_created_is_one_line(capsys, tmp_path, model):
@@ -273,6 +283,14 @@ def test_a_long_input_name_gets_an_output_name_that_fits(capsys, tmp_path, clip,
     outputs = [p for p in tmp_path.iterdir() if p != source]
     assert len(outputs) == 1 and len(os.fsencode(outputs[0].name)) <= NAME_MAX
     assert ".testnet." in outputs[0].name and outputs[0].suffix == source.suffix
+
+
+def test_an_output_name_too_long_for_the_file_system_is_refused_before_any_work(capsys, tmp_path, model):
+    photo = _photo(tmp_path / "p.jpg")
+    code, _, err = run_cli(capsys, "infer", photo, "--model", model, "-o", tmp_path / ("y" * 240 + ".png"))
+    assert code == 2
+    assert "too long" in _one_line(err)
+    assert [p.name for p in tmp_path.iterdir()] == ["p.jpg"]
 
 
 # --- 18: extreme frame shapes ---------------------------------------------------------------------
