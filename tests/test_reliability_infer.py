@@ -98,6 +98,19 @@ def test_a_video_output_named_like_another_input_is_refused_before_any_work(caps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4", "v.testnet.mp4"]
 
 
+def test_an_output_is_checked_against_the_inputs_of_other_shards_too(capsys, tmp_path, model):
+    from vidstyle.batchwork import in_shard
+
+    first = _photo(tmp_path / "a.jpg", seed=1)
+    second = _photo(tmp_path / "a.testnet.png", seed=2)
+    kept = second.read_bytes()
+    shard = f"{0 if in_shard('a.jpg', (0, 2)) else 1}/2"
+    assert not in_shard("a.testnet.png", (int(shard[0]), 2))      # the other input is in the other
+    code, _, err = run_cli(capsys, "infer", first, second, "--model", model, "--shard", shard)
+    assert code == 2
+    assert "a.testnet.png" in _one_line(err) and second.read_bytes() == kept
+
+
 # --- 4: photos of more than 8 bits, and of floats -------------------------------------------------
 
 def test_a_16_bit_grey_photo_reads_at_its_true_values(tmp_path):

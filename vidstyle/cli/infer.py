@@ -172,7 +172,8 @@ def run_infer(args) -> int:
         and args.shard is None
     if not items:
         raise VideoError(f"no videos or photos found in {', '.join(args.inputs)}")
-    items = plan_outputs(take_shard(items, shard), model.look, args.output, batch=not single)
+    items = plan_outputs(take_shard(items, shard), model.look, args.output, batch=not single,
+                         run_inputs=items)
     notice = None if args.quiet else (lambda text: print(f"vidstyle: {text}", file=sys.stderr))
     pool = StylizerPool(model, engine, notify=notice)
     summary = BatchSummary(ignored=[str(p) for p in ignored])

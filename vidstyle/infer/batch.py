@@ -143,13 +143,14 @@ def take_shard(items: list[Item], shard: tuple[int, int]) -> list[Item]:
 
 
 def plan_outputs(items: list[Item], model_name: str, out: str | os.PathLike | None,
-                 batch: bool) -> list[Item]:
+                 batch: bool, run_inputs: Sequence[Item] = ()) -> list[Item]:
     """Give each item its output path.
 
     ``out`` None: the default name beside each input. ``batch`` (several inputs, or a folder
     argument) or an existing folder as ``out``: a folder, created if needed, holding the default
     names under each input's relative path (folders are created). Otherwise ``out`` is the one
-    output file. Two inputs with one output are refused before any work.
+    output file. Two inputs with one output, or an output that is an input of ``items`` or of
+    ``run_inputs`` (the run's other inputs, as in other shards), are refused before any work.
     """
     def default(item: Item) -> Path:
         return (default_photo_output if item.kind == "photo" else default_output)(item.path, model_name)
@@ -165,7 +166,7 @@ def plan_outputs(items: list[Item], model_name: str, out: str | os.PathLike | No
                    for item in items]
     else:
         planned = [replace(item, output=Path(out)) for item in items]
-    _check_planned(planned, explicit=out is not None and not to_folder)
+    _check_planned(planned, [*planned, *run_inputs], explicit=out is not None and not to_folder)
     if out is not None and to_folder:
         for parent in sorted({item.output.parent for item in planned}):
             try:
@@ -176,11 +177,11 @@ def plan_outputs(items: list[Item], model_name: str, out: str | os.PathLike | No
     return planned
 
 
-def _check_planned(planned: list[Item], explicit: bool) -> None:
+def _check_planned(planned: list[Item], run_inputs: list[Item], explicit: bool) -> None:
     """Before any work: no output (or a video's ``.partial`` name) is an input of the run, under
     any name (links included), or another's output; an ``explicit`` name (``-o``) leaves room for
     the temporary's longer name."""
-    inputs = {_file_key(item.path): item for item in planned}
+    inputs = {_file_key(item.path): item for item in run_inputs}
     seen: dict[tuple, Item] = {}
     for item in planned:
         if explicit and len(os.fsencode(item.output.name)) > MAX_OUTPUT_NAME:
