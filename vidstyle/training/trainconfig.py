@@ -99,8 +99,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise ConfigError for values that cannot work (before anything is loaded)."""
-        if not self.name or not _NAME_RE.match(self.name):
-            raise ConfigError(f"--name {self.name!r}: use letters, digits, '_', '-' and '.' only")
+        check_name(self.name)
         if not self.style:
             raise ConfigError("--style is required: the style image to learn")
         if not Path(self.style).is_file():
@@ -141,6 +140,12 @@ class TrainConfig:
         unknown -= set(LAYERS)
         if unknown:
             raise ConfigError(f"unknown VGG layer(s) {', '.join(sorted(unknown))}")
+
+
+def check_name(name: str) -> None:
+    """ConfigError unless ``name`` can name a run folder and its model (train's and distill's --name)."""
+    if not name or not _NAME_RE.match(name):
+        raise ConfigError(f"--name {name!r}: use letters, digits, '_', '-' and '.' only")
 
 
 def check_seed(seed: int) -> None:
