@@ -1,8 +1,6 @@
 """Distillation: the student learns the teacher's output, takes over its tone gate, is written as a
 model with a card saying where it came from, and a run stops and resumes like a training run."""
 
-import json
-
 import pytest
 import torch
 
@@ -11,8 +9,9 @@ from vidstyle.errors import ConfigError
 from vidstyle.models.net import build_net
 from vidstyle.models.zoo import ModelCard, load_model, save_model
 from vidstyle.training.data import PairDataset
-from vidstyle.training.distill import CHECKPOINT, distill, distill_loss
+from vidstyle.training.distill import distill, distill_loss
 from vidstyle.training.distillconfig import DistillConfig
+from vidstyle.training.runfiles import RunFiles, load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +63,17 @@ def test_a_run_resumes_to_more_steps_and_refuses_to_start_over_unasked(setup, tm
     path = distill(config(setup, tmp_path, steps=6, lr=1e-3), resume=True, log=lines.append)
     assert "steps 4..6" in lines[0]
     assert load_model(path).card.trained["distilled"]["steps"] == 6
-    rows = [json.loads(x) for x in (tmp_path / "runs" / "student" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows][-1] == 6
-    assert torch.load(tmp_path / "runs" / "student" / CHECKPOINT, weights_only=True)["step"] == 6
+    run = RunFiles(tmp_path / "runs" / "student")
+    assert [r["step"] for r in run.read_log()][-1] == 6
+    assert load_checkpoint(run.checkpoint)["step"] == 6
 
 
 def test_resuming_with_another_teacher_or_size_is_refused(setup, tmp_path):
     distill(config(setup, tmp_path, steps=2), log=lambda *_: None)
-    with pytest.raises(ConfigError, match="size=32"):
+    with pytest.raises(ConfigError, match="other settings .size."):
         distill(config(setup, tmp_path, steps=4, size=48), resume=True, log=lambda *_: None)
     path = distill(config(setup, tmp_path, steps=2), overwrite=True, log=lambda *_: None)
-    rows = (path.parent / "log.jsonl").read_text().splitlines()
-    assert [json.loads(r)["step"] for r in rows] == [2]          # the old run's log is gone
+    assert [r["step"] for r in RunFiles(path.parent).read_log()] == [2]   # the old run's log is gone
 
 
 def test_resuming_nothing_is_a_one_line_error(setup, tmp_path):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
+import warnings
+
 from vidstyle.training.distillconfig import DistillConfig
 
 DESCRIPTION = ("Train a cheaper network to reproduce a trained model (the teacher) on your training "
@@ -12,46 +16,63 @@ DESCRIPTION = ("Train a cheaper network to reproduce a trained model (the teache
 _D = DistillConfig(teacher="", name="")
 
 
+_S = argparse.SUPPRESS   # options not given stay out of the namespace, so --resume knows what changed
+
+
 def register(sub) -> None:
     p = sub.add_parser("distill", help="distill a model into a faster network", description=DESCRIPTION)
-    p.add_argument("teacher", help="the model to reproduce: a name or a .safetensors file")
+    p.add_argument("teacher", nargs="?", default=_S,
+                   help="the model to reproduce: a name or a .safetensors file (not needed with --resume)")
     p.add_argument("--name", required=True, help="name of the new model (runs/NAME/NAME.safetensors)")
-    p.add_argument("--flows", nargs="+", default=[], metavar="PATH", help="flow files or folders of them")
-    p.add_argument("--photos", nargs="+", default=[], metavar="DIR", help="folders of photos")
-    p.add_argument("--net", default=_D.net, help=f"student network (default {_D.net})")
-    p.add_argument("--steps", type=int, default=_D.steps, help=f"optimizer steps (default {_D.steps})")
-    p.add_argument("--batch", type=int, default=_D.batch, help=f"frame pairs per step (default {_D.batch})")
-    p.add_argument("--size", type=int, default=_D.size, help=f"crop side in pixels (default {_D.size})")
-    p.add_argument("--lr", type=float, default=_D.lr,
-                   help=f"learning rate, cosine-decayed (default {_D.lr:g})")
-    p.add_argument("--noise", type=float, default=_D.noise,
+    p.add_argument("--flows", nargs="+", default=_S, metavar="PATH", help="flow files or folders of them")
+    p.add_argument("--photos", nargs="+", default=_S, metavar="DIR", help="folders of photos")
+    p.add_argument("--net", default=_S, help=f"student network (default {_D.net})")
+    p.add_argument("--steps", type=int, default=_S, help=f"optimizer steps (default {_D.steps})")
+    p.add_argument("--batch", type=int, default=_S, help=f"frame pairs per step (default {_D.batch})")
+    p.add_argument("--size", type=int, default=_S, help=f"crop side in pixels (default {_D.size})")
+    p.add_argument("--lr", type=float, default=_S, help=f"learning rate, cosine-decayed (default {_D.lr:g})")
+    p.add_argument("--noise", type=float, default=_S,
                    help=f"largest input noise on half the frames (default {_D.noise:g})")
-    p.add_argument("--feature-weight", type=float, default=_D.feature_weight,
+    p.add_argument("--feature-weight", type=float, default=_S,
                    help="weight of the VGG-19 Gram match to the teacher's output, beside the pixels "
                         f"(default {_D.feature_weight:g}: pixels only)")
-    p.add_argument("--init", default=None, metavar="MODEL",
+    p.add_argument("--init", default=_S, metavar="MODEL",
                    help="start the student from this model (a name or a .safetensors file), same network")
-    p.add_argument("--seed", type=int, default=_D.seed, help=f"data seed (default {_D.seed})")
-    p.add_argument("--runs-dir", default=_D.runs_dir, help=f"where runs live (default {_D.runs_dir})")
-    p.add_argument("--max-minutes", type=float, default=None,
+    p.add_argument("--seed", type=int, default=_S, help=f"data seed (default {_D.seed})")
+    p.add_argument("--runs-dir", default=_S, help=f"where runs live (default {_D.runs_dir})")
+    p.add_argument("--max-minutes", type=float, default=_S,
                    help="stop (checkpoint and model) after this many minutes; --resume continues")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--device", default=_D.device, help="auto (a GPU when there is one), cpu, cuda, cuda:N")
-    p.add_argument("--resume", action="store_true", help="continue the run's checkpoint")
+    p.add_argument("--threads", type=int, default=_S, help="torch CPU threads (default: torch's)")
+    p.add_argument("--device", default=_S, help="auto (a GPU when there is one), cpu, cuda, cuda:N")
+    p.add_argument("--resume", action="store_true",
+                   help="continue run NAME from its checkpoint, with its saved teacher, data and settings "
+                        "(--steps, --max-minutes, --threads and --device may change)")
     p.add_argument("--overwrite", action="store_true", help="start the run again from scratch")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the model's path")
     p.set_defaults(func=run_distill)
 
 
-def run_distill(args) -> int:
-    from vidstyle.training.distill import distill
+_FLAGS = ("resume", "overwrite", "quiet", "func", "command")
 
-    config = DistillConfig(
-        teacher=args.teacher, name=args.name, flows=args.flows, photos=args.photos, net=args.net,
-        steps=args.steps, batch=args.batch, size=args.size, lr=args.lr, noise=args.noise, seed=args.seed,
-        feature_weight=args.feature_weight, init=args.init,
-        runs_dir=args.runs_dir, max_minutes=args.max_minutes, threads=args.threads, device=args.device)
-    path = distill(config, resume=args.resume, overwrite=args.overwrite,
-                   log=(lambda *_: None) if args.quiet else print)
+
+def run_distill(args) -> int:
+    from vidstyle.cli.infer import _one_line_warning, _terminate_as_interrupt
+    from vidstyle.training.distill import distill
+    from vidstyle.training.runfiles import RunStopped
+    from vidstyle.training.trainconfig import resume_config
+
+    given = {k: v for k, v in vars(args).items() if k not in _FLAGS}
+    if args.resume:
+        config = resume_config(given.get("runs_dir", _D.runs_dir), given.pop("name"), given, DistillConfig)
+    else:
+        config = DistillConfig(**{"teacher": "", **given})
+    try:
+        with warnings.catch_warnings(), _terminate_as_interrupt():
+            warnings.showwarning = _one_line_warning
+            path = distill(config, resume=args.resume, overwrite=args.overwrite,
+                           log=(lambda *_: None) if args.quiet else print)
+    except RunStopped as stopped:
+        print(f"vidstyle: {stopped}", file=sys.stderr)
+        return 130
     print(path if args.quiet else f"wrote {path}")
     return 0

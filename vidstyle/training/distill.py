@@ -13,15 +13,15 @@ vertical pixel differences (they keep the strokes sharp), and x' is x with Gauss
 frame, which keeps it as steady on video as the teacher was trained to be. The student takes over
 the teacher's tone gate.
 
-The run lives in ``RUNS/NAME/`` like a training run: ``distill.pt`` (checkpoint, every
-``checkpoint_every`` steps and on stop; ``resume=True`` continues it), ``log.jsonl``, and at the end
+The run folder ``RUNS/NAME/`` is a training run's (:mod:`vidstyle.training.runfiles`): config.json,
+losses.csv (step, loss, seconds), checkpoint.pt (every ``checkpoint_every`` steps and on stop, with
+the noise generator's state, so ``resume=True`` continues exactly), and at the end
 ``NAME.safetensors`` + ``NAME.json``, whose card is the teacher's with the student's network and a
 ``distilled`` section.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -31,14 +31,14 @@ import torch
 from torch.nn import functional as F
 
 from vidstyle.errors import ConfigError
-from vidstyle.fsutil import atomic_output
 from vidstyle.models.net import build_net, count_parameters
 from vidstyle.training.data import PairDataset
 from vidstyle.training.distillconfig import DistillConfig
 from vidstyle.training.losses import STYLE_LAYERS, gram
-from vidstyle.training.runfiles import CHECKPOINT_FORMAT
+from vidstyle.training.runfiles import RunFiles, load_checkpoint, restore_generators, save_checkpoint
+from vidstyle.training.trainconfig import check_same_run
 
-CHECKPOINT = "distill.pt"
+LOG_FIELDS = ("step", "loss", "seconds")
 
 
 def _gradients(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,22 +91,33 @@ def _lr_at(config: DistillConfig, step: int) -> float:
 def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = False, log=print) -> Path:
     """Run (or resume) a distillation; returns the written model's path. See the module docstring.
 
-    ConfigError (one line) for a bad config, a missing teacher or data, a run folder that is in use
-    without ``resume`` or ``overwrite``, or nothing to resume."""
-    from vidstyle.device import resolve_device
+    ConfigError (one line) for a bad config, a missing teacher or data, a run folder that holds a
+    run without ``resume`` or ``overwrite``, another process running it ("busy"), or nothing to
+    resume. A new run that ends before its first checkpoint leaves nothing (:meth:`RunFiles.hold`)."""
+    config.check()
+    files = RunFiles(config.run_dir, LOG_FIELDS, previews=False)
+    with files.hold(resume):
+        return _distill(config, files, resume, overwrite, log)
+
+
+def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bool, log) -> Path:
+    from vidstyle.device import cap_threads, resolve_device
     from vidstyle.models.zoo import load_model
     from vidstyle.training.modelcard import hardware_words
-    from vidstyle.training.runfiles import load_checkpoint
     from vidstyle.training.setup import Setup
 
-    config.check()
+    files.check_start(resume, overwrite)
+    state = load_checkpoint(files.checkpoint) if resume else None
+    if state:
+        check_same_run(state["config"], config)
     if config.threads:
-        torch.set_num_threads(config.threads)
+        torch.set_num_threads(cap_threads(config.threads))
     device = resolve_device(config.device)
     teacher = load_model(config.teacher)
     teacher.net.to(device)
     tone = float(getattr(teacher.net, "tone", 0.0))
     dataset = PairDataset(config.flows, photos=config.photos, crop=config.size, seed=config.seed)
+    torch.manual_seed(config.seed)   # the student's first weights: a run is a function of its config
     student = build_net(config.net, tone=tone).to(device)
     if config.init and not resume:
         try:
@@ -119,80 +130,55 @@ def distill(config: DistillConfig, *, resume: bool = False, overwrite: bool = Fa
 
         vgg = VGG19(last_layer=STYLE_LAYERS[-1]).to(device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
-    run_dir, checkpoint = config.run_dir, config.run_dir / CHECKPOINT
+    generators = {"noise": torch.Generator(device).manual_seed(config.seed * 1_000_003)}
     start, seconds = 0, 0.0
-    if resume:
-        state = load_checkpoint(checkpoint)
-        _check_same_run(state["config"], config, checkpoint)
-        student.load_state_dict({k: v.to(device) for k, v in state["model"].items()})
-        optimizer.load_state_dict(state["optimizer"])
+    if state:
+        try:
+            student.load_state_dict({k: v.to(device) for k, v in state["model"].items()})
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError, TypeError):
+            raise ConfigError(f"{files.checkpoint}: its weights do not fit the run's network") from None
+        restore_generators(state, generators)
         start, seconds = int(state["step"]), float(state["seconds"])
-    elif checkpoint.exists() and not overwrite:
-        raise ConfigError(f"{run_dir} holds a distillation already: --resume to continue it, "
-                          f"--overwrite to start again")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        (run_dir / "log.jsonl").unlink(missing_ok=True)
+    files.prepare(config, resume, overwrite)
+    files.start_log(start)
     log(f"distill {config.teacher} ({teacher.card.net_name}, {count_parameters(teacher.net)} parameters) "
         f"into {config.net} ({count_parameters(student)} parameters): steps {start}..{config.steps}, "
         f"{dataset.num_video} video pairs and {dataset.num_photos} photos")
-    generator = torch.Generator(device).manual_seed(config.seed * 1_000_003 + start)
     deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
     student.train()
     began, step, recent = time.monotonic(), start, []
-    with (run_dir / "log.jsonl").open("a", encoding="utf-8") as log_file:
-        while step < config.steps:
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(config, step)
-            frames = _batch(dataset, step, config.batch).to(device)
-            with torch.no_grad():
-                target = teacher.net.forward_ungated(frames)
-            out = student.forward_ungated(_noisy(frames, config.noise, generator))
-            loss = distill_loss(out, target)
-            if vgg is not None:  # on the clean first frames of the pairs only: VGG is most of a step's time
-                clean = slice(0, config.batch)
-                loss = loss + config.feature_weight * feature_loss(vgg, out[clean], target[clean])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            recent.append(loss.item())
-            stop = deadline is not None and time.monotonic() > deadline
-            if step % config.checkpoint_every == 0 or step == config.steps or stop:
-                elapsed = seconds + time.monotonic() - began
-                row = {"step": step, "loss": sum(recent) / len(recent), "seconds": round(elapsed, 1)}
-                log_file.write(json.dumps(row) + "\n")
-                log_file.flush()
-                log(f"step {step}/{config.steps}  loss {row['loss']:.4f}  {elapsed / 60:.1f} min")
-                recent = []
-                _save_checkpoint(checkpoint, student, optimizer, step, elapsed, config)
-            if stop:
-                log(f"stopped after --max-minutes {config.max_minutes:g} at step {step}; "
-                    f"--resume continues to {config.steps}")
-                break
+    while step < config.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(config, step)
+        frames = _batch(dataset, step, config.batch).to(device)
+        with torch.no_grad():
+            target = teacher.net.forward_ungated(frames)
+        out = student.forward_ungated(_noisy(frames, config.noise, generators["noise"]))
+        loss = distill_loss(out, target)
+        if vgg is not None:  # on the clean first frames of the pairs only: VGG is most of a step's time
+            clean = slice(0, config.batch)
+            loss = loss + config.feature_weight * feature_loss(vgg, out[clean], target[clean])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        recent.append(loss.item())
+        stop = deadline is not None and time.monotonic() > deadline
+        if step % config.checkpoint_every == 0 or step == config.steps or stop:
+            elapsed = seconds + time.monotonic() - began
+            row = {"step": step, "loss": sum(recent) / len(recent), "seconds": round(elapsed, 1)}
+            files.log(row)
+            log(f"step {step}/{config.steps}  loss {row['loss']:.4f}  {elapsed / 60:.1f} min")
+            recent = []
+            save_checkpoint(files.checkpoint, student, optimizer, step, config, elapsed, generators)
+        if stop:
+            log(f"stopped after --max-minutes {config.max_minutes:g} at step {step}; "
+                f"--resume continues to {config.steps}")
+            break
     student.eval()
     return _write_model(student.cpu(), teacher, config, step, seconds + time.monotonic() - began,
                         hardware_words(Setup(device)))
-
-
-# What a resumed run must share with the one it continues (the rest, e.g. --steps, may change).
-_SAME_RUN = ("teacher", "net", "batch", "size", "seed")
-
-
-def _check_same_run(saved: dict[str, Any], config: DistillConfig, path: Path) -> None:
-    for key in _SAME_RUN:
-        if key in saved and saved[key] != getattr(config, key):
-            raise ConfigError(f"{path} was made with {key}={saved[key]!r}, not {getattr(config, key)!r}: "
-                              f"give the same settings to --resume, or --overwrite to start again")
-
-
-def _save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                     seconds: float, config: DistillConfig) -> None:
-    saved = {key: getattr(config, key) for key in _SAME_RUN}
-    state = {"format": CHECKPOINT_FORMAT, "step": step, "seconds": seconds, "config": saved,
-             "model": net.state_dict(), "optimizer": optimizer.state_dict(), "rng": {}}
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
 
 
 def _write_model(student: torch.nn.Module, teacher: Any, config: DistillConfig, step: int,

@@ -3,8 +3,10 @@ that the command line reads its defaults from here."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 from vidstyle.errors import ConfigError
 
@@ -34,9 +36,16 @@ class DistillConfig:
     threads: int | None = None
     device: str = "auto"
 
+    # What --resume may change (vidstyle.training.trainconfig.resume_config): the rest is the run.
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("steps", "device", "threads", "max_minutes", "checkpoint_every")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
     def check(self) -> None:
         """ConfigError, one line, for a setting out of range."""
         from vidstyle.models.net import NET_DEFAULTS
+        from vidstyle.training.trainconfig import check_name, check_seed
 
         if self.net not in NET_DEFAULTS:
             raise ConfigError(f"--net {self.net!r}: choose from {', '.join(sorted(NET_DEFAULTS))}")
@@ -51,6 +60,10 @@ class DistillConfig:
             raise ConfigError(f"--feature-weight must be >= 0, got {self.feature_weight:g}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"--max-minutes must be > 0, got {self.max_minutes:g}")
+        check_name(self.name)
+        check_seed(self.seed)
+        if not self.teacher:
+            raise ConfigError("give the teacher: the model to reproduce (a name or a .safetensors file)")
 
     @property
     def run_dir(self) -> Path:
