@@ -63,10 +63,11 @@ class RunFiles:
         it ends.
 
         ConfigError at once ("busy") while another process holds the folder's ``.lock``
-        (:func:`vidstyle.fsutil.hold_lock`; the kernel drops the lock of a killed process). A run
-        that fails takes a full disk with it as one line, and a new run (not ``resume``) that ends
-        before its first checkpoint leaves nothing behind: it could not be resumed anyway. Ctrl-C
-        (and SIGTERM, which the CLI turns into it) becomes :class:`RunStopped`, saying how to go on.
+        (:func:`vidstyle.fsutil.hold_lock`; the kernel drops the lock of a killed process). A write
+        that fails for want of room becomes one line (ConfigError), and a new run (not ``resume``)
+        that ends before its first checkpoint leaves nothing behind: it could not be resumed anyway.
+        Ctrl-C (and SIGTERM, which the CLI turns into it) becomes :class:`RunStopped`, saying how to
+        go on.
         """
         leave_nothing = not self.dir.exists()
         try:
