@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from common import SHARED_CLIPS
-from vidstyle.flow.flowstore import FlowFile, write_clip
+from vidstyle.flow.flowstore import FlowFile
+from vidstyle.flow.flowwriter import write_clip
 from vidstyle.flow.precompute import FlowJob, parse_size, run_batch
 
 OPENCV_SAMPLE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
-from vidstyle.flow.flowstore import FlowFileWriter
+from vidstyle.flow.flowwriter import FlowFileWriter
 from vidstyle.flow.optical import compute_pair
 from vidstyle.flow.pairstats import pair_statistics
 from vidstyle.flow.precompute import parse_size

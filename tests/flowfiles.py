@@ -3,7 +3,7 @@
 import numpy as np
 
 from tests.synthetic import translation_pair
-from vidstyle.flow.flowstore import write_clip
+from vidstyle.flow.flowwriter import write_clip
 
 SHIFT = (3.0, -2.0)   # whole-picture motion per frame, pixels (dx, dy)
 ATTRS = {"source": "synthetic", "source_size": 0, "source_mtime": 0.0, "fps": 25.0,

@@ -197,7 +197,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, flow_dir):
 def _clip_with_black_frame_and_cut(path):
     """4 frames: black, a texture, an unrelated texture (a cut), that texture moved; real flows."""
     from tests.flowfiles import ATTRS
-    from vidstyle.flow.flowstore import write_clip
+    from vidstyle.flow.flowwriter import write_clip
 
     frames = np.stack([np.zeros((48, 64, 3), np.uint8), texture(48, 64, seed=1), texture(48, 64, seed=2),
                        translation_pair(48, 64, (2.0, 1.0), seed=2).frame_b])
@@ -230,7 +230,7 @@ def test_black_frames_are_never_drawn_and_training_on_them_stays_finite(tmp_path
 
 def test_a_dataset_of_constant_frames_only_is_a_clear_error(tmp_path):
     from tests.flowfiles import ATTRS
-    from vidstyle.flow.flowstore import write_clip
+    from vidstyle.flow.flowwriter import write_clip
 
     frames = np.zeros((3, 48, 64, 3), np.uint8)
     zeros = np.zeros((2, 48, 64, 2), np.float32)

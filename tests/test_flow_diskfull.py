@@ -19,7 +19,8 @@ from tests.clips import write_test_clip
 from tests.synthetic import moving_square_clip
 from tests.test_flowstore import ATTRS, random_clip
 from vidstyle.errors import FlowFileError
-from vidstyle.flow.flowstore import validate, write_clip
+from vidstyle.flow.flowstore import validate
+from vidstyle.flow.flowwriter import write_clip
 from vidstyle.flow.precompute import Clip, FlowJob, process_clip
 
 

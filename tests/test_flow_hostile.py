@@ -7,7 +7,8 @@ import pytest
 from tests.test_flowstore import ATTRS, H, T, W, random_clip
 from vidstyle.cli import main
 from vidstyle.errors import FlowFileError
-from vidstyle.flow.flowstore import FlowFile, validate, write_clip
+from vidstyle.flow.flowstore import FlowFile, validate
+from vidstyle.flow.flowwriter import write_clip
 
 SECRET = b"secret: the password is hunter2\n"
 

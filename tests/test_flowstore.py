@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from vidstyle.errors import FlowFileError
-from vidstyle.flow.flowstore import FORMAT, FlowFile, FlowFileWriter, find_flow_files, validate, write_clip
+from vidstyle.flow.flowstore import FORMAT, FlowFile, find_flow_files, validate
+from vidstyle.flow.flowwriter import FlowFileWriter, write_clip
 
 T, H, W = 4, 24, 32
 ATTRS = {"source": "synthetic", "source_size": 0, "source_mtime": 0.0, "fps": 24.0,

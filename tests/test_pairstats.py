@@ -9,7 +9,8 @@ from tests.clips import write_test_clip
 from tests.synthetic import moving_square_clip, texture
 from vidstyle.cli import main
 from vidstyle.errors import FlowFileError
-from vidstyle.flow.flowstore import FlowFile, FlowFileWriter, validate
+from vidstyle.flow.flowstore import FlowFile, validate
+from vidstyle.flow.flowwriter import FlowFileWriter
 from vidstyle.flow.optical import compute_pair
 from vidstyle.flow.pairstats import FLAT_STD, PairInfo
 from vidstyle.flow.precompute import FlowJob, run_batch

@@ -34,7 +34,8 @@ from tqdm import tqdm
 from vidstyle import __version__
 from vidstyle.batchwork import BatchSummary, in_shard, walk
 from vidstyle.errors import ConfigError, FlowFileError, VidstyleError
-from vidstyle.flow.flowstore import FlowFileWriter, validate
+from vidstyle.flow.flowstore import validate
+from vidstyle.flow.flowwriter import FlowFileWriter
 from vidstyle.flow.optical import check_method, compute_pair
 from vidstyle.fsutil import hold_lock
 from vidstyle.io.h5safety import leftover_temporaries
