@@ -10,8 +10,9 @@ from safetensors.torch import save_file
 
 from vidstyle.errors import ModelError
 from vidstyle.models import zoo
+from vidstyle.models.looks import describe
 from vidstyle.models.net import build_net
-from vidstyle.models.zoo import CARD_KEY, ModelCard, describe, find_model, list_models, load_model, save_model
+from vidstyle.models.zoo import CARD_KEY, ModelCard, find_model, list_models, load_model, save_model
 
 
 def _net(name="huang", seed=0):

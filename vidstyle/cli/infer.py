@@ -226,8 +226,8 @@ def _print_looks(records: list[dict]) -> None:
 
 
 def run_models(args) -> int:
-    from vidstyle.models.looks import looks
-    from vidstyle.models.zoo import ENV_VAR, describe, list_models, model_folders, model_records
+    from vidstyle.models.looks import describe, looks, model_records
+    from vidstyle.models.zoo import ENV_VAR, list_models, model_folders
 
     entries = list_models(include_shadowed=args.all)
     if args.json:

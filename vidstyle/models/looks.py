@@ -1,4 +1,5 @@
-"""A style name is a look with up to two networks: the full model, and a fast one distilled from it.
+"""A style name is a look with up to two networks: the full model, and a fast one distilled from it;
+and the listings of ``vidstyle models`` (styles, model files, JSON records).
 
 ``--model starwars_blue`` names the look; :func:`choose` picks the network that runs it:
 
@@ -16,6 +17,7 @@ torch here: cards are JSON.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,3 +145,35 @@ def first_sentence(text: str, limit: int = 90) -> str:
     """The first sentence of ``text``, cut to ``limit`` characters."""
     sentence = text.split(". ")[0].strip().rstrip(".")
     return sentence if len(sentence) <= limit else sentence[:limit - 1].rstrip() + "…"
+
+
+def model_records(entries: Iterable[ModelEntry]) -> list[dict[str, Any]]:
+    """One JSON-ready record per model (``vidstyle models --json``): ``name``, ``source``, ``path``,
+    the card's fields (``net``, ``style_image``, ``description``, ``trained``, ``metrics``) and
+    ``error``: null, or why the model cannot be used (then the card fields are absent)."""
+    records = []
+    for entry in entries:
+        record: dict[str, Any] = {"name": entry.name, "source": entry.source, "path": str(entry.weights)}
+        try:
+            card = read_card(entry).to_dict()
+            record.update({k: v for k, v in card.items() if k != "name"}, error=None)
+        except ModelError as exc:
+            record["error"] = str(exc)
+        records.append(record)
+    return records
+
+
+def describe(entries: Iterable[ModelEntry]) -> list[dict[str, str]]:
+    """One row per model for ``vidstyle models``: name, source, net, style image, description.
+
+    A model whose card cannot be read is listed with the reason instead of hiding it.
+    """
+    rows = []
+    for record in model_records(entries):
+        if record["error"]:
+            row = {"net": "?", "style_image": "-", "description": f"(unusable: {record['error']})"}
+        else:
+            row = {"net": str(record["net"]["name"]), "style_image": record["style_image"] or "-",
+                   "description": record["description"] or "-"}
+        rows.append({"name": record["name"], "source": record["source"], "path": record["path"], **row})
+    return rows

@@ -36,7 +36,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -438,35 +438,3 @@ def _io_reason(exc: BaseException) -> str:
     on device" }``), or its first line."""
     found = re.search(r'message: "([^"]+)"', str(exc))
     return found[1] if found else (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
-def model_records(entries: Iterable[ModelEntry]) -> list[dict[str, Any]]:
-    """One JSON-ready record per model (``vidstyle models --json``): ``name``, ``source``, ``path``,
-    the card's fields (``net``, ``style_image``, ``description``, ``trained``, ``metrics``) and
-    ``error``: null, or why the model cannot be used (then the card fields are absent)."""
-    records = []
-    for entry in entries:
-        record: dict[str, Any] = {"name": entry.name, "source": entry.source, "path": str(entry.weights)}
-        try:
-            card = read_card(entry).to_dict()
-            record.update({k: v for k, v in card.items() if k != "name"}, error=None)
-        except ModelError as exc:
-            record["error"] = str(exc)
-        records.append(record)
-    return records
-
-
-def describe(entries: Iterable[ModelEntry]) -> list[dict[str, str]]:
-    """One row per model for ``vidstyle models``: name, source, net, style image, description.
-
-    A model whose card cannot be read is listed with the reason instead of hiding it.
-    """
-    rows = []
-    for record in model_records(entries):
-        if record["error"]:
-            row = {"net": "?", "style_image": "-", "description": f"(unusable: {record['error']})"}
-        else:
-            row = {"net": str(record["net"]["name"]), "style_image": record["style_image"] or "-",
-                   "description": record["description"] or "-"}
-        rows.append({"name": record["name"], "source": record["source"], "path": record["path"], **row})
-    return rows

@@ -28,12 +28,12 @@ from vidstyle.errors import ModelError
 from vidstyle.infer.engines import StylizerPool
 from vidstyle.infer.inferconfig import EngineConfig
 from vidstyle.models.lazymodel import LazyModel
+from vidstyle.models.looks import model_records
 from vidstyle.models.zoo import (
     WEIGHTS_DIR,
     ModelEntry,
     _unknown_name_message,
     list_models,
-    model_records,
     read_card,
 )
 
