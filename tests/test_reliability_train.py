@@ -28,8 +28,9 @@ from vidstyle.cli import main
 from vidstyle.errors import FlowFileError, ModelError
 from vidstyle.flow.flowstore import FlowFile
 from vidstyle.flow.flowwriter import write_clip
+from vidstyle.models.looks import describe
 from vidstyle.models.net import build_net
-from vidstyle.models.zoo import ModelCard, describe, list_models, load_model, save_model
+from vidstyle.models.zoo import ModelCard, list_models, load_model, save_model
 from vidstyle.training.distill import distill
 from vidstyle.training.runfiles import load_checkpoint
 
