@@ -70,9 +70,9 @@ def test_quality_overrides_the_card_and_the_device(zoo):
     assert choose("plain", "fast", "cpu", **folders).entry.name == "plain"     # no fast network
 
 
-def test_a_fast_network_named_directly_runs_as_named_under_its_looks_name(zoo):
+def test_a_fast_network_named_directly_runs_as_named_and_names_its_outputs(zoo):
     choice = choose("ink_lite", "auto", "cuda", **zoo(LOSES))
-    assert choice.entry.name == "ink_lite" and choice.look == "ink" and choice.fast
+    assert choice.entry.name == "ink_lite" and choice.look == "ink_lite" and choice.fast
 
 
 def test_an_unknown_quality_is_a_config_error(zoo):

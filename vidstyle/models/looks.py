@@ -7,7 +7,7 @@ and the listings of ``vidstyle models`` (styles, model files, JSON records).
 - ``quality="fast"``: the fast network distilled from it, if there is one (else the full model);
 - ``quality="auto"`` (the default): on a GPU the full model; on a CPU the fast network when its card
   shows it keeps the full model's look (:func:`keeps_the_look`), else the full model. A fast network
-  named directly (``--model starwars_blue_lite``) runs as named.
+  named directly (``--model starwars_blue_lite``) runs as named, and its outputs carry that name.
 
 A fast network's card says whose look it carries (``trained.distilled.teacher``) and how close it
 comes on held-out clips (``metrics.fast_check``, written by ``benchmarks/heldout_targets.py``). No
@@ -33,8 +33,8 @@ EWARP_MARGIN = 1.10
 
 @dataclass(frozen=True)
 class Choice:
-    """The network that runs a look: its ``entry`` and ``card``; ``look``: the full model's name;
-    ``fast``: whether it is the fast network; ``why``: a few words for a notice."""
+    """The network that runs a look: its ``entry`` and ``card``; ``look``: the name outputs carry (the
+    style asked for); ``fast``: whether it is the fast network; ``why``: a few words for a notice."""
 
     entry: ModelEntry
     card: ModelCard
@@ -96,13 +96,13 @@ def choose(spec: str | os.PathLike, quality: str = "auto", device_type: str = "c
     teacher = teacher_of(card)
     if entry.source == "path":
         return Choice(entry, card, teacher or entry.name, teacher is not None, "a model file")
-    if teacher is not None:     # a fast network named directly
+    if teacher is not None:     # a fast network named directly: outputs keep the name given
         if quality != "full":
-            return Choice(entry, card, teacher, True, "named")
+            return Choice(entry, card, entry.name, True, "named")
         try:
             full = find_model(teacher, **folders_kw)
         except ModelError:
-            return Choice(entry, card, teacher, True, f"its full model {teacher} is not installed")
+            return Choice(entry, card, entry.name, True, f"its full model {teacher} is not installed")
         return Choice(full, read_card(full), teacher, False, "--quality full")
     fast = fast_network(entry.name, **folders_kw) if quality != "full" else None
     if fast is None:
