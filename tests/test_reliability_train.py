@@ -120,6 +120,15 @@ def test_a_second_distillation_of_a_running_run_is_refused_as_busy(teacher, tmp_
     assert load_checkpoint(tmp_path / "student" / "checkpoint.pt")["step"] == 3
 
 
+def test_a_failed_new_run_removes_only_what_it_wrote(data, tmp_path, capsys):
+    assert _cli(capsys, tmp_path, *_tiny(data))[0] == 0
+    (tmp_path / "run" / "checkpoint.pt").unlink()   # space saved: the model stays, resuming does not
+    (tmp_path / "fake.png").write_text("not a picture")
+    code, _, err = _cli(capsys, tmp_path, *_tiny(data, "--style", tmp_path / "fake.png"))
+    _one_line(code, err, "style image")
+    assert (tmp_path / "run" / "run.safetensors").is_file() and (tmp_path / "run" / "run.json").is_file()
+
+
 # --- item 5 and issue 22: distill's run folder is a training run's, and resumes exactly -----------
 
 def test_distill_stopped_halfway_and_resumed_gives_the_very_weights_of_an_uninterrupted_run(

@@ -56,6 +56,7 @@ class RunFiles:
         self.checkpoint = self.dir / "checkpoint.pt"
         self.previews = self.dir / "previews"
         self.keeps_previews = previews
+        self._prepared = False   # whether this process started writing the run (prepare)
 
     @contextlib.contextmanager
     def hold(self, resume: bool) -> Iterator[None]:
@@ -85,8 +86,9 @@ class RunFiles:
                     unresumable = not resume and not self.checkpoint.exists()
                     if unresumable:
                         leave_nothing = True
-                        self._remove_run_files(self.dir.name)
-                        self.config.unlink(missing_ok=True)
+                        if self._prepared:   # what this run wrote; never a model it did not write
+                            for path in (self.config, self.losses, *self.previews.glob("step_*.png")):
+                                path.unlink(missing_ok=True)
                     if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunStopped):
                         raise RunStopped(self._stopped_words(unresumable)) from None
                     if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
@@ -128,6 +130,7 @@ class RunFiles:
             if overwrite and not resume:
                 self._remove_run_files(config.name)
             (self.previews if self.keeps_previews else self.dir).mkdir(parents=True, exist_ok=True)
+            self._prepared = True
             with atomic_output(self.config) as tmp:
                 tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
