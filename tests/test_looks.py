@@ -80,6 +80,14 @@ def test_an_unknown_quality_is_a_config_error(zoo):
         choose("ink", "best", "cpu", **zoo(KEEPS))
 
 
+def test_a_model_whose_card_cannot_be_read_is_listed_as_unusable_beside_the_others(zoo, tmp_path):
+    folders = zoo(KEEPS)
+    (tmp_path / "models" / "plain.json").write_text("{not json")
+    records = {r["name"]: r for r in looks(**folders)}
+    assert sorted(records) == ["ink", "plain"]
+    assert records["plain"]["networks"] == [] and "unusable" in records["plain"]["description"]
+
+
 def test_looks_lists_each_style_once_with_its_networks(zoo):
     records = {r["name"]: r for r in looks(**zoo(KEEPS))}
     assert sorted(records) == ["ink", "plain"]

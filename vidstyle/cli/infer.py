@@ -217,10 +217,11 @@ def _print_looks(records: list[dict]) -> None:
                 kept = "keeps the look" if network["keeps_look"] else "lighter look"
                 nets.append(f"fast {network['net']} ({kept})")
         source = "" if record["source"] == "shipped" else f"[{record['source']}] "
-        rows.append((record["name"], " + ".join(nets), source + record["description"]))
+        about = record["description"] if not nets else first_sentence(record["description"], 60)
+        rows.append((record["name"], " + ".join(nets) or "?", source + about))
     widths = [max((len(row[i]) for row in rows), default=0) for i in (0, 1)]
     for name, nets, about in rows:
-        print(f"{name:<{widths[0]}}  {nets:<{widths[1]}}  {first_sentence(about, 60)}".rstrip())
+        print(f"{name:<{widths[0]}}  {nets:<{widths[1]}}  {about}".rstrip())
     print("--model NAME takes a style; --quality fast|full|auto picks its network (auto: the fast one on "
           "a CPU when it keeps the look). `vidstyle models --long` for each model's card.")
 

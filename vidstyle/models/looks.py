@@ -121,10 +121,17 @@ def looks(**folders_kw: Any) -> list[dict[str, Any]]:
     """One record per look for ``vidstyle models``: ``name`` (the full model), ``networks`` (each
     ``{"model", "net", "role": "full"|"fast", "keeps_look"}``), ``style_image``, ``description``
     (its first sentence), ``source``. A fast network whose full model is not installed is a look
-    of its own."""
-    cards = _cards(**folders_kw)
+    of its own. A model whose card cannot be read is a look without networks, its description the
+    reason, so one bad file hides nothing and is seen."""
+    cards, records = [], {}
+    for entry in list_models(**folders_kw):
+        try:
+            cards.append((entry, read_card(entry)))
+        except ModelError as exc:
+            records[entry.name] = {"name": entry.name, "networks": [], "style_image": "",
+                                   "description": f"(unusable: {first_sentence(str(exc), 70)})",
+                                   "source": entry.source}
     names = {entry.name for entry, _ in cards}
-    records: dict[str, dict[str, Any]] = {}
     for entry, card in cards:
         teacher = teacher_of(card)
         look = teacher if teacher in names else entry.name
