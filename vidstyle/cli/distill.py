@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 from vidstyle.training.distillconfig import DistillConfig
 
@@ -56,7 +55,7 @@ _FLAGS = ("resume", "overwrite", "quiet", "func", "command")
 
 
 def run_distill(args) -> int:
-    from vidstyle.cli.infer import _one_line_warning, _terminate_as_interrupt
+    from vidstyle.cli.guard import guarded
     from vidstyle.training.distill import distill
     from vidstyle.training.runfiles import RunStopped
     from vidstyle.training.trainconfig import resume_config
@@ -67,8 +66,7 @@ def run_distill(args) -> int:
     else:
         config = DistillConfig(**{"teacher": "", **given})
     try:
-        with warnings.catch_warnings(), _terminate_as_interrupt():
-            warnings.showwarning = _one_line_warning
+        with guarded():
             path = distill(config, resume=args.resume, overwrite=args.overwrite,
                            log=(lambda *_: None) if args.quiet else print)
     except RunStopped as stopped:

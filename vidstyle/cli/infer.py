@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
-import threading
 import time
-import warnings
 from pathlib import Path
 
+from vidstyle.cli.guard import guarded
 from vidstyle.errors import VideoError
 from vidstyle.infer.color import ColorOptions
 from vidstyle.infer.inferconfig import CUDA_BATCH, EngineConfig, InferOptions
@@ -106,28 +103,6 @@ def _add_batch_and_color_options(p) -> None:
                    help="print a machine-readable summary (JSON) on stdout instead of the text lines")
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"vidstyle: warning: {message}", file=sys.stderr)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (kill, timeout, a scheduler's stop) unwinds like Ctrl-C, so the temporary output is
-    removed instead of left behind; only the main thread may set a handler."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def print_names_as_stored() -> None:
     """Let stdout and stderr print file names that are not valid UTF-8 (``bad\\xff.mp4``) as their
     bytes, as ``ls`` does, instead of failing on them (Python's strict default in UTF-8 locales)."""
@@ -178,8 +153,7 @@ def run_infer(args) -> int:
     pool = StylizerPool(model, engine, notify=notice)
     summary = BatchSummary(ignored=[str(p) for p in ignored])
     started = time.perf_counter()
-    with warnings.catch_warnings(), _terminate_as_interrupt():
-        warnings.showwarning = _one_line_warning
+    with guarded():
         results = [run_item(items[0], pool, options, not args.quiet)] if single \
             else run_items(items, pool, options, not args.quiet)
         for result in results:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 from vidstyle.cli import quick
 from vidstyle.errors import ConfigError
@@ -105,12 +104,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = resume_config(given.get("runs_dir", TrainConfig.runs_dir), given.pop("name"), given)
     else:
         config = TrainConfig.from_dict(given)
-    from vidstyle.cli.infer import _one_line_warning, _terminate_as_interrupt
+    from vidstyle.cli.guard import guarded
     from vidstyle.training.runfiles import RunStopped
 
     try:
-        with warnings.catch_warnings(), _terminate_as_interrupt():
-            warnings.showwarning = _one_line_warning
+        with guarded():
             result = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     except RunStopped as stopped:
         print(f"vidstyle: {stopped}", file=sys.stderr)
