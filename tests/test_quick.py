@@ -17,6 +17,7 @@ from tests.testmodel import run_cli
 from vidstyle.errors import ConfigError
 from vidstyle.models.zoo import load_model
 from vidstyle.training.quick import (
+    STYLE_BOOST,
     STYLES_DIR,
     Budget,
     QuickConfig,
@@ -90,7 +91,12 @@ def test_the_budget_stops_training_with_a_finished_model(tmp_path):
     assert loaded.card.trained["quick"]["warm_start"] == "the_scream"
     assert loaded.card.trained["quick"]["stopped_by"] == "budget"
     assert loaded.card.metrics["warping_error_ratio"] == 1.5 and checked == [1]
-    assert loaded.card.net["tone"] == load_model("the_scream").card.net["tone"]
+    # The warm start's tone gate and loss weights, the style weight raised.
+    warm = load_model("the_scream").card
+    assert loaded.card.net["tone"] == warm.net["tone"]
+    assert loaded.card.trained["weights"]["temporal"] == warm.trained["weights"]["temporal"]
+    boosted = STYLE_BOOST * warm.trained["weights"]["style"]
+    assert loaded.card.trained["weights"]["style"] == pytest.approx(boosted)
     files = {p.name for p in result.run_dir.iterdir()}
     assert {"mine.safetensors", "mine.json", "config.json", "losses.csv", "previews", "quick.json"} <= files
     assert not [p for p in result.run_dir.rglob("*") if ".tmp" in p.name]

@@ -17,7 +17,7 @@ from vidstyle.errors import ConfigError
 _TAKES = ("style", "name", "runs_dir", "max_minutes", "size", "batch", "lr", "init", "seed", "device",
           "threads", "style_size", "style_weight")
 _FLAGS = ("quick", "content", "resume", "overwrite", "quiet", "describe", "func", "command")
-CHECK_FRAMES = 20          # frames of the content clip the final check stylizes and scores
+CHECK_FRAMES = 16          # frames of the content clip the final check stylizes and scores
 CHECK_LONG_SIDE = 480      # pixels, the longer side of those frames
 
 
@@ -78,4 +78,4 @@ def _check(net, config, stabilize: float) -> dict | None:
     size = (2 * math.ceil(width * factor / 2), 2 * math.ceil(height * factor / 2))
     frames = list(iter_frames(clips[0], size=size, max_frames=CHECK_FRAMES))
     return check_on_frames(net, frames, config.style, stabilize=stabilize, clip=clips[0].name,
-                           fidelity_every=10)
+                           fidelity_every=8)
