@@ -40,6 +40,7 @@ from vidstyle.flow.optical import compute_pair
 from vidstyle.fsutil import atomic_output
 from vidstyle.io.images import read_image, resize_longer_side, to_tensor, write_image
 from vidstyle.io.video import VIDEO_EXTENSIONS, is_clip, iter_frames
+from vidstyle.models.net import build_net
 from vidstyle.models.zoo import ModelEntry, list_models, load_model, read_card, save_model, weights_problem
 from vidstyle.training.data import PHOTO_SUFFIXES, camera_motion_pair, points_inside, usable_pair
 from vidstyle.training.losses import (
@@ -475,8 +476,6 @@ def quick_train(config: QuickConfig, *, check: Callable[[torch.nn.Module, Conten
     compound = (float(trained.get("compound", TrainConfig.compound_weight)),
                 float(card.trained.get("compound", {}).get("shift", TrainConfig.compound_shift)),
                 float(card.trained.get("compound", {}).get("noise", TrainConfig.compound_noise)))
-    from vidstyle.models.net import build_net
-
     net = build_net("huang", **card.net_kwargs)
     net.load_state_dict(load_init(str(warm.entry.weights), net, config.runs_dir))
     net = net.to(setup.device)
