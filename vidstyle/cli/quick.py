@@ -17,6 +17,7 @@ from vidstyle.errors import ConfigError
 _TAKES = ("style", "name", "runs_dir", "max_minutes", "size", "batch", "lr", "init", "seed", "device",
           "threads", "style_size", "style_weight")
 _FLAGS = ("quick", "content", "resume", "overwrite", "quiet", "describe", "func", "command")
+_STOPPED = {"budget": "time budget", "steps": "step limit", "interrupt": "interrupt (Ctrl-C or SIGTERM)"}
 CHECK_FRAMES = 16          # frames of the content clip the final check stylizes and scores
 CHECK_LONG_SIDE = 480      # pixels, the longer side of those frames
 
@@ -32,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_quick(args: argparse.Namespace) -> int:
     started = time.monotonic()   # the budget counts from here: loading torch is part of the wait
+    from vidstyle.cli.guard import guarded
     from vidstyle.cli.infer import DEFAULT_STABILIZE
     from vidstyle.training.quick import QuickConfig, quick_train
 
@@ -45,12 +47,13 @@ def cmd_quick(args: argparse.Namespace) -> int:
         if key not in given:
             raise ConfigError(f"--quick needs --{key}")
     config = QuickConfig(**given, content=list(args.content or []), overwrite=args.overwrite)
-    result = quick_train(config, check=lambda net, content: _check(net, config, DEFAULT_STABILIZE),
-                         started=started, progress=not args.quiet)
+    with guarded():   # SIGTERM as Ctrl-C: the loop stops and writes the model of the steps taken
+        result = quick_train(config, check=lambda net, content: _check(net, config, DEFAULT_STABILIZE),
+                             started=started, progress=not args.quiet)
     losses = ", ".join(f"{k} {result.losses[k]:.4g}" for k in ("content", "style", "temporal", "compound")
                        if k in result.losses)
     print(f"trained {result.steps} steps in {result.seconds:.0f} s ({losses}); stopped by the "
-          f"{'time budget' if result.stopped_by == 'budget' else result.stopped_by}")
+          f"{_STOPPED[result.stopped_by]}")
     print(f"model: {result.weights} (+ {result.weights.with_suffix('.json').name}); "
           f"previews in {result.run_dir / 'previews'}")
     print(f"use it: python infer.py clip.mp4 --model {config.name}")
