@@ -184,5 +184,5 @@ def test_the_quick_step_runs_the_loss_network_on_frame_t_only(temporal):
     terms["total"].backward()
     assert seen["vgg"] == [2]                                 # the outputs of frames t, nothing else
     assert seen["net"] == ([4, 2] if temporal else [2, 2])    # both frames (or t alone), then compound
-    assert (float(terms["temporal"]) > 0) == (temporal > 0)
+    assert (float(terms["temporal"].detach()) > 0) == (temporal > 0)
     assert all(torch.isfinite(terms[k]) for k in terms)
