@@ -16,16 +16,9 @@ from tests.clips import distinct_frames, write_garbage, write_test_clip
 from tests.testmodel import run_cli
 from vidstyle.errors import ConfigError
 from vidstyle.models.zoo import load_model
-from vidstyle.training.quick import (
-    STYLE_BOOST,
-    STYLES_DIR,
-    Budget,
-    QuickConfig,
-    choose_warm_start,
-    quick_train,
-    shipped_models,
-)
+from vidstyle.training.quick import STYLE_BOOST, Budget, QuickConfig, quick_train
 from vidstyle.training.vgg import VGG19
+from vidstyle.training.warmstart import STYLES_DIR, choose_warm_start, shipped_models
 
 SHIPPED_STYLES = {"the_scream": "munch_the_scream.jpg", "the_wave": "hokusai_great_wave.jpg",
                   "starry_night": "vangogh_starry_night.jpg"}

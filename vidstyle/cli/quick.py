@@ -70,7 +70,7 @@ def _check(net, config, stabilize: float) -> dict | None:
     clip), longer side at most CHECK_LONG_SIDE px; None when there is no clip."""
     from vidstyle.evaluate.clipcheck import check_on_frames
     from vidstyle.io.video import iter_frames, probe
-    from vidstyle.training.quick import DEFAULT_CONTENT, find_content
+    from vidstyle.training.quickdata import DEFAULT_CONTENT, find_content
 
     clips = find_content(config.content)[0] or [p for p in DEFAULT_CONTENT[:1] if p.is_file()]
     if not clips:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -36,37 +35,36 @@ import numpy as np
 import torch
 
 from vidstyle.errors import ConfigError
-from vidstyle.flow.optical import compute_pair
 from vidstyle.fsutil import atomic_output
-from vidstyle.io.images import read_image, resize_longer_side, to_tensor, write_image
-from vidstyle.io.video import VIDEO_EXTENSIONS, is_clip, iter_frames
+from vidstyle.io.images import resize_longer_side, to_tensor, write_image
 from vidstyle.models.net import build_net
-from vidstyle.models.zoo import ModelEntry, list_models, load_model, read_card, save_model, weights_problem
-from vidstyle.training.data import PHOTO_SUFFIXES, camera_motion_pair, points_inside, usable_pair
+from vidstyle.models.zoo import load_model, read_card, save_model, weights_problem
 from vidstyle.training.losses import (
     HybridLoss,
     LossWeights,
     content_loss,
-    gram,
     style_loss,
     temporal_loss,
     tv_loss,
 )
-from vidstyle.training.modelcard import duration_words, sha256_of, training_card
+from vidstyle.training.modelcard import duration_words, training_card
+from vidstyle.training.quickdata import (
+    Content,
+    _shorter_side,
+    batch_tensors,
+    find_content,
+    load_content,
+    make_samples,
+    read_style,
+)
 from vidstyle.training.regularize import compound_loss, random_smooth_flow
 from vidstyle.training.runfiles import TRAIN_TERMS, RunFiles
 from vidstyle.training.setup import setup_device
 from vidstyle.training.trainconfig import TrainConfig
 from vidstyle.training.vgg import VGG19
-from vidstyle.training.warmstart import load_init
+from vidstyle.training.warmstart import WarmStart, choose_warm_start, load_init, shipped_models
 
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
-STYLES_DIR = REPO_DATA / "styles"             # the shipped models' style images (data/styles/CREDITS.md)
-DEFAULT_CONTENT = (REPO_DATA / "samples" / "vtest_4s.mp4", REPO_DATA / "content")
 DEFAULT_MINUTES = 15.0
-MIN_STYLE_SIDE = 16      # pixels: a smaller "painting" has no texture to learn (and VGG needs 16)
-CHOICE_SIZE = 256        # longer side of the style images when the warm start is chosen
-MAX_CLIP_FRAMES = 120    # frames read from each content clip
 EXPORT_DTYPE = torch.float16
 # The shipped models' style weights were tuned for 4000 steps from random weights. From a warm start,
 # in the 70-150 steps a quick run takes, the style loss levels off after about 30 steps while the
@@ -122,33 +120,8 @@ class QuickConfig:
             raise ConfigError(f"--style-weight {self.style_weight}: give a finite number >= 0")
 
 
-@dataclass
-class WarmStart:
-    """The shipped model a quick run starts from, and why: ``distance`` is the style loss between the
-    Gram matrices of its style image and of the new painting (both at CHOICE_SIZE px)."""
-
-    entry: ModelEntry
-    distance: float
-    ranking: list[tuple[str, float]]
-
-    def line(self) -> str:
-        others = ", ".join(f"{n} {d:.3g}" for n, d in self.ranking[1:3])
-        return (f"warm start: {self.entry.name}, the shipped model whose style is nearest your painting "
-                f"(style distance {self.distance:.3g}; next: {others or 'none'})")
 
 
-@dataclass
-class Content:
-    """Decoded content: ``clips`` (name, uint8 RGB frames of one size) and ``photos`` (name, image)."""
-
-    clips: list[tuple[str, list[np.ndarray]]]
-    photos: list[tuple[str, np.ndarray]]
-
-    def describe(self) -> list[str]:
-        parts = [f"{name} ({len(frames)} frames)" for name, frames in self.clips]
-        if self.photos:
-            parts.append(f"{len(self.photos)} photo(s)")
-        return parts
 
 
 @dataclass
@@ -165,9 +138,6 @@ class QuickResult:
 
 # --- inputs -------------------------------------------------------------------------------------
 
-def shipped_models() -> list[ModelEntry]:
-    """The shipped models (vidstyle/weights/), whatever shadows their names elsewhere."""
-    return [e for e in list_models(include_shadowed=True, runs_dir=None) if e.source == "shipped"]
 
 
 def check_name(name: str) -> None:
@@ -177,181 +147,30 @@ def check_name(name: str) -> None:
                           "replace it for --model; choose another name")
 
 
-def read_style(path: str | os.PathLike) -> np.ndarray:
-    """The painting, uint8 RGB; ConfigError if it is not an image or smaller than MIN_STYLE_SIDE."""
-    image = read_image(path, "style image")
-    if min(image.shape[:2]) < MIN_STYLE_SIDE:
-        raise ConfigError(f"{path}: the style image is {image.shape[1]}x{image.shape[0]} pixels; give a "
-                          f"painting at least {MIN_STYLE_SIDE} pixels a side (a few hundred is best)")
-    return image
 
 
-def find_content(specs: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
-    """(clips, photos) named by ``specs``: clip files, frame folders, photos, or folders holding them
-    (not recursive). Empty ``specs``: DEFAULT_CONTENT. ConfigError if nothing usable is found."""
-    default = not specs
-    clips: list[Path] = []
-    photos: list[Path] = []
-    for spec in map(Path, specs or [p for p in DEFAULT_CONTENT if p.exists()]):
-        if not spec.exists():
-            raise ConfigError(f"--content {spec}: no such file or folder")
-        if is_clip(spec):
-            clips.append(spec)
-        elif spec.is_file():
-            if spec.suffix.lower() not in PHOTO_SUFFIXES:
-                raise ConfigError(f"--content {spec}: neither a video "
-                                  f"({', '.join(sorted(VIDEO_EXTENSIONS))}) "
-                                  f"nor a photo ({', '.join(PHOTO_SUFFIXES)})")
-            photos.append(spec)
-        else:
-            for path in sorted(spec.iterdir()):
-                if path.name.startswith("."):
-                    continue
-                if is_clip(path):
-                    clips.append(path)
-                elif path.is_file() and path.suffix.lower() in PHOTO_SUFFIXES:
-                    photos.append(path)
-    if not clips and not photos:
-        where = "the default content (data/samples, data/content)" if default else ", ".join(map(str, specs))
-        raise ConfigError(f"no clips or photos in {where}; pass --content CLIP_OR_FOLDER")
-    return clips, photos
 
 
-def load_content(clips: Sequence[Path], photos: Sequence[Path], short_side: int) -> Content:
-    """Decode the clips (first MAX_CLIP_FRAMES frames) and read the photos, shorter side
-    ``short_side`` px. VideoError / ConfigError (one line) for a clip without frames, an unreadable
-    photo or one too small to crop."""
-    decoded = []
-    for clip in clips:
-        frames = [_shorter_side(f, short_side) for f in iter_frames(clip, max_frames=MAX_CLIP_FRAMES)]
-        if len(frames) < 2:
-            raise ConfigError(f"--content {clip}: {len(frames)} frame(s); a clip needs at least 2")
-        decoded.append((clip.name, frames))
-    images = []
-    for photo in photos:
-        image = read_image(photo, "content photo")
-        if min(image.shape[:2]) < MIN_STYLE_SIDE:
-            raise ConfigError(f"{photo}: a {image.shape[1]}x{image.shape[0]} photo is too small for content")
-        images.append((photo.name, _shorter_side(image, 2 * short_side)))
-    return Content(decoded, images)
-
-
-def _shorter_side(image: np.ndarray, side: int) -> np.ndarray:
-    height, width = image.shape[:2]
-    return resize_longer_side(image, round(side * max(height, width) / min(height, width)))
 
 
 # --- the warm start -----------------------------------------------------------------------------
 
-def style_grams(vgg: VGG19, image: np.ndarray, long_side: int) -> dict[str, torch.Tensor]:
-    """Gram matrices of uint8 RGB ``image`` at the style layers, longer side ``long_side`` px."""
-    from vidstyle.training.losses import STYLE_LAYERS
-
-    with torch.no_grad():
-        features = vgg(to_tensor(resize_longer_side(image, long_side)), STYLE_LAYERS)
-    return {k: gram(v) for k, v in features.items()}
 
 
-def choose_warm_start(style: np.ndarray, vgg: VGG19, candidates: Sequence[ModelEntry] | None = None,
-                      styles_dir: Path = STYLES_DIR) -> WarmStart:
-    """The candidate (default: the shipped huang models) whose style image's Gram matrices are nearest
-    ``style``'s in the training style loss. Candidates whose style image is not in ``styles_dir`` (or
-    not the file their card names by SHA-256) are left out; ConfigError if none is left."""
-    target = style_grams(vgg, style, CHOICE_SIZE)
-    ranking: list[tuple[float, ModelEntry]] = []
-    seen: dict[str, float] = {}
-    for entry in candidates if candidates is not None else shipped_models():
-        card = read_card(entry)
-        path = styles_dir / card.style_image
-        if card.net_name != "huang" or not card.style_image or not path.is_file():
-            continue
-        sha = card.trained.get("style_sha256")
-        if sha and sha != sha256_of(path):
-            continue
-        if path.name not in seen:
-            grams = style_grams(vgg, read_image(path, "style image"), CHOICE_SIZE)
-            seen[path.name] = float(sum(((grams[k] - g) ** 2).mean() for k, g in target.items()))
-        ranking.append((seen[path.name], entry))
-    if not ranking:
-        raise ConfigError(f"no shipped model to start from: their style images are not in {styles_dir}; "
-                          "pass --init MODEL")
-    ranking.sort(key=lambda item: (item[0], item[1].name))
-    return WarmStart(ranking[0][1], ranking[0][0], [(e.name, d) for d, e in ranking])
 
 
 # --- samples ------------------------------------------------------------------------------------
 
-@dataclass
-class Sample:
-    """One training pair, fixed for the run: uint8 RGB crops, flow_bw (pixels) and mask of t+1."""
-
-    frame_t: np.ndarray
-    frame_t1: np.ndarray
-    flow_bw: np.ndarray
-    mask: np.ndarray
 
 
-def make_samples(content: Content, size: int, count: int, rng: np.random.Generator,
-                 flow_method: str = "dis") -> list[Sample]:
-    """``count`` pairs of ``size`` px crops: from the clips (consecutive frames, flow computed on the
-    fly, once per frame pair used) and the photos (a random camera motion, exact flow), in equal
-    shares per clip and for the photos together. Flat crops (a black sky) are redrawn.
-    ``flow_method`` None: no flow is computed (zero flow, whole mask; for runs without the temporal
-    loss)."""
-    sources = [("clip", i) for i in range(len(content.clips))] + ([("photos", 0)] if content.photos else [])
-    flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-    samples: list[Sample] = []
-    for k in range(count):
-        kind, i = sources[k % len(sources)]
-        for _ in range(8):
-            if kind == "clip":
-                frames = content.clips[i][1]
-                t = int(rng.integers(len(frames) - 1))
-                if (i, t) not in flows:
-                    flows[(i, t)] = (compute_pair(frames[t], frames[t + 1], flow_method)[1:] if flow_method
-                                     else _no_flow(frames[t]))
-                arrays = _crop(frames[t], frames[t + 1], *flows[(i, t)], size, rng)
-            else:
-                photo = content.photos[int(rng.integers(len(content.photos)))][1]
-                arrays = camera_motion_pair(photo, size, rng)
-            if usable_pair(*arrays):
-                break
-        if rng.random() < 0.5:
-            arrays = _flip(*arrays)
-        samples.append(Sample(*arrays))
-    return samples
 
 
-def _no_flow(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    height, width = frame.shape[:2]
-    return np.zeros((height, width, 2), np.float32), np.ones((height, width), np.uint8)
 
 
-def _crop(frame_t, frame_t1, flow_bw, mask, size: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    height, width = frame_t.shape[:2]
-    if min(height, width) < size:
-        raise ConfigError(f"content frames of {width}x{height} are smaller than the {size} px crop")
-    y0, x0 = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
-    cut = [a[y0:y0 + size, x0:x0 + size] for a in (frame_t, frame_t1, flow_bw, mask)]
-    cut[3] = cut[3] * points_inside(cut[2])
-    return tuple(cut)
 
 
-def _flip(frame_t, frame_t1, flow_bw, mask) -> tuple[np.ndarray, ...]:
-    flow = flow_bw[:, ::-1].copy()
-    flow[..., 0] *= -1.0
-    return frame_t[:, ::-1].copy(), frame_t1[:, ::-1].copy(), flow, mask[:, ::-1].copy()
 
 
-def batch_tensors(samples: Sequence[Sample], device: torch.device) -> dict[str, torch.Tensor]:
-    """The samples as the loop's (N, C, S, S) float tensors (RGB [0, 1], flow in pixels, mask 0/1)."""
-    def stack(arrays, scale):
-        return torch.from_numpy(np.stack(arrays)).float().div_(scale).to(device)
-
-    return {"frame_t": stack([s.frame_t for s in samples], 255.0).permute(0, 3, 1, 2).contiguous(),
-            "frame_t1": stack([s.frame_t1 for s in samples], 255.0).permute(0, 3, 1, 2).contiguous(),
-            "flow_bw": stack([s.flow_bw for s in samples], 1.0).permute(0, 3, 1, 2).contiguous(),
-            "mask": stack([s.mask for s in samples], 1.0).unsqueeze(1)}
 
 
 # --- the step -----------------------------------------------------------------------------------
