@@ -93,45 +93,38 @@ _FILE_SUFFIXES = {"json", "jsonl", "csv", "pt", "h5", "mp4", "png", "onnx", "saf
 _IDENT = r"[A-Za-z_]\w*"
 
 
-def _top_level_split(text: str, sep: str) -> list[str]:
-    """``text`` split on ``sep`` where no bracket or quote is open."""
-    parts, depth, quote, start = [], 0, "", 0
-    i = 0
-    while i < len(text):
+def _outside_quotes(text: str, start: int = 0):
+    """(index, character, bracket depth after it) for each character of ``text`` from ``start`` that
+    is not inside a quoted string."""
+    depth, quote = 0, ""
+    for i in range(start, len(text)):
         ch = text[i]
         if quote:
             quote = "" if ch == quote else quote
-        elif ch in "\"'":
+            continue
+        if ch in "\"'":
             quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif depth == 0 and text.startswith(sep, i):
+            continue
+        depth += (ch in "([{") - (ch in ")]}")
+        yield i, ch, depth
+
+
+def _top_level_split(text: str, sep: str) -> list[str]:
+    """``text`` split on ``sep`` where no bracket or quote is open."""
+    parts, start = [], 0
+    for i, ch, depth in _outside_quotes(text):
+        if depth == 0 and i >= start and text.startswith(sep, i) and ch not in ")]}":
             parts.append(text[start:i])
             start = i + len(sep)
-            i = start
-            continue
-        i += 1
     parts.append(text[start:])
     return [p.strip() for p in parts if p.strip()]
 
 
 def _balanced(text: str, open_at: int) -> int:
     """Index just past the bracket that closes the one at ``open_at``."""
-    depth, quote = 0, ""
-    for i in range(open_at, len(text)):
-        ch = text[i]
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
+    for i, ch, depth in _outside_quotes(text, open_at):
+        if depth == 0 and ch in ")]}":
+            return i + 1
     raise ValueError(f"unbalanced brackets in {text!r}")
 
 

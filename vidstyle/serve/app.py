@@ -220,7 +220,18 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                         headers={"Cache-Control": "max-age=3600"})
 
     async def receive(request: Request, path: Path):
-        """(form, None) or (None, error response); the file is at ``path`` when there is one."""
+        """(form, model entry, JobOptions, None) for an upload whose fields check out, or (None, None,
+        None, error response); the file is at ``path`` when there is one."""
+        form, failure = await _receive_form(path, request)
+        if failure is not None:
+            return None, None, None, failure
+        try:
+            entry, options = check_request(form.fields)
+        except VidstyleError as exc:
+            return None, None, None, error(400, str(exc))
+        return form, entry, options, None
+
+    async def _receive_form(path: Path, request: Request):
         try:
             form = await receive_form(request, path, settings.max_upload)
         except UploadTooLarge as exc:
@@ -248,13 +259,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         queue: JobQueue = request.app.state.queue
         job = queue.new_job()
         try:
-            form, failure = await receive(request, job.folder / "upload")
+            form, entry, options, failure = await receive(request, job.folder / "upload")
             if failure is not None:
                 return failure
-            try:
-                entry, options = check_request(form.fields)
-            except VidstyleError as exc:
-                return error(400, str(exc))
             try:
                 kind = await run_in_threadpool(detect_kind, form.path)
             except VidstyleError as exc:
@@ -275,11 +282,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         queue: JobQueue = request.app.state.queue
         job = queue.new_job()     # never submitted: a scratch folder for the upload, deleted below
         try:
-            form, failure = await receive(request, job.folder / "upload")
+            form, entry, options, failure = await receive(request, job.folder / "upload")
             if failure is not None:
                 return failure
             try:
-                entry, options = check_request(form.fields)
                 seconds = _number(form.fields, "time", 0.0)
             except VidstyleError as exc:
                 return error(400, str(exc))
