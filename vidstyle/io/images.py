@@ -68,6 +68,12 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float() / 255.0
 
 
+def to_image(chw: torch.Tensor) -> np.ndarray:
+    """float (3, H, W) in [0, 1] -> uint8 RGB (H, W, 3), rounded: the inverse of :func:`to_tensor`
+    for one image (training's preview pictures)."""
+    return (chw.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
 def write_image(path: str | os.PathLike, rgb: np.ndarray, jpeg_quality: int | None = None) -> None:
     """Write uint8 RGB (H, W, 3) to ``path`` (format from the extension: .png, .jpg, ...), atomically.
 

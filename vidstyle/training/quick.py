@@ -36,9 +36,9 @@ import torch
 
 from vidstyle.errors import ConfigError
 from vidstyle.fsutil import atomic_output
-from vidstyle.io.images import resize_longer_side, to_tensor, write_image
+from vidstyle.io.images import resize_longer_side, to_image, to_tensor, write_image
 from vidstyle.models.net import build_net
-from vidstyle.models.zoo import load_model, read_card, save_model, weights_problem
+from vidstyle.models.zoo import load_model, read_card
 from vidstyle.training.losses import (
     HybridLoss,
     LossWeights,
@@ -47,7 +47,7 @@ from vidstyle.training.losses import (
     temporal_loss,
     tv_loss,
 )
-from vidstyle.training.modelcard import duration_words, training_card
+from vidstyle.training.modelcard import duration_words
 from vidstyle.training.quickdata import (
     Content,
     _shorter_side,
@@ -60,12 +60,12 @@ from vidstyle.training.quickdata import (
 from vidstyle.training.regularize import compound_loss, random_smooth_flow
 from vidstyle.training.runfiles import TRAIN_TERMS, RunFiles
 from vidstyle.training.setup import setup_device
+from vidstyle.training.train import export_model
 from vidstyle.training.trainconfig import TrainConfig
 from vidstyle.training.vgg import VGG19
 from vidstyle.training.warmstart import WarmStart, choose_warm_start, load_init, shipped_models
 
 DEFAULT_MINUTES = 15.0
-EXPORT_DTYPE = torch.float16
 # The shipped models' style weights were tuned for 4000 steps from random weights. From a warm start,
 # in the 70-150 steps a quick run takes, the style loss levels off after about 30 steps while the
 # content loss keeps falling (the output drifts back towards the photo), so the style is weighted
@@ -422,27 +422,23 @@ def _write_preview(net, preview: torch.Tensor, setup, files: RunFiles, step: int
     with torch.no_grad():
         frame = preview.to(setup.device)
         out = net(frame).float()
-    row = torch.cat([frame[0], out[0]], dim=2)
-    write_image(files.previews / f"step_{step:06d}.png",
-                (row.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8))
+    write_image(files.previews / f"step_{step:06d}.png", to_image(torch.cat([frame[0], out[0]], dim=2)))
 
 
 def _export(net, config: TrainConfig, setup, seconds: float, last: dict[str, float], warm: WarmStart,
             content: Content, stopped: str, measured: dict | None) -> Path:
-    """Write runs/NAME/NAME.safetensors and its card (atomically, card first, as every run does)."""
-    problem = weights_problem(net.state_dict(), EXPORT_DTYPE)
-    if problem:
-        raise ConfigError(f"quick training finished, but no model was written: {problem}; try a lower --lr")
-    card = training_card(net.config, config, setup, seconds, last)
-    style = Path(config.style).name
-    description = (f"huang network trained quickly (vidstyle train --quick) on the style image {style}: "
-                   f"{config.steps} steps of {config.batch} frame pair(s) at {config.size} px in "
-                   f"{duration_words(seconds)} on {card.trained['hardware']}, starting from the shipped "
-                   f"model {warm.entry.name}; content: {', '.join(content.describe())}.")
-    trained = {**card.trained, "data": content.describe(),
-               "quick": {"warm_start": warm.entry.name, "style_distance": warm.distance,
-                         "stopped_by": stopped,
-                         "losses": "content and style on frame t of each pair, content features cached"}}
-    card = dataclasses.replace(card, description=description, trained=trained,
-                               metrics={**card.metrics, **(measured or {})})
-    return save_model(net, config.run_dir / f"{config.name}.safetensors", card, dtype=EXPORT_DTYPE)
+    """Write runs/NAME/NAME.safetensors and its card as every run does, the card telling the quick run."""
+    def quick_card(card):
+        style = Path(config.style).name
+        description = (f"huang network trained quickly (vidstyle train --quick) on the style image {style}: "
+                       f"{config.steps} steps of {config.batch} frame pair(s) at {config.size} px in "
+                       f"{duration_words(seconds)} on {card.trained['hardware']}, starting from the shipped "
+                       f"model {warm.entry.name}; content: {', '.join(content.describe())}.")
+        trained = {**card.trained, "data": content.describe(),
+                   "quick": {"warm_start": warm.entry.name, "style_distance": warm.distance,
+                             "stopped_by": stopped,
+                             "losses": "content and style on frame t of each pair, content features cached"}}
+        return dataclasses.replace(card, description=description, trained=trained,
+                                   metrics={**card.metrics, **(measured or {})})
+
+    return export_model(net, config, setup, seconds, last, edit_card=quick_card)

@@ -24,9 +24,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -36,7 +37,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from vidstyle.errors import ConfigError
-from vidstyle.io.images import load_style_image, to_tensor, write_image
+from vidstyle.io.images import load_style_image, to_image, to_tensor, write_image
 from vidstyle.models.net import NETS, build_net, count_parameters
 from vidstyle.training.data import DrawSampler, PairDataset
 from vidstyle.training.losses import HybridLoss
@@ -46,6 +47,9 @@ from vidstyle.training.setup import Setup, setup_device
 from vidstyle.training.trainconfig import TrainConfig, check_same_run
 from vidstyle.training.vgg import LAYERS, VGG19
 from vidstyle.training.warmstart import load_init
+
+if TYPE_CHECKING:
+    from vidstyle.models.zoo import ModelCard
 
 EXPORT_DTYPE = torch.float16
 
@@ -78,8 +82,7 @@ def render_preview(net: torch.nn.Module, item: dict[str, torch.Tensor], setup: S
     frames = torch.stack([item["frame_t"], item["frame_t1"]]).to(setup.device)
     with torch.no_grad(), setup.autocast(amp):
         out = net(frames.contiguous(memory_format=setup.memory_format)).float()
-    row = torch.cat([frames[0], out[0], out[1]], dim=2)
-    return (row.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    return to_image(torch.cat([frames[0], out[0], out[1]], dim=2))
 
 
 def build_loss(config: TrainConfig, setup: Setup) -> HybridLoss:
@@ -293,17 +296,21 @@ def _stop_unless_finite(terms: dict[str, torch.Tensor], grad_norm: torch.Tensor,
 
 
 def export_model(net: torch.nn.Module, config: TrainConfig, setup: Setup, seconds: float,
-                 last: dict[str, float]) -> Path:
+                 last: dict[str, float], edit_card: Callable[[ModelCard], ModelCard] | None = None) -> Path:
     """Write runs/NAME/NAME.safetensors (fp16) and NAME.json, the model card vidstyle.models.zoo reads
-    (see vidstyle.training.modelcard). ConfigError, before anything is written, if the weights are not
-    finite or beyond float16's range: the run diverged."""
+    (see vidstyle.training.modelcard; ``edit_card`` may add to it, as ``--quick`` does). ConfigError,
+    before anything is written, if the weights are not finite or beyond float16's range: the run
+    diverged."""
     from vidstyle.models.zoo import save_model, weights_problem
     from vidstyle.training.modelcard import training_card
 
     problem = weights_problem(net.state_dict(), EXPORT_DTYPE)
     if problem:
+        checkpoint = config.run_dir / "checkpoint.pt"
+        kept = f" (its final state is in {checkpoint})" if checkpoint.is_file() else ""
         raise ConfigError(f"training finished, but no model was written: {problem}; the run diverged, "
-                          f"try a lower --lr than {config.lr:g} (its final state is in "
-                          f"{config.run_dir / 'checkpoint.pt'})")
+                          f"try a lower --lr than {config.lr:g}{kept}")
     card = training_card(net.config, config, setup, seconds, last)
+    if edit_card is not None:
+        card = edit_card(card)
     return save_model(net, config.run_dir / f"{config.name}.safetensors", card, dtype=EXPORT_DTYPE)
