@@ -30,13 +30,12 @@ import json
 import statistics
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
 from vidstyle.cli.infer import DEFAULT_STABILIZE
 from vidstyle.evaluate import metrics
-from vidstyle.infer.stabilize import Stabilizer, StabilizerConfig
+from vidstyle.evaluate.clipcheck import black_luma, default_output
 from vidstyle.infer.stylize import EngineConfig, Stylizer
 from vidstyle.io.images import read_image
 from vidstyle.io.video import iter_frames
@@ -45,17 +44,6 @@ from vidstyle.models.zoo import list_models, load_model, save_model
 STYLES = Path(__file__).resolve().parent.parent / "data" / "styles"
 TARGETS = {"ratio": 3.0, "style_ratio": 0.35, "black_luma": 0.12}
 FAST_BOUND = 1.10   # a fast model keeps the look: both ratios at most this times its full model's
-
-
-def default_output(stylizer: Stylizer, frames: list[np.ndarray], strength: float) -> list[np.ndarray]:
-    """What ``vidstyle infer`` writes for these frames (before encoding)."""
-    stabilizer = Stabilizer(StabilizerConfig(strength=strength))
-    return [stabilizer(a, b) for a, b in zip(frames, stylizer.stream(iter(frames)))]
-
-
-def black_luma(stylizer: Stylizer) -> float:
-    out = stylizer(np.zeros((1, 360, 640, 3), np.uint8))[0]
-    return float(metrics.luma(metrics.to_unit(out)).mean())
 
 
 def score_model(name: str, clips: list[Path], args) -> dict:
