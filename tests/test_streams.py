@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -83,14 +84,16 @@ def test_two_streams_really_run_two_frames_at_once(export, monkeypatch):
 
 def test_large_frames_go_one_at_a_time_through_one_session_with_every_thread(export, monkeypatch):
     monkeypatch.setattr(onnxengine, "STREAMS_MAX_PIXELS", 40 * 40)
-    lock, busy, most, threads_of_runner = threading.Lock(), [0], [0], []
+    lock, busy, most, threads_of_runner, levels = threading.Lock(), [0], [0], [], set()
     real_call = backends.OnnxRunner.__call__
 
     def counted(runner, x):
         with lock:
             busy[0] += 1
             most[0] = max(most[0], busy[0])
-        threads_of_runner.append((x.shape[-1], runner.session.get_session_options().intra_op_num_threads))
+        options = runner.session.get_session_options()
+        threads_of_runner.append((x.shape[-1], options.intra_op_num_threads))
+        levels.add((x.shape[-1], options.graph_optimization_level))
         try:
             time.sleep(0.05)       # room for a second call to overlap, were one allowed
             return real_call(runner, x)
@@ -108,6 +111,8 @@ def test_large_frames_go_one_at_a_time_through_one_session_with_every_thread(exp
     assert most[0] == 2, "the small frames should still run side by side"
     assert {t for width, t in threads_of_runner if width == 48} == {2}
     assert {t for width, t in threads_of_runner if width == 40} == {1}
+    basic, full = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert levels == {(48, basic), (40, full)}, "large frames: the lean graph; small ones: the full one"
 
     busy[0] = most[0] = 0
     list(two.pairs(iter(large)))

@@ -23,8 +23,9 @@ from vidstyle.infer.engine import FrameEngine, check_engine_config
 from vidstyle.infer.inferconfig import EngineConfig
 from vidstyle.models.backends import OnnxRunner
 
-# Frames larger than this (pixels) run one at a time in a session with all the threads: side by
-# side they would double the peak memory (a 1080p job of the lite network: 1.33 GB against 0.63 GB).
+# Frames larger than this (pixels) run one at a time in a lean session (OnnxRunner's ``lean``) with
+# all the threads: side by side they would double the peak memory (a 1080p job of the lite network:
+# 1.33 GB against 0.63 GB), and the lean graph halves the network's own peak.
 STREAMS_MAX_PIXELS = 1280 * 720
 
 
@@ -75,7 +76,7 @@ class OnnxPlan:
 class OnnxStylizer(FrameEngine):
     """An ONNX export (:mod:`vidstyle.models.export`) ready to stylize frames on the CPU. Its plan's
     ``streams`` sessions run that many batches at once when it stylizes a stream (:meth:`pairs`);
-    frames over STREAMS_MAX_PIXELS go one at a time through a session with all the threads."""
+    frames over STREAMS_MAX_PIXELS go one at a time through a lean session with all the threads."""
 
     def __init__(self, path: str | os.PathLike, config: EngineConfig | None = None):
         self.plan = OnnxPlan.from_config(config or EngineConfig(device="cpu", backend="onnx"))
@@ -91,16 +92,20 @@ class OnnxStylizer(FrameEngine):
         return self.plan.streams
 
     def streams_for(self, height: int, width: int) -> int:
-        return 1 if height * width > STREAMS_MAX_PIXELS else self.plan.streams
+        return 1 if self._large(height, width) else self.plan.streams
+
+    @staticmethod
+    def _large(height: int, width: int) -> bool:
+        return height * width > STREAMS_MAX_PIXELS
 
     def network(self, x: np.ndarray) -> np.ndarray:
         """The network alone: float32 (N, 3, H, W) RGB in [0, 1] -> the same. Each call takes a
         session of its own, so up to ``streams`` threads may call it at once (large frames take
-        turns in the one session with all the threads)."""
-        if self.streams_for(*x.shape[-2:]) < self.plan.streams:
+        turns in the one lean session with all the threads)."""
+        if self._large(*x.shape[-2:]):
             with self._wide_lock:
                 if self._wide is None:
-                    self._wide = OnnxRunner(self.path, self.plan.all_threads)
+                    self._wide = OnnxRunner(self.path, self.plan.all_threads, lean=True)
                 return self._wide(x)
         runner = self._idle.get()
         try:

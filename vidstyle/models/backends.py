@@ -112,9 +112,13 @@ class OnnxRunner:
     """An exported network in onnxruntime on the CPU: float32 (N, 3, H, W) -> float32 (N, 3, H, W).
 
     threads: intra-op threads (0: onnxruntime's default, one per core).
+    lean: optimize the graph at onnxruntime's basic level only, for large frames. The full level
+    converts the convolutions to a blocked layout that pads 8 channels to 16 and adds a copy of the
+    feature map on each side of every conversion: one 1080p frame of the lite network peaked at 814 MB
+    with it and 407 MB without, for about 10% of the speed (docs/backends.md, "Memory at 1080p").
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 0):
+    def __init__(self, path: str | os.PathLike, threads: int = 0, lean: bool = False):
         try:
             import onnxruntime as ort
         except ImportError:
@@ -128,6 +132,8 @@ class OnnxRunner:
         # The arena keeps the peak's buffers and fragments across frames; without it a 1080p job
         # peaked lower (docs/backends.md, "Whole jobs against a per-frame peer").
         options.enable_cpu_mem_arena = False
+        if lean:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
