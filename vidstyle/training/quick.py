@@ -50,12 +50,12 @@ from vidstyle.training.losses import (
 from vidstyle.training.modelcard import duration_words
 from vidstyle.training.quickdata import (
     Content,
-    _shorter_side,
     batch_tensors,
     find_content,
     load_content,
     make_samples,
     read_style,
+    shorter_side,
 )
 from vidstyle.training.regularize import compound_loss, random_smooth_flow
 from vidstyle.training.runfiles import TRAIN_TERMS, RunFiles
@@ -120,10 +120,6 @@ class QuickConfig:
             raise ConfigError(f"--style-weight {self.style_weight}: give a finite number >= 0")
 
 
-
-
-
-
 @dataclass
 class QuickResult:
     run_dir: Path
@@ -138,39 +134,11 @@ class QuickResult:
 
 # --- inputs -------------------------------------------------------------------------------------
 
-
-
 def check_name(name: str) -> None:
     """ConfigError if ``name`` is a shipped model's: a quick run must not shadow one by accident."""
     if name in {e.name for e in shipped_models()}:
         raise ConfigError(f"--name {name}: that is a shipped model's name, and a run of that name would "
                           "replace it for --model; choose another name")
-
-
-
-
-
-
-
-
-# --- the warm start -----------------------------------------------------------------------------
-
-
-
-
-
-# --- samples ------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
 
 
 # --- the step -----------------------------------------------------------------------------------
@@ -342,7 +310,7 @@ def _preview_frame(content: Content, size: int) -> torch.Tensor:
     """(1, 3, H, W) [0, 1]: the middle frame of the first clip (else the first photo), shorter side
     ``size * 4 / 3`` px."""
     image = content.clips[0][1][len(content.clips[0][1]) // 2] if content.clips else content.photos[0][1]
-    return to_tensor(np.ascontiguousarray(_shorter_side(image, round(size * 4 / 3))))
+    return to_tensor(np.ascontiguousarray(shorter_side(image, round(size * 4 / 3))))
 
 
 def _loop(net, loss_fn, samples, preview, compound, config: QuickConfig, setup, files: RunFiles,

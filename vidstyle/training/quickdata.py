@@ -77,7 +77,7 @@ def load_content(clips: Sequence[Path], photos: Sequence[Path], short_side: int)
     photo or one too small to crop."""
     decoded = []
     for clip in clips:
-        frames = [_shorter_side(f, short_side) for f in iter_frames(clip, max_frames=MAX_CLIP_FRAMES)]
+        frames = [shorter_side(f, short_side) for f in iter_frames(clip, max_frames=MAX_CLIP_FRAMES)]
         if len(frames) < 2:
             raise ConfigError(f"--content {clip}: {len(frames)} frame(s); a clip needs at least 2")
         decoded.append((clip.name, frames))
@@ -86,11 +86,12 @@ def load_content(clips: Sequence[Path], photos: Sequence[Path], short_side: int)
         image = read_image(photo, "content photo")
         if min(image.shape[:2]) < MIN_IMAGE_SIDE:
             raise ConfigError(f"{photo}: a {image.shape[1]}x{image.shape[0]} photo is too small for content")
-        images.append((photo.name, _shorter_side(image, 2 * short_side)))
+        images.append((photo.name, shorter_side(image, 2 * short_side)))
     return Content(decoded, images)
 
 
-def _shorter_side(image: np.ndarray, side: int) -> np.ndarray:
+def shorter_side(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` resized so that its shorter side is ``side`` px, aspect kept."""
     height, width = image.shape[:2]
     return resize_longer_side(image, round(side * max(height, width) / min(height, width)))
 

@@ -20,7 +20,7 @@ import torch
 from vidstyle.errors import ConfigError
 from vidstyle.io.images import read_image, resize_longer_side, to_tensor
 from vidstyle.models.zoo import ModelEntry, list_models, load_model, read_card
-from vidstyle.training.losses import gram
+from vidstyle.training.losses import STYLE_LAYERS, gram
 from vidstyle.training.modelcard import sha256_of
 from vidstyle.training.vgg import VGG19
 
@@ -45,6 +45,7 @@ def load_init(spec: str | os.PathLike, net: torch.nn.Module,
         raise ConfigError(f"--init {spec}: that model's network differs from this run's in "
                           f"{', '.join(differ)} ({', '.join(f'{k}={theirs.get(k)}' for k in differ)})")
     return {k: v.detach().clone() for k, v in loaded.net.state_dict().items()}
+
 
 # The shipped models' style images (data/styles/CREDITS.md), in a checkout.
 STYLES_DIR = Path(__file__).resolve().parents[2] / "data" / "styles"
@@ -73,8 +74,6 @@ def shipped_models() -> list[ModelEntry]:
 
 def style_grams(vgg: VGG19, image: np.ndarray, long_side: int) -> dict[str, torch.Tensor]:
     """Gram matrices of uint8 RGB ``image`` at the style layers, longer side ``long_side`` px."""
-    from vidstyle.training.losses import STYLE_LAYERS
-
     with torch.no_grad():
         features = vgg(to_tensor(resize_longer_side(image, long_side)), STYLE_LAYERS)
     return {k: gram(v) for k, v in features.items()}
