@@ -1,5 +1,6 @@
-"""Distillation's feature term (the teacher's VGG-19 Gram matrices on the student's output) and --init
-(a run that continues a shipped student instead of starting from random weights)."""
+"""Distillation's extra terms: the feature term (the teacher's VGG-19 Gram matrices on the student's
+output), the temporal term (the student's warping error over the teacher's), and --init (a run that
+continues a shipped student instead of starting from random weights)."""
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from tests.flowfiles import write_training_flows
 from vidstyle.errors import ConfigError
 from vidstyle.models.net import build_net
 from vidstyle.models.zoo import ModelCard, load_model, save_model
-from vidstyle.training.distill import distill, feature_loss
+from vidstyle.training.distill import distill, feature_loss, temporal_ratio
 from vidstyle.training.distillconfig import DistillConfig
 from vidstyle.training.losses import STYLE_LAYERS
 from vidstyle.training.vgg import VGG19
@@ -87,3 +88,60 @@ def test_init_from_another_network_is_a_one_line_error(setup, tmp_path):
 def test_a_negative_feature_weight_is_refused(setup, tmp_path):
     with pytest.raises(ConfigError, match="--feature-weight"):
         config(setup, tmp_path, feature_weight=-1.0).check()
+
+
+def pair_outputs(flicker: float, seed: int = 1) -> torch.Tensor:
+    """(2, 3, 32, 32): a frame's output and the next one's, which differ by noise of size ``flicker``
+    (the scene does not move, so the warp is the identity)."""
+    generator = torch.Generator().manual_seed(seed)
+    first = torch.rand(1, 3, 32, 32, generator=generator)
+    return torch.cat([first, first + flicker * torch.randn(1, 3, 32, 32, generator=generator)])
+
+
+STILL_FLOW, ALL_RELIABLE = torch.zeros(1, 2, 32, 32), torch.ones(1, 1, 32, 32)
+
+
+def test_temporal_ratio_is_one_for_the_teachers_flicker_and_tracks_the_students():
+    teacher = pair_outputs(0.1)
+    ratios = [float(temporal_ratio(pair_outputs(flicker), teacher, STILL_FLOW, ALL_RELIABLE))
+              for flicker in (0.1, 0.05, 0.2)]
+    assert ratios[0] == pytest.approx(1.0, rel=1e-5)
+    assert ratios[1] == pytest.approx(0.25, rel=1e-5) and ratios[2] == pytest.approx(4.0, rel=1e-5)
+
+
+def test_temporal_ratio_ignores_pixels_the_mask_leaves_out():
+    teacher, student = pair_outputs(0.1), pair_outputs(0.1)
+    student[1, :, :, :16] += 1.0          # the student flickers badly, but only on the left half
+    right_only = ALL_RELIABLE.clone()
+    right_only[..., :16] = 0
+    assert float(temporal_ratio(student, teacher, STILL_FLOW, right_only)) == pytest.approx(1.0, rel=1e-5)
+    assert float(temporal_ratio(student, teacher, STILL_FLOW, ALL_RELIABLE)) > 10
+
+
+def test_a_step_on_the_temporal_ratio_steadies_the_student():
+    teacher, student = pair_outputs(0.1), pair_outputs(0.2).requires_grad_(True)
+    before = temporal_ratio(student, teacher, STILL_FLOW, ALL_RELIABLE)
+    before.backward()
+    assert teacher.grad is None                # the teacher's warping error is only a reference
+    with torch.no_grad():
+        after = temporal_ratio(student - 0.05 * student.grad / student.grad.abs().max(), teacher,
+                               STILL_FLOW, ALL_RELIABLE)
+    assert float(after) < float(before.detach())
+
+
+def test_the_temporal_weight_changes_the_step_and_the_card_records_it(setup, tmp_path):
+    _, start, _ = setup
+    runs = [distill(config(setup, tmp_path / name, steps=1, init=str(start), feature_weight=0.0,
+                           temporal_weight=weight), log=lambda *_: None)
+            for name, weight in (("plain", 0.0), ("steady", 5.0))]
+    plain, steady = (load_model(path) for path in runs)
+    gaps = [float((a.float() - b.float()).abs().max()) for a, b in zip(plain.net.state_dict().values(),
+                                                                       steady.net.state_dict().values())]
+    assert max(gaps) > 0                   # same data, same start: only the temporal term differs
+    assert steady.card.trained["distilled"]["temporal_weight"] == 5.0
+    assert plain.card.trained["distilled"]["temporal_weight"] == 0.0
+
+
+def test_a_negative_temporal_weight_is_refused(setup, tmp_path):
+    with pytest.raises(ConfigError, match="--temporal-weight"):
+        config(setup, tmp_path, temporal_weight=-0.5).check()

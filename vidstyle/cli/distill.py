@@ -35,6 +35,9 @@ def register(sub) -> None:
     p.add_argument("--feature-weight", type=float, default=_S,
                    help="weight of the VGG-19 Gram match to the teacher's output, beside the pixels "
                         f"(default {_D.feature_weight:g}; 0: pixels only, 4x faster on a CPU)")
+    p.add_argument("--temporal-weight", type=float, default=_S,
+                   help="weight of the student's warping error between the frames of each pair, relative "
+                        f"to the teacher's (default {_D.temporal_weight:g}: none)")
     p.add_argument("--init", default=_S, metavar="MODEL",
                    help="start the student from this model (a name or a .safetensors file), same network")
     p.add_argument("--seed", type=int, default=_S, help=f"data seed (default {_D.seed})")

@@ -11,7 +11,9 @@ where T is the teacher's output before its tone gate, S the student's, grad the 
 vertical pixel differences (they keep the strokes sharp), and x' is x with Gaussian noise of up to
 ``noise`` on half the images: the student learns to give the teacher's clean answer for a noisy
 frame, which keeps it as steady on video as the teacher was trained to be. The student takes over
-the teacher's tone gate.
+the teacher's tone gate. Two optional terms join it: ``feature_weight`` x the relative error of the
+student's VGG-19 Gram matrices (:func:`feature_loss`), and ``temporal_weight`` x the student's masked
+warping error over the teacher's on the same pairs (:func:`temporal_ratio`).
 
 The run folder ``RUNS/NAME/`` is a training run's (:mod:`vidstyle.training.runfiles`): config.json,
 losses.csv (step, loss, seconds), checkpoint.pt (every ``checkpoint_every`` steps and on stop, with
@@ -34,7 +36,7 @@ from vidstyle.errors import ConfigError
 from vidstyle.models.net import build_net, count_parameters
 from vidstyle.training.data import PairDataset
 from vidstyle.training.distillconfig import DistillConfig
-from vidstyle.training.losses import STYLE_LAYERS, gram
+from vidstyle.training.losses import STYLE_LAYERS, gram, temporal_loss
 from vidstyle.training.runfiles import RunFiles, load_checkpoint, restore_generators, save_checkpoint
 from vidstyle.training.trainconfig import check_same_run
 
@@ -66,6 +68,18 @@ def feature_loss(vgg: torch.nn.Module, student_out: torch.Tensor, teacher_out: t
     return total
 
 
+def temporal_ratio(student_out: torch.Tensor, teacher_out: torch.Tensor, flow_bw: torch.Tensor,
+                   mask: torch.Tensor) -> torch.Tensor:
+    """The student's masked warping error between the frames of each pair over the teacher's, both as
+    :func:`vidstyle.training.losses.temporal_loss`. Outputs are (2B, 3, H, W): the B first frames,
+    then the B second ones; flow_bw (B, 2, H, W) and mask (B, 1, H, W) belong to the pairs. 1 when the
+    student flickers as much as the teacher; relative, so one weight serves every style."""
+    half = student_out.shape[0] // 2
+    with torch.no_grad():
+        reference = temporal_loss(teacher_out[:half], teacher_out[half:], flow_bw, mask)
+    return temporal_loss(student_out[:half], student_out[half:], flow_bw, mask) / reference.clamp_min(1e-8)
+
+
 def _noisy(x: torch.Tensor, noise: float, generator: torch.Generator) -> torch.Tensor:
     """Half of the batch (the second half) with Gaussian noise of a random level up to ``noise``."""
     if noise <= 0:
@@ -77,10 +91,12 @@ def _noisy(x: torch.Tensor, noise: float, generator: torch.Generator) -> torch.T
     return torch.cat([x[:half], noisy])
 
 
-def _batch(dataset: PairDataset, step: int, batch: int) -> torch.Tensor:
-    """The 2 * batch frames (both of each pair) of step ``step``, (2B, 3, S, S); reproducible by step."""
+def _batch(dataset: PairDataset, step: int, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 2 * batch frames (both of each pair) of step ``step``, (2B, 3, S, S), with the pairs'
+    backward flows (B, 2, S, S) and masks (B, 1, S, S); reproducible by step."""
     items = [dataset[dataset.key_for_draw(step * batch + i)] for i in range(batch)]
-    return torch.cat([torch.stack([it[key] for it in items]) for key in ("frame_t", "frame_t1")])
+    frames = torch.cat([torch.stack([it[key] for it in items]) for key in ("frame_t", "frame_t1")])
+    return frames, torch.stack([it["flow_bw"] for it in items]), torch.stack([it["mask"] for it in items])
 
 
 def _lr_at(config: DistillConfig, step: int) -> float:
@@ -151,7 +167,7 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
     while step < config.steps:
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(config, step)
-        frames = _batch(dataset, step, config.batch).to(device)
+        frames, flow_bw, mask = (t.to(device) for t in _batch(dataset, step, config.batch))
         with torch.no_grad():
             target = teacher.net.forward_ungated(frames)
         out = student.forward_ungated(_noisy(frames, config.noise, generators["noise"]))
@@ -159,6 +175,8 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
         if vgg is not None:  # on the clean first frames of the pairs only: VGG is most of a step's time
             clean = slice(0, config.batch)
             loss = loss + config.feature_weight * feature_loss(vgg, out[clean], target[clean])
+        if config.temporal_weight > 0:
+            loss = loss + config.temporal_weight * temporal_ratio(out, target, flow_bw, mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -197,6 +215,7 @@ def _write_model(student: torch.nn.Module, teacher: Any, config: DistillConfig, 
         metrics={})
     new.trained["distilled"] = {"teacher": card.name, "teacher_net": card.net, "steps": step,
                                 "batch": config.batch, "size": config.size, "noise": config.noise,
-                                "feature_weight": config.feature_weight, "init": config.init,
+                                "feature_weight": config.feature_weight,
+                                "temporal_weight": config.temporal_weight, "init": config.init,
                                 "lr": config.lr, "seconds": round(seconds, 1), "hardware": hardware}
     return save_model(student, config.run_dir / f"{config.name}.safetensors", new, dtype=torch.float16)

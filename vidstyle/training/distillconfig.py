@@ -29,6 +29,10 @@ class DistillConfig:
     # relative error per layer; vidstyle.training.distill.feature_loss); 0 leaves it out. 1 took
     # starwars_blue_lite's held-out style loss from 1.45x its teacher's to 1.05x (docs/fast-networks.md).
     feature_weight: float = 1.0
+    # Weight of the temporal term (the student's masked warping error between the two frames of each
+    # pair over the teacher's; vidstyle.training.distill.temporal_ratio); 0 leaves it out. The feature
+    # term brings back texture, and with it flicker: this holds the student to the teacher's steadiness.
+    temporal_weight: float = 0.0
     init: str | None = None   # start the student from this model (a name or a .safetensors file)
     seed: int = 0
     runs_dir: str = "runs"
@@ -57,8 +61,10 @@ class DistillConfig:
             raise ConfigError(f"--size must be at least 16 pixels, got {self.size}")
         if not self.lr > 0 or not 0 <= self.noise < 1:
             raise ConfigError(f"--lr must be > 0 and --noise in [0, 1), got {self.lr:g} and {self.noise:g}")
-        if not self.feature_weight >= 0:
-            raise ConfigError(f"--feature-weight must be >= 0, got {self.feature_weight:g}")
+        weights = (("feature-weight", self.feature_weight), ("temporal-weight", self.temporal_weight))
+        for option, value in weights:
+            if not value >= 0:
+                raise ConfigError(f"--{option} must be >= 0, got {value:g}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"--max-minutes must be > 0, got {self.max_minutes:g}")
         check_name(self.name)
