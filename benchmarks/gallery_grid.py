@@ -42,6 +42,8 @@ def main() -> None:
         tiles.append(label(stylizer(frame[None])[0], entry.name))
     height = round(frame.shape[0] * args.width / frame.shape[1]) // 2 * 2
     tiles = [cv2.resize(t, (args.width, height), interpolation=cv2.INTER_AREA) for t in tiles]
+    # the input alone on the first row, so with 2 columns each style's full and fast networks share a row
+    tiles[1:1] = [np.zeros_like(tiles[0])] * (args.columns - 1)
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % args.columns)
     rows = [np.concatenate(tiles[i:i + args.columns], 1) for i in range(0, len(tiles), args.columns)]
     write_image(args.out, np.concatenate(rows, 0), jpeg_quality=88)
