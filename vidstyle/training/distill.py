@@ -73,7 +73,9 @@ def temporal_ratio(student_out: torch.Tensor, teacher_out: torch.Tensor, flow_bw
     """The student's masked warping error between the frames of each pair over the teacher's, both as
     :func:`vidstyle.training.losses.temporal_loss`. Outputs are (2B, 3, H, W): the B first frames,
     then the B second ones; flow_bw (B, 2, H, W) and mask (B, 1, H, W) belong to the pairs. 1 when the
-    student flickers as much as the teacher; relative, so one weight serves every style."""
+    student flickers as much as the teacher. Being relative, the weight does not depend on how large a
+    style's warping error is (though the best one still differed by style: docs/fast-networks.md). In
+    training the student's second frames are the noisy ones, so the term also asks it to ignore noise."""
     half = student_out.shape[0] // 2
     with torch.no_grad():
         reference = temporal_loss(teacher_out[:half], teacher_out[half:], flow_bw, mask)
