@@ -79,6 +79,18 @@ def test_init_starts_from_the_given_model_and_the_card_records_it(setup, tmp_pat
     assert distilled["init"] == str(start) and distilled["feature_weight"] == 0.5
 
 
+def test_a_lite2_student_starts_from_a_lite_model_with_its_norms_folded(setup, tmp_path):
+    _, start, _ = setup
+    path = distill(config(setup, tmp_path, steps=1, lr=1e-7, init=str(start), net="lite2"),
+                   log=lambda *_: None)
+    result, begun = load_model(path), load_model(start)
+    assert result.card.net["name"] == "lite2"
+    ours, theirs = result.net.state_dict(), begun.net.state_dict()
+    # a depthwise convolution, which feeds no norm, is the init's; a folded one was rescaled
+    assert float((ours["residuals.0.body.0.weight"] - theirs["residuals.0.body.0.weight"]).abs().max()) < 1e-3
+    assert float((ours["residuals.0.body.1.weight"] - theirs["residuals.0.body.1.weight"]).abs().max()) > 1e-2
+
+
 def test_init_from_another_network_is_a_one_line_error(setup, tmp_path):
     teacher, _, _ = setup
     with pytest.raises(ConfigError, match="--init .*not a lite network"):

@@ -88,15 +88,16 @@ def test_lite_option_unknown_to_it_is_refused():
         build_net("lite", end_kernel=3)
 
 
+@pytest.mark.parametrize("name", ["lite", "lite2"])
 @pytest.mark.parametrize("batch, height, width", [(2, 241, 333), (1, 9, 13)])
-def test_lite_export_matches_pytorch(tmp_path, batch, height, width):
+def test_lite_export_matches_pytorch(tmp_path, name, batch, height, width):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     from vidstyle.models.backends import OnnxRunner
     from vidstyle.models.export import export_onnx
 
     torch.manual_seed(3)
-    net = build_net("lite", tone=0.25).eval()
+    net = build_net(name, tone=0.25).eval()
     path = export_onnx(net, tmp_path / "lite.onnx")
     x = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(height))
     with torch.inference_mode():
@@ -124,3 +125,76 @@ def test_infer_auto_keeps_a_lite_model_on_onnx_where_huang_goes_to_torch(tmp_pat
     result = json.loads(capsys.readouterr().out)["results"][0]
     assert code == 0 and result["status"] == "ok" and result["frames"] == 4
     assert result["backend"] == expected
+
+
+def instance_norms(net: nn.Module) -> int:
+    return sum(isinstance(m, nn.InstanceNorm2d) for m in net.modules())
+
+
+def with_random_norms(net: nn.Module, seed: int) -> nn.Module:
+    """``net`` with its norms' scales and shifts away from 1 and 0, as after training."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.InstanceNorm2d):
+                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=generator))
+                m.bias.copy_(torch.randn(m.bias.shape, generator=generator) * 0.3)
+    return net.eval()
+
+
+def test_lite2_has_one_norm_of_lites_twelve_and_shares_its_parameter_names():
+    lite, lite2 = build_net("lite"), build_net("lite2")
+    assert (instance_norms(lite), instance_norms(lite2)) == (12, 1)
+    assert set(lite2.state_dict()) < set(lite.state_dict())
+    shapes = {k: v.shape for k, v in lite2.state_dict().items()}
+    assert net_config_from_shapes(shapes) == {"channels": [8, 24, 64], "res_blocks": 5}
+
+
+def test_lite2_export_has_one_instance_norm_node(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from vidstyle.models.export import export_onnx
+
+    counts = {}
+    for name in ("lite", "lite2"):
+        graph = onnx.load(str(export_onnx(build_net(name), tmp_path / f"{name}.onnx"))).graph
+        counts[name] = sum(node.op_type == "InstanceNormalization" for node in graph.node)
+    assert counts == {"lite": 12, "lite2": 1}
+
+
+def test_folding_on_one_frame_reproduces_lite_on_that_frame_only():
+    from vidstyle.models.netlite import fold_norms
+
+    torch.manual_seed(4)
+    lite = with_random_norms(build_net("lite", tone=0.25), seed=4)
+    frame, other = torch.rand(1, 3, 48, 64), torch.rand(1, 3, 48, 64) * 0.5
+    folded = fold_norms(lite, frame).eval()
+    assert folded.config == {**lite.config, "name": "lite2"}
+    with torch.inference_mode():
+        assert torch.allclose(folded(frame), lite(frame), atol=1e-5)
+        assert (folded(other) - lite(other)).abs().max() > 1e-3  # fixed statistics fit one picture
+
+
+def test_folding_on_many_frames_keeps_the_norms_scale_and_shift_on_average():
+    """Folded, the first dropped norm's channels average lite's shift over the frames, and their
+    variance averages the square of lite's scale."""
+    from vidstyle.models.netlite import fold_norms
+
+    torch.manual_seed(5)
+    lite = with_random_norms(build_net("lite"), seed=5)
+    frames = torch.rand(6, 3, 32, 32) * torch.linspace(0.2, 1.0, 6).view(6, 1, 1, 1)
+    folded = fold_norms(lite, frames)
+    with torch.inference_mode():
+        y = folded.encoder[1][0](folded.encoder[0](frames))
+    norm = lite.encoder[1][1]
+    assert torch.allclose(y.mean(dim=(2, 3)).mean(0), norm.bias, atol=1e-4)
+    # within the norm's epsilon, which the fold keeps: var / (var + eps)
+    assert torch.allclose(y.var(dim=(2, 3), unbiased=False).mean(0), norm.weight.square(), rtol=2e-2)
+
+
+@pytest.mark.parametrize("name", ["lite2", "huang"])
+def test_only_a_lite_network_is_folded(name):
+    from vidstyle.models.netlite import fold_norms
+
+    with pytest.raises(ValueError, match="takes a lite network"):
+        fold_norms(build_net(name), torch.rand(1, 3, 16, 16))

@@ -39,7 +39,7 @@ def register(sub) -> None:
                    help="share of photo pairs when mixing with --flows (default: by count)")
     p.add_argument("--name", default=_S, help="run name: output in runs/NAME/")
     p.add_argument("--runs", dest="runs_dir", metavar="DIR", default=_S, help="default: {default}/")
-    p.add_argument("--net", default=_S, help="huang, johnson or lite (default: {default})")
+    p.add_argument("--net", default=_S, help="huang, johnson, lite or lite2 (default: {default})")
     p.add_argument("--init", metavar="MODEL", default=_S,
                    help="start from this trained model's weights (a name as for infer --model, or a "
                         ".safetensors path); its network must be --net's")

@@ -77,7 +77,7 @@ class ItemResult:
     error: str | None = None
     backend: str | None = None
     model: str | None = None        # the model file that ran (a style's fast network, maybe)
-    network: str | None = None      # its network: huang, johnson or lite
+    network: str | None = None      # its network: huang, johnson, lite or lite2
 
 
 # --- finding inputs --------------------------------------------------------------------------------

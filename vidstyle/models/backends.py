@@ -45,7 +45,7 @@ ONNX_MAX_PIXELS = 300 * 640 * 360
 # Networks for which onnxruntime is the faster CPU backend at any job length: the lite network's
 # separable convolutions run faster there than compiled PyTorch, which also pays the import of
 # torch and a compile (docs/training.md, "Fast models").
-ONNX_ALWAYS = frozenset({"lite"})
+ONNX_ALWAYS = frozenset({"lite", "lite2"})
 
 
 def onnx_installed() -> bool:

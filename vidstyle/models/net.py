@@ -57,6 +57,7 @@ NET_DEFAULTS: dict[str, dict[str, Any]] = {
     "huang": {"channels": (16, 32, 48), "res_blocks": 5, "end_kernel": 3, "tone": 0.0},
     "johnson": {"channels": (32, 64, 128), "res_blocks": 5, "end_kernel": 9, "tone": 0.0},
     "lite": {"channels": (8, 24, 64), "res_blocks": 5, "tone": 0.0},   # vidstyle.models.netlite
+    "lite2": {"channels": (8, 24, 64), "res_blocks": 5, "tone": 0.0},  # lite with one norm
 }
 NETS = frozenset(NET_DEFAULTS)
 
@@ -193,7 +194,7 @@ def build_net(name: str = "huang", **kwargs: Any) -> StylizingNet:
         raise ModelError(f"network {name!r}: end_kernel must be odd, got {options['end_kernel']}")
     if not 0.0 <= options["tone"] <= 1.0:
         raise ModelError(f"network {name!r}: tone must be in [0, 1], got {options['tone']}")
-    if name == "lite":
+    if name in ("lite", "lite2"):
         from vidstyle.models.netlite import LiteStyleNet
 
         return LiteStyleNet(name=name, **options)

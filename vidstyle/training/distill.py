@@ -10,7 +10,9 @@ minimises
 where T is the teacher's output before its tone gate, S the student's, grad the horizontal and
 vertical pixel differences (they keep the strokes sharp), and x' is x with Gaussian noise of up to
 ``noise`` on half the images: the student learns to give the teacher's clean answer for a noisy
-frame, which keeps it as steady on video as the teacher was trained to be. The student takes over
+frame, which keeps it as steady on video as the teacher was trained to be. A ``lite2`` student
+started from a ``lite`` network (``init``) begins as that network with its extra norms folded
+(:func:`vidstyle.models.netlite.fold_norms`). The student takes over
 the teacher's tone gate. Two optional terms join it: ``feature_weight`` x the relative error of the
 student's VGG-19 Gram matrices (:func:`feature_loss`), and ``temporal_weight`` x the student's masked
 warping error over the teacher's on the same pairs (:func:`temporal_ratio`).
@@ -101,6 +103,18 @@ def _batch(dataset: PairDataset, step: int, batch: int) -> tuple[torch.Tensor, t
     return frames, torch.stack([it["flow_bw"] for it in items]), torch.stack([it["mask"] for it in items])
 
 
+CALIBRATION_STEPS = 8   # a lite network folded into lite2 is measured on this many steps' frames
+
+
+def _folded(net: torch.nn.Module, dataset: PairDataset, batch: int) -> torch.nn.Module:
+    """A trained lite network as a lite2 one (:func:`vidstyle.models.netlite.fold_norms`), its norms
+    measured on the first frames of the run's first CALIBRATION_STEPS steps."""
+    from vidstyle.models.netlite import fold_norms
+
+    frames = torch.cat([_batch(dataset, step, batch)[0][:batch] for step in range(CALIBRATION_STEPS)])
+    return fold_norms(net, frames)
+
+
 def _lr_at(config: DistillConfig, step: int) -> float:
     """Cosine decay from ``lr`` to lr / 20 over the run."""
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
@@ -138,8 +152,11 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
     torch.manual_seed(config.seed)   # the student's first weights: a run is a function of its config
     student = build_net(config.net, tone=tone).to(device)
     if config.init and not resume:
+        init = load_model(config.init).net
+        if config.net == "lite2" and init.config["name"] == "lite":
+            init = _folded(init, dataset, config.batch)
         try:
-            student.load_state_dict(load_model(config.init).net.state_dict())
+            student.load_state_dict(init.state_dict())
         except RuntimeError:
             raise ConfigError(f"--init {config.init}: not a {config.net} network of this shape") from None
     vgg = None
