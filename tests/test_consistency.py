@@ -249,3 +249,20 @@ def test_cli_definition_names_are_the_library_ones():
 
     assert set(DEFINITION_NAMES) == set(definitions.DEFINITIONS)
     assert consistency.ConsistencyConfig().definitions == (definitions.DEFAULT_DEFINITION,)
+
+
+def test_masks_in_a_folder_whose_name_is_not_utf8_are_read(tmp_path):
+    """OpenCV's imread crashes the process on such a name; the masks are decoded from bytes."""
+    import os
+
+    frames = np.stack([np.full((8, 8, 3), 100, np.uint8)] * 2)
+    flow_dir = tmp_path / "flow"
+    flow_dir.mkdir()
+    write_flo(flow_dir / "frame_0001.flo", np.zeros((8, 8, 2), np.float32))
+    occluded = np.zeros((1, 8, 8), bool)
+    occluded[0, :2] = True
+    spoiled = frames.copy()
+    spoiled[1][occluded[0]] += 60
+    occ_dir = write_mask_folder(tmp_path / "occ", occluded).rename(tmp_path / os.fsdecode(b"occ\xe9"))
+    score = _score(frames, spoiled, GroundTruthFlow(flow_dir, occ_dir)).videos[1].scores[("vidstyle", 1)]
+    assert score.value == 0.0 and score.kept_fraction == pytest.approx(0.75)

@@ -256,3 +256,23 @@ def test_cuts_and_pairs_with_little_reliable_flow_are_never_drawn(tmp_path):
         # every drawn pair is pair 2 (the only usable one): its first frame is texture 2, not texture 1
         assert not any(np.allclose(frame_t, cut_first[y:y + 32, x:x + 32], atol=1e-6)
                        for y in range(17) for x in range(33))
+
+
+def test_a_photo_whose_name_is_not_utf8_is_read_and_a_broken_one_is_one_line(tmp_path):
+    import os
+
+    import cv2
+
+    from vidstyle.training.data import _load_photo
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    picture = texture(40, 60, seed=3)
+    name = folder / os.fsdecode(b"caf\xe9.png")     # Latin-1 bytes: what OpenCV's imread crashes on
+    ok, data = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    name.write_bytes(data.tobytes())
+    assert np.array_equal(_load_photo(str(name), 512), picture)
+    broken = folder / os.fsdecode(b"broken\xff.png")
+    broken.write_bytes(b"not a png")
+    with pytest.raises(ConfigError, match="cannot read this image"):
+        _load_photo(str(broken), 512)

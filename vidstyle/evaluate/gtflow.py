@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidstyle.errors import FlowFileError
+from vidstyle.errors import FlowFileError, VideoError
 from vidstyle.io.flo import read_flo
-from vidstyle.io.framefolder import IMAGE_EXTENSIONS, split_numbered
+from vidstyle.io.framefolder import IMAGE_EXTENSIONS, read_bytes, split_numbered
 
 # Some datasets store "unknown" as flow components of 1e9 or more.
 _UNKNOWN_FLOW = 1e9
@@ -58,7 +58,11 @@ def frame_numbers(input_path: str | os.PathLike, num_frames: int) -> list[int]:
 
 
 def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    try:    # decoded from bytes: cv2.imread crashes the process on a name that is not UTF-8
+        data = read_bytes(path, f"mask {path}")
+    except VideoError as exc:
+        raise FlowFileError(str(exc)) from None
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
     if image is None:
         raise FlowFileError(f"cannot read mask {path}: not a readable image")
     if image.shape != shape:
