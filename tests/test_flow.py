@@ -257,3 +257,14 @@ def test_deepflow_without_opencv_contrib_is_a_config_error(monkeypatch):
     image = synthetic.texture(32, 32)
     with pytest.raises(ConfigError, match="contrib"):
         flow.compute_flow(image, image, "deepflow")
+
+
+@pytest.mark.parametrize("height, width", [(8, 64), (12, 200), (31, 200), (64, 8)])
+def test_dis_on_thin_frames_gives_a_flow_of_their_size(height, width):
+    """OpenCV's DIS crashed the process on such sizes (8x64, 12x200); the frames are extended for it.
+    A texture moved 1 pixel right comes back as about +1 in x away from the edges."""
+    pair = synthetic.translation_pair(height, width, (1.0, 0.0), seed=2)
+    fw = flow.compute_flow(pair.frame_a, pair.frame_b, "dis", preset="medium")
+    assert fw.shape == (height, width, 2) and np.isfinite(fw).all()
+    inner = fw[:, 2:-2, 0] if width > height else fw[2:-2, :, 0]
+    assert abs(float(np.median(inner)) - 1.0) < 0.5

@@ -53,6 +53,7 @@ _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
 
 # Smaller pictures leave nothing to match (DIS compares 8-pixel patches; Farneback fits 5x5 polynomials).
 _MIN_SIDE = 8
+_DIS_MIN_SIDE = 32   # smallest side OpenCV's DIS is given (see _dis)
 
 # A flow function maps two grey uint8 (H, W) images and an optional initial flow to float32 (H, W, 2).
 _FlowFn = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], np.ndarray]
@@ -219,7 +220,15 @@ def _dis(p: dict) -> _FlowFn:
     preset = _DIS_PRESETS[p["preset"]]
 
     def run(gray_a: np.ndarray, gray_b: np.ndarray, init: np.ndarray | None) -> np.ndarray:
-        return cv2.DISOpticalFlow.create(preset).calc(gray_a, gray_b, init)
+        # OpenCV's DIS crashes the process, or raises, on some frames under 32 pixels on a side
+        # (8x64, 12x200, 31x200 among them); they are extended by edge replication and cropped back.
+        height, width = gray_a.shape
+        pad = ((0, max(0, _DIS_MIN_SIDE - height)), (0, max(0, _DIS_MIN_SIDE - width)))
+        if pad[0][1] or pad[1][1]:
+            gray_a, gray_b = (np.pad(g, pad, mode="edge") for g in (gray_a, gray_b))
+            if init is not None:
+                init = np.pad(init, (*pad, (0, 0)), mode="edge")
+        return cv2.DISOpticalFlow.create(preset).calc(gray_a, gray_b, init)[:height, :width]
 
     return run
 
