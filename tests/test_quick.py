@@ -179,3 +179,20 @@ def test_the_quick_step_runs_the_loss_network_on_frame_t_only(temporal):
     assert seen["net"] == ([4, 2] if temporal else [2, 2])    # both frames (or t alone), then compound
     assert (float(terms["temporal"].detach()) > 0) == (temporal > 0)
     assert all(torch.isfinite(terms[k]) for k in terms)
+
+
+def test_a_second_run_of_a_busy_name_is_refused_and_leaves_the_first_ones_folder_alone(tmp_path):
+    from vidstyle.fsutil import hold_lock
+
+    config = _tiny_config(tmp_path, max_minutes=0.01, reserve_seconds=0.0)
+    folder = Path(config.runs_dir) / config.name
+    folder.mkdir(parents=True)
+    (folder / "losses.csv").write_text("step,loss\n1,0.5\n")      # the other run's log
+    with hold_lock(folder / ".lock") as mine:                      # the other run, holding the folder
+        assert mine
+        with pytest.raises(ConfigError, match="'mine' is busy"):
+            quick_train(config, clock=FakeClock(tick=10.0), say=lambda line: None, progress=False)
+        assert (folder / "losses.csv").read_text() == "step,loss\n1,0.5\n"
+        assert not (folder / "config.json").exists() and not (folder / "mine.safetensors").exists()
+    result = quick_train(config, clock=FakeClock(tick=10.0), say=lambda line: None, progress=False)
+    assert result.weights.is_file() and not (folder / ".lock").exists()

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from vidstyle.errors import ConfigError
-from vidstyle.fsutil import atomic_output
+from vidstyle.fsutil import atomic_output, hold_lock
 from vidstyle.io.images import resize_longer_side, to_image, to_tensor, write_image
 from vidstyle.models.net import build_net
 from vidstyle.models.zoo import load_model, read_card
@@ -283,26 +283,34 @@ def quick_train(config: QuickConfig, *, check: Callable[[torch.nn.Module, Conten
         f"ready after {budget.elapsed():.0f} s; training until {budget.train_end - budget.start:.0f} s")
 
     created = not config.run_dir.exists()
-    files.prepare(train_config, False, config.overwrite)
     try:
-        with atomic_output(config.run_dir / "quick.json") as tmp:
-            tmp.write_text(json.dumps({**dataclasses.asdict(config), "warm_start": warm.entry.name,
-                                       "style_distance": warm.distance, "content": content.describe()},
-                                      indent=2) + "\n", encoding="utf-8")
-        steps, seconds, stopped, last = _loop(net, loss_fn, samples, preview, compound, config, setup, files,
-                                              budget, rng, say, progress)
-        done = dataclasses.replace(train_config, steps=steps)
-        weights_path = _export(net, done, setup, seconds, last, warm, content, stopped, None)
-        result_check = None
-        if check is not None:
-            say(f"model written at {budget.elapsed():.0f} s; checking it on a content clip")
-            net.eval()
-            result_check = check(net, content)
-            _export(net, done, setup, seconds, last, warm, content, stopped, result_check)
-    except BaseException:
-        if created and not (config.run_dir / f"{config.name}.safetensors").exists():
-            shutil.rmtree(config.run_dir, ignore_errors=True)
-        raise
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the run folder {config.run_dir}: {exc.strerror or exc}") from None
+    with hold_lock(config.run_dir / ".lock") as mine:
+        if not mine:    # another run of this name (quick, train or distill): its folder is left alone
+            raise ConfigError(f"run '{config.name}' is busy: another process is running it in "
+                              f"{config.run_dir}; wait for it to end, or give another --name")
+        try:
+            files.prepare(train_config, False, config.overwrite)
+            with atomic_output(config.run_dir / "quick.json") as tmp:
+                tmp.write_text(json.dumps({**dataclasses.asdict(config), "warm_start": warm.entry.name,
+                                           "style_distance": warm.distance, "content": content.describe()},
+                                          indent=2) + "\n", encoding="utf-8")
+            steps, seconds, stopped, last = _loop(net, loss_fn, samples, preview, compound, config, setup,
+                                                  files, budget, rng, say, progress)
+            done = dataclasses.replace(train_config, steps=steps)
+            weights_path = _export(net, done, setup, seconds, last, warm, content, stopped, None)
+            result_check = None
+            if check is not None:
+                say(f"model written at {budget.elapsed():.0f} s; checking it on a content clip")
+                net.eval()
+                result_check = check(net, content)
+                _export(net, done, setup, seconds, last, warm, content, stopped, result_check)
+        except BaseException:
+            if created and not (config.run_dir / f"{config.name}.safetensors").exists():
+                shutil.rmtree(config.run_dir, ignore_errors=True)
+            raise
     return QuickResult(config.run_dir, weights_path, steps, seconds, stopped, warm, last, result_check)
 
 
