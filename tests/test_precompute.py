@@ -171,3 +171,23 @@ def test_killed_batch_resumes_and_leaves_only_whole_files(tmp_path):
         validate(path)
     last_run = read_manifest(out)[-6:]
     assert sum(e["status"] == "skipped" for e in last_run) == len(finished_before)
+
+
+def test_workers_beyond_the_cpus_are_capped_and_said_once(tmp_path, capsys, monkeypatch):
+    import vidstyle.device
+    import vidstyle.flow.precompute as precompute
+
+    make_clips(tmp_path / "videos", count=3, frames=3)
+    asked = []
+    real = precompute.run_batch
+    monkeypatch.setattr(precompute, "run_batch", lambda *a, **kw: asked.append(kw["workers"]) or real(*a, **kw))
+    monkeypatch.setattr(vidstyle.device, "usable_cores", lambda: 1)
+    out = tmp_path / "flows"
+    code = main(["flows", "precompute", str(tmp_path / "videos"), "--out", str(out), "--quiet",
+                 "--workers", "100000"])
+    err = capsys.readouterr().err
+    assert code == 0 and asked == [1]
+    assert err.count("--workers 100000: capped at 1") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in out.glob("*.h5")) == ["clip0.h5", "clip1.h5", "clip2.h5"]
+    main(["flows", "precompute", str(tmp_path / "videos"), "--out", str(out), "--quiet"])
+    assert asked == [1, 1] and "capped" not in capsys.readouterr().err    # the default is the CPUs

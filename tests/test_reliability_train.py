@@ -234,6 +234,21 @@ def test_thread_counts_beyond_the_cpus_are_capped_and_said_once(data, tmp_path, 
         assert plan(EngineConfig(device="cpu", threads=100000)).threads <= cores
 
 
+def test_loader_workers_beyond_the_cpus_are_capped(data, monkeypatch):
+    import vidstyle.device
+    from vidstyle.training.data import PairDataset
+    from vidstyle.training.setup import setup_device
+    from vidstyle.training.train import _make_loader
+    from vidstyle.training.trainconfig import TrainConfig
+
+    monkeypatch.setattr(vidstyle.device, "usable_cores", lambda: 2)
+    dataset = PairDataset([data / "flows"], crop=32)
+    config = TrainConfig(style=str(data / "style.png"), name="w", workers=100000)
+    with pytest.warns(UserWarning, match="--workers 100000: capped at 2"):
+        loader = _make_loader(dataset, config, setup_device("cpu", None), 0)
+    assert loader.num_workers == 2
+
+
 # --- item 10: .flo files that are not regular files, or lie about their size ---------------------
 
 def _read_flo_in_child(path):

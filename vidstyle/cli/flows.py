@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -33,8 +32,8 @@ def register(sub) -> None:
     p.add_argument("--method", default="farneback", help="farneback (default), dis or deepflow")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="flow method parameter, repeatable, e.g. --param winsize=15")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="parallel clips (default: number of cores)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel clips (default and most: the CPUs this process may use)")
     p.add_argument("--shard", help="I/N: process only shard I of N (0-based), for N machines")
     p.add_argument("--max-frames", type=int, help="use at most this many frames of each clip")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -70,13 +69,17 @@ def _parse_params(items: list[str]) -> dict:
 
 def cmd_precompute(args: argparse.Namespace) -> int:
     from vidstyle.batchwork import parse_shard
+    from vidstyle.cli.guard import guarded
+    from vidstyle.device import cap_threads, usable_cores
     from vidstyle.flow.precompute import FlowJob, format_summary, parse_size, run_batch
 
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    with guarded():     # the cap's warning as one line
+        workers = cap_threads(args.workers, "--workers") or usable_cores()
     job = FlowJob(method=args.method, params=_parse_params(args.param), size=parse_size(args.size),
                   max_frames=args.max_frames)
-    summary = run_batch(args.sources, args.out, job, workers=args.workers,
+    summary = run_batch(args.sources, args.out, job, workers=workers,
                         shard=parse_shard(args.shard), show_progress=not args.quiet)
     for line in format_summary(summary):
         print(line)

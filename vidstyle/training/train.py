@@ -36,6 +36,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from vidstyle.device import cap_threads, usable_cores
 from vidstyle.errors import ConfigError
 from vidstyle.io.images import load_style_image, to_image, to_tensor, write_image
 from vidstyle.models.net import NETS, build_net, count_parameters
@@ -112,8 +113,9 @@ def _restore_rng(state: dict[str, Any], setup: Setup) -> None:
 
 def _make_loader(dataset: PairDataset, config: TrainConfig, setup: Setup, start_step: int) -> DataLoader:
     # On CPU the step dwarfs loading and worker processes would take cores from it.
-    workers = config.workers if config.workers is not None else (min(8, os.cpu_count() or 1)
-                                                                 if setup.is_cuda else 0)
+    # More loader processes than CPUs only share them (and thousands exhaust the machine): capped.
+    workers = (cap_threads(config.workers, "--workers") if config.workers is not None
+               else min(8, usable_cores()) if setup.is_cuda else 0)
     sampler = DrawSampler(dataset, config.batch, start_step, setup.rank, setup.world_size)
     return DataLoader(dataset, batch_size=config.batch, sampler=sampler, num_workers=workers,
                       pin_memory=setup.is_cuda, persistent_workers=workers > 0,
