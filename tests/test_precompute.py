@@ -180,7 +180,8 @@ def test_workers_beyond_the_cpus_are_capped_and_said_once(tmp_path, capsys, monk
     make_clips(tmp_path / "videos", count=3, frames=3)
     asked = []
     real = precompute.run_batch
-    monkeypatch.setattr(precompute, "run_batch", lambda *a, **kw: asked.append(kw["workers"]) or real(*a, **kw))
+    monkeypatch.setattr(precompute, "run_batch",
+                        lambda *a, **kw: asked.append(kw["workers"]) or real(*a, **kw))
     monkeypatch.setattr(vidstyle.device, "usable_cores", lambda: 1)
     out = tmp_path / "flows"
     code = main(["flows", "precompute", str(tmp_path / "videos"), "--out", str(out), "--quiet",
