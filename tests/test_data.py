@@ -274,5 +274,5 @@ def test_a_photo_whose_name_is_not_utf8_is_read_and_a_broken_one_is_one_line(tmp
     assert np.array_equal(_load_photo(str(name), 512), picture)
     broken = folder / os.fsdecode(b"broken\xff.png")
     broken.write_bytes(b"not a png")
-    with pytest.raises(ConfigError, match="cannot read this image"):
+    with pytest.raises(ConfigError, match="cannot read the photo"):
         _load_photo(str(broken), 512)

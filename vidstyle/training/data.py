@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from vidstyle.errors import ConfigError, VideoError
+from vidstyle.errors import ConfigError
 from vidstyle.flow.flowstore import FlowFile, find_flow_files, validate
 from vidstyle.flow.pairstats import frame_std
-from vidstyle.io.framefolder import read_bytes
+from vidstyle.io.images import read_image
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Photos are kept in memory at most this many crop sizes on their shorter side: enough for the
@@ -80,14 +80,7 @@ def find_photos(folders: Sequence[str | os.PathLike]) -> list[Path]:
 @functools.lru_cache(maxsize=256)
 def _load_photo(path: str, max_short_side: int) -> np.ndarray:
     """uint8 RGB photo, shrunk (area interpolation) so its shorter side is at most ``max_short_side``."""
-    try:    # decoded from bytes: cv2.imread crashes the process on a name that is not UTF-8
-        data = read_bytes(Path(path), f"photo {path}")
-    except VideoError as exc:
-        raise ConfigError(str(exc)) from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ConfigError(f"{path}: cannot read this image")
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    image = read_image(path, "photo")   # from bytes: any file name; ConfigError, one line
     factor = max_short_side / min(image.shape[:2])
     if factor < 1.0:
         size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
