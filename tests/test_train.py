@@ -175,5 +175,5 @@ def test_describe_prints_parameter_counts_of_every_net(capsys):
     code, out, _ = _cli(capsys, "--describe")
     assert code == 0
     counts = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in out.splitlines()}
-    assert set(counts) == {"huang", "johnson", "lite"}
-    assert counts["lite"] < counts["huang"] < counts["johnson"]
+    assert set(counts) == {"huang", "johnson", "lite", "lite2"}
+    assert counts["lite2"] < counts["lite"] < counts["huang"] < counts["johnson"]
