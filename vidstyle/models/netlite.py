@@ -43,8 +43,8 @@ from torch.nn import functional as F
 
 from vidstyle.models.net import StylizingNet
 
-# Which instance norms each lite network has: every one, or only the quarter-resolution encoder's.
-NORMS = {"lite": "all", "lite2": "one"}
+# Whether each lite network has every instance norm (True) or only the quarter-resolution encoder's.
+EVERY_NORM = {"lite": True, "lite2": False}
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -96,9 +96,9 @@ class LiteStyleNet(StylizingNet):
     def __init__(self, channels: Sequence[int] = (8, 24, 64), res_blocks: int = 5, name: str = "lite",
                  tone: float = 0.0):
         super().__init__()
-        if name not in NORMS:
+        if name not in EVERY_NORM:
             raise ValueError(f"unknown lite network {name!r}")
-        every = NORMS[name] == "all"
+        every = EVERY_NORM[name]
         c1, c2, c3 = (int(c) for c in channels)
         self.tone = float(tone)
         self.config = {"name": name, "channels": [c1, c2, c3], "res_blocks": int(res_blocks)}
