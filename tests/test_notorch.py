@@ -16,7 +16,7 @@ from PIL import Image
 from tests.clips import distinct_frames, write_test_clip
 from vidstyle.errors import ModelError
 from vidstyle.io.video import iter_frames
-from vidstyle.models.backends import model_file_key, onnx_installed
+from vidstyle.models.backends import CacheUnwritable, model_file_key, onnx_installed
 from vidstyle.models.lazymodel import open_model
 from vidstyle.models.zoo import read_card
 
@@ -42,12 +42,12 @@ def _frames(path: Path) -> np.ndarray:
     return np.stack(list(iter_frames(path))).astype(int)
 
 
-def test_second_onnx_job_never_imports_torch_and_matches_the_first(tmp_path, model):
+def test_onnx_jobs_never_import_torch_and_the_second_matches_the_first(tmp_path, model):
     clip = write_test_clip(tmp_path / "in.mp4", distinct_frames(6, width=45, height=33), fps=10)
     cache = tmp_path / "cache"
     common = [clip, "--model", model, "--backend", "onnx", "--lossless", "--preserve-color"]
     first = _infer(cache, *common, "-o", tmp_path / "first.mp4")
-    assert "TORCH_LOADED" in first                # a cold cache: torch exports the network once
+    assert "NO_TORCH" in first                   # a cold cache: a child process exports it once
     assert len(list((cache / "onnx").glob("*.onnx"))) == 1
     second = _infer(cache, *common, "-o", tmp_path / "second.mp4")
     assert "NO_TORCH" in second and "onnx" in second
@@ -80,12 +80,39 @@ def test_export_key_follows_the_file_bytes_and_the_cards_network_not_its_path(tm
     assert model_file_key(tmp_path / "changed.safetensors", card.net) != model_file_key(model, card.net)
 
 
-def test_a_model_without_a_cached_export_is_loaded_and_checked_at_once(tmp_path, model):
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_a_model_without_a_cached_export_is_loaded_and_checked_at_once(tmp_path, model, backend,
+                                                                       monkeypatch):
+    monkeypatch.setenv("VIDSTYLE_CACHE", str(tmp_path / "cache"))
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(Path(model).read_bytes()[:-64])    # cut short: its tensors no longer fit
     shutil.copy(Path(model).with_suffix(".json"), bad.with_suffix(".json"))
-    with pytest.raises(ModelError, match="bad.safetensors"):
-        open_model(bad, backend="onnx")
+    with pytest.raises(ModelError, match="bad.safetensors"):     # onnx: the child's one line, again
+        open_model(bad, backend=backend, device="cpu")
+    assert not list((tmp_path / "cache").glob("**/*.onnx"))
+
+
+def test_first_export_runs_in_a_child_once_and_says_so(tmp_path, model, monkeypatch):
+    monkeypatch.setenv("VIDSTYLE_CACHE", str(tmp_path / "cache"))
+    notes: list[str] = []
+    opened = open_model(model, backend="onnx", device="cpu", notify=notes.append)
+    assert opened._net is None and opened.onnx_cached()          # exported, not loaded here
+    assert len(notes) == 1 and "exporting" in notes[0] and "once" in notes[0]
+    again = open_model(model, backend="onnx", device="cpu", notify=notes.append)
+    assert again.onnx_file() == opened.onnx_file() and len(notes) == 1
+
+
+def test_an_unwritable_cache_fails_onnx_by_name_and_lets_auto_load_the_network(tmp_path, model,
+                                                                               monkeypatch):
+    network = open_model(model, backend="torch").network
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("VIDSTYLE_CACHE", str(blocker))
+    with pytest.raises(CacheUnwritable, match="cache"):
+        open_model(model, backend="onnx", device="cpu")
+    monkeypatch.setattr("vidstyle.models.lazymodel.ONNX_ALWAYS", frozenset({network}))
+    opened = open_model(model, backend="auto", device="cpu")
+    assert opened._net is not None                 # the job will run on torch, as StylizerPool says
 
 
 def test_auto_device_is_the_cpu_without_torch_where_torch_has_no_gpu_library(tmp_path, monkeypatch):

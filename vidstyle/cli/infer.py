@@ -130,8 +130,6 @@ def run_infer(args) -> int:
     print_names_as_stored()
     color = ColorOptions(preserve_color=args.preserve_color, strength=args.strength)
     shard = parse_shard(args.shard)
-    # torch is loaded only if the job runs on it or the model's ONNX export is not cached yet.
-    model = open_model(args.model, backend=args.backend, quality=args.quality, device=args.device)
     engine = EngineConfig(device=args.device, batch_size=args.batch_size, compile=args.compile,
                           threads=args.threads, streams=args.streams, backend=args.backend,
                           half=False if args.fp32 else _ENGINE.half)
@@ -141,6 +139,10 @@ def run_infer(args) -> int:
                            post_process=color.apply if color.changes_output else None)
     check_options(options)
     check_engine_config(engine, cuda=args.device.startswith("cuda"))   # once, before any input
+    # torch is loaded here only if the job runs on it (an export otherwise runs in a child process).
+    notice = None if args.quiet else (lambda text: print(f"vidstyle: {text}", file=sys.stderr))
+    model = open_model(args.model, backend=args.backend, quality=args.quality, device=args.device,
+                       notify=notice)
     items, ignored = find_inputs(args.inputs, model.look)
     # One input named directly keeps the one-job behaviour: any problem is an error (exit 2).
     single = len(args.inputs) == 1 and len(items) == 1 and items[0].path == Path(args.inputs[0]) \
@@ -149,7 +151,6 @@ def run_infer(args) -> int:
         raise VideoError(f"no videos or photos found in {', '.join(args.inputs)}")
     items = plan_outputs(take_shard(items, shard), model.look, args.output, batch=not single,
                          run_inputs=items)
-    notice = None if args.quiet else (lambda text: print(f"vidstyle: {text}", file=sys.stderr))
     pool = StylizerPool(model, engine, notify=notice)
     summary = BatchSummary(ignored=[str(p) for p in ignored])
     started = time.perf_counter()

@@ -17,7 +17,7 @@ from vidstyle.infer.engine import FrameEngine
 from vidstyle.infer.inferconfig import EngineConfig
 from vidstyle.infer.onnxengine import OnnxStylizer
 from vidstyle.models.backends import CacheUnwritable, choose_backend, device_type
-from vidstyle.models.lazymodel import LazyModel
+from vidstyle.models.lazymodel import LazyModel, export_notice
 
 if TYPE_CHECKING:
     from torch import nn
@@ -88,7 +88,6 @@ class StylizerPool:
         key = (False, "onnx")
         if key not in self._stylizers:
             if self.notify is not None and not self.model.onnx_cached():
-                self.notify(f"exporting {self.model.name} for onnxruntime, the fastest CPU backend, "
-                            f"once (later runs reuse it)")
+                self.notify(export_notice(self.model.name))
             self._stylizers[key] = OnnxStylizer(self.model.onnx_file(), replace(self.engine, backend="onnx"))
         return self._stylizers[key]

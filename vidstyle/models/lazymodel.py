@@ -7,17 +7,28 @@
 Finding a model and reading its card need no torch (:mod:`vidstyle.models.zoo`), and its export is cached
 under a key of the model file's bytes (:func:`vidstyle.models.backends.model_file_key`), so a job on the
 onnx backend whose export is cached never imports torch. Without a cached export :func:`open_model`
-loads the network at once, so a bad model file is refused before any input is read; an export is
-only ever written after that load succeeded, so a cached one vouches for the file of its key.
+loads the network at once, so a bad model file is refused before any input is read: in a child process
+that also writes the export when the job will run on onnxruntime anyway (torch never enters the job's
+process), in this one otherwise. An export is only ever written after that load succeeded, so a
+cached one vouches for the file of its key.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidstyle.models.backends import cached_export, device_type, export_path, model_file_key
+from vidstyle.models.backends import (
+    ONNX_ALWAYS,
+    CacheUnwritable,
+    cached_export,
+    device_type,
+    export_path,
+    model_file_key,
+    onnx_installed,
+)
 from vidstyle.models.looks import choose
 from vidstyle.models.zoo import ModelCard, ModelEntry
 
@@ -89,20 +100,46 @@ class LazyModel:
         path = self._export_path(folder)
         if path.is_file():
             return path
+        if self._net is None:   # not loaded here: load and export in a child, so torch stays out
+            from vidstyle.models.exportchild import export_in_child
+
+            return export_in_child(self.entry.weights, self.name, self._key, path.parent)
         return cached_export(self.net, path.parent, name=self.name, key=self._key,
                              card=self.card.to_dict())
 
 
 def open_model(spec: str | os.PathLike, backend: str = "auto", quality: str = "auto",
-               device: str | None = "auto", **folders_kw: Any) -> LazyModel:
+               device: str | None = "auto", notify: Callable[[str], None] | None = None,
+               **folders_kw: Any) -> LazyModel:
     """Find a model (``--model``: a style name or a ``.safetensors`` path) for a job on ``backend``
     and ``device``, and the network that runs it at ``quality`` (:func:`vidstyle.models.looks.choose`).
 
-    The network is loaded now (torch) unless the backend may be onnx and the export is cached, so
-    that anything wrong with the file is a ModelError here, before any input is read.
+    Anything wrong with the file is a ModelError here, before any input is read. If the export is
+    cached, nothing is loaded. If the job will run on onnxruntime whatever its length (``--backend
+    onnx``, or auto on the CPU for a network in ONNX_ALWAYS), the file is loaded, checked and
+    exported now in a child process (:mod:`vidstyle.models.exportchild`; ``notify`` is told first),
+    so this process never loads torch. Otherwise the network is loaded here (torch).
     """
-    choice = choose(spec, quality, device_type(device), **folders_kw)
+    dtype = device_type(device)
+    choice = choose(spec, quality, dtype, **folders_kw)
     model = LazyModel(choice.entry, choice.card, look=choice.look)
-    if backend == "torch" or not model.onnx_cached():
-        model.net  # noqa: B018 (loads and checks the file)
+    if backend != "torch" and model.onnx_cached():
+        return model
+    onnx_anyway = backend == "onnx" or (backend == "auto" and model.network in ONNX_ALWAYS)
+    if onnx_anyway and dtype == "cpu" and onnx_installed():
+        if notify is not None:
+            notify(export_notice(model.name))
+        try:
+            model.onnx_file()
+            return model
+        except CacheUnwritable:
+            if backend == "onnx":
+                raise
+            # auto: the job falls back to torch (StylizerPool says so); the file is checked here.
+    model.net  # noqa: B018 (loads and checks the file)
     return model
+
+
+def export_notice(name: str) -> str:
+    """What a user is told while a model's first export runs."""
+    return f"exporting {name} for onnxruntime, the fastest CPU backend, once (later runs reuse it)"
