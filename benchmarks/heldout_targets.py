@@ -39,6 +39,7 @@ from vidstyle.evaluate.clipcheck import black_luma, default_output
 from vidstyle.infer.stylize import EngineConfig, Stylizer
 from vidstyle.io.images import read_image
 from vidstyle.io.video import iter_frames
+from vidstyle.models.backends import model_file_key
 from vidstyle.models.zoo import list_models, load_model, save_model
 
 STYLES = Path(__file__).resolve().parent.parent / "data" / "styles"
@@ -63,8 +64,8 @@ def score_model(name: str, clips: list[Path], args) -> dict:
                          "frames": len(frames), "e_warp": result.e_warp, "ratio": result.e_warp_ratio,
                          "style_loss": result.style_loss, "input_style_loss": source.style_loss,
                          "style_ratio": result.style_loss / source.style_loss})
-    return {"model": name, "stabilize": args.stabilize, "fidelity_every": args.fidelity_every,
-            "clips": per_clip,
+    return {"model": name, "file": file_key(loaded), "stabilize": args.stabilize,
+            "fidelity_every": args.fidelity_every, "clips": per_clip,
             "ratio": statistics.median(c["ratio"] for c in per_clip),
             "style_ratio": statistics.median(c["style_ratio"] for c in per_clip),
             "black_luma": black_luma(stylizer)}
@@ -95,9 +96,16 @@ def fast_check(fast: dict, full: dict) -> dict:
             "ewarp_ratio": fast["ratio"], "ewarp_ratio_full": full["ratio"]}
 
 
-def same_setting(scores: dict, args) -> bool:
-    """Whether ``scores`` were taken on these clips, frames and stabilizer strength."""
-    return ([c["clip"] for c in scores["clips"]] == [clip.stem for clip in args.clips]
+def file_key(loaded) -> str:
+    """The key of a model file's bytes and its card's network: scores are reused for this file only."""
+    return model_file_key(loaded.entry.weights, loaded.card.net)
+
+
+def same_setting(scores: dict, args, name: str) -> bool:
+    """Whether ``scores`` were taken of model ``name``'s present file, on these clips, frames and
+    stabilizer strength."""
+    return (scores.get("file") == file_key(load_model(name))
+            and [c["clip"] for c in scores["clips"]] == [clip.stem for clip in args.clips]
             and all(c["frames"] <= args.max_frames for c in scores["clips"])
             and scores["stabilize"] == args.stabilize and scores.get("fidelity_every") == args.fidelity_every)
 
@@ -122,7 +130,7 @@ def run_fast_check(names: list[str], args) -> list[dict]:
         for row in json.loads(args.full_scores.read_text(encoding="utf-8")):
             scores[row["full"]] = row["scores_full"]
     for name in dict.fromkeys(m for pair in pairs for m in pair):
-        if name not in scores or not same_setting(scores[name], args):
+        if name not in scores or not same_setting(scores[name], args, name):
             scores[name] = score_model(name, args.clips, args)
     rows = []
     print(f"| fast model | full model | style / input's: fast, full | E_warp / input's: fast, full "
