@@ -129,3 +129,15 @@ def test_auto_device_is_the_cpu_without_torch_where_torch_has_no_gpu_library(tmp
     assert not backends._gpu_possible() and backends.device_type("auto") == "cpu"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)      # no torch at all
     assert not backends._gpu_possible()
+
+
+def test_a_child_that_dies_without_a_report_is_one_model_error(tmp_path, monkeypatch):
+    from vidstyle.models import exportchild
+
+    script = tmp_path / "dies.py"
+    script.write_text("import sys\nsys.stderr.write('Segmentation fault (core dumped)')\nsys.exit(139)\n")
+    (tmp_path / "python").write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
+    (tmp_path / "python").chmod(0o755)
+    monkeypatch.setattr(exportchild.sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(ModelError, match=r"exporting m for onnxruntime failed .*Segmentation fault"):
+        exportchild.export_in_child(tmp_path / "m.safetensors", "m", "k", tmp_path)
