@@ -4,8 +4,8 @@ loads torch.
     path = export_in_child(weights, name, key, folder)   # parent: ModelError / CacheUnwritable
     python -m vidstyle.models.exportchild WEIGHTS NAME KEY FOLDER   # the child
 
-Loading torch and exporting costs a CPU job about 250 MB more than running the export; in the job's
-own process that came on top of its frames (at 1080p, 920-940 MB instead of 670-690 MB). The child
+Loading torch and exporting take about 250 MB; in the job's own process that memory stayed on top of
+its frames (a first run at 1080p peaked at 900-925 MB, a later one at 640-690 MB). The child
 loads and checks the model file (:func:`vidstyle.models.zoo.load_model`), writes the checked export to
 the cache (:func:`vidstyle.models.backends.cached_export`) and ends; its memory is given back before
 the first frame is read. It reports on its last line of stdout, as JSON: ``{"path": ...}``, or
