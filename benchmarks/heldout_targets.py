@@ -40,7 +40,7 @@ from vidstyle.infer.stylize import EngineConfig, Stylizer
 from vidstyle.io.images import read_image
 from vidstyle.io.video import iter_frames
 from vidstyle.models.backends import model_file_key
-from vidstyle.models.zoo import list_models, load_model, save_model
+from vidstyle.models.zoo import find_model, list_models, load_model, read_card, save_model
 
 STYLES = Path(__file__).resolve().parent.parent / "data" / "styles"
 TARGETS = {"ratio": 3.0, "style_ratio": 0.35, "black_luma": 0.12}
@@ -64,7 +64,7 @@ def score_model(name: str, clips: list[Path], args) -> dict:
                          "frames": len(frames), "e_warp": result.e_warp, "ratio": result.e_warp_ratio,
                          "style_loss": result.style_loss, "input_style_loss": source.style_loss,
                          "style_ratio": result.style_loss / source.style_loss})
-    return {"model": name, "file": file_key(loaded), "stabilize": args.stabilize,
+    return {"model": name, "file": file_key(name), "stabilize": args.stabilize,
             "fidelity_every": args.fidelity_every, "clips": per_clip,
             "ratio": statistics.median(c["ratio"] for c in per_clip),
             "style_ratio": statistics.median(c["style_ratio"] for c in per_clip),
@@ -96,15 +96,17 @@ def fast_check(fast: dict, full: dict) -> dict:
             "ewarp_ratio": fast["ratio"], "ewarp_ratio_full": full["ratio"]}
 
 
-def file_key(loaded) -> str:
-    """The key of a model file's bytes and its card's network: scores are reused for this file only."""
-    return model_file_key(loaded.entry.weights, loaded.card.net)
+def file_key(name: str) -> str:
+    """The key of model ``name``'s file bytes and its card's network, read without building the
+    network: scores are reused for this file only."""
+    entry = find_model(name)
+    return model_file_key(entry.weights, read_card(entry).net)
 
 
 def same_setting(scores: dict, args, name: str) -> bool:
     """Whether ``scores`` were taken of model ``name``'s present file, on these clips, frames and
     stabilizer strength."""
-    return (scores.get("file") == file_key(load_model(name))
+    return (scores.get("file") == file_key(name)
             and [c["clip"] for c in scores["clips"]] == [clip.stem for clip in args.clips]
             and all(c["frames"] <= args.max_frames for c in scores["clips"])
             and scores["stabilize"] == args.stabilize and scores.get("fidelity_every") == args.fidelity_every)
