@@ -110,7 +110,7 @@ def test_an_unwritable_cache_fails_onnx_by_name_and_lets_auto_load_the_network(t
     monkeypatch.setenv("VIDSTYLE_CACHE", str(blocker))
     with pytest.raises(CacheUnwritable, match="cache"):
         open_model(model, backend="onnx", device="cpu")
-    monkeypatch.setattr("vidstyle.models.lazymodel.ONNX_ALWAYS", frozenset({network}))
+    monkeypatch.setattr("vidstyle.models.backends.ONNX_ALWAYS", frozenset({network}))
     opened = open_model(model, backend="auto", device="cpu")
     assert opened._net is not None                 # the job will run on torch, as StylizerPool says
 

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidstyle.models.backends import (
-    ONNX_ALWAYS,
+    ONNX_MAX_PIXELS,
     CacheUnwritable,
     cached_export,
+    choose_backend,
     device_type,
     export_path,
     model_file_key,
-    onnx_installed,
 )
 from vidstyle.models.looks import choose
 from vidstyle.models.zoo import ModelCard, ModelEntry
@@ -125,8 +125,8 @@ def open_model(spec: str | os.PathLike, backend: str = "auto", quality: str = "a
     model = LazyModel(choice.entry, choice.card, look=choice.look)
     if backend != "torch" and model.onnx_cached():
         return model
-    onnx_anyway = backend == "onnx" or (backend == "auto" and model.network in ONNX_ALWAYS)
-    if onnx_anyway and dtype == "cpu" and onnx_installed():
+    # onnxruntime whatever the job's length: the auto rule's answer for a job of the longest kind.
+    if choose_backend(backend, dtype, ONNX_MAX_PIXELS, network=model.network) == "onnx":
         if notify is not None:
             notify(export_notice(model.name))
         try:
