@@ -189,7 +189,7 @@ def _print_looks(records: list[dict]) -> None:
             if network["role"] == "full":
                 nets.append(network["net"])
             else:
-                kept = "keeps the look" if network["keeps_look"] else "lighter look"
+                kept = "keeps the look" if network["keeps_look"] else "not within bounds"
                 nets.append(f"fast {network['net']} ({kept})")
         source = "" if record["source"] == "shipped" else f"[{record['source']}] "
         about = record["description"] if not nets else first_sentence(record["description"], 60)
