@@ -1,7 +1,10 @@
 """Distillation's extra terms: the feature term (the teacher's VGG-19 Gram matrices on the student's
-output), the temporal term (the student's warping error over the teacher's), and --init (a run that
-continues a shipped student instead of starting from random weights)."""
+output), the style term (the style image's), the temporal term (the student's warping error over the
+teacher's), and --init (a run that continues a shipped student instead of starting from random
+weights)."""
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -10,9 +13,9 @@ from tests.flowfiles import write_training_flows
 from vidstyle.errors import ConfigError
 from vidstyle.models.net import build_net
 from vidstyle.models.zoo import ModelCard, load_model, save_model
-from vidstyle.training.distill import distill, feature_loss, temporal_ratio
+from vidstyle.training.distill import distill, feature_loss, gram_error, temporal_ratio
 from vidstyle.training.distillconfig import DistillConfig
-from vidstyle.training.losses import STYLE_LAYERS
+from vidstyle.training.losses import STYLE_LAYERS, gram
 from vidstyle.training.vgg import VGG19
 
 
@@ -157,3 +160,61 @@ def test_the_temporal_weight_changes_the_step_and_the_card_records_it(setup, tmp
 def test_a_negative_temporal_weight_is_refused(setup, tmp_path):
     with pytest.raises(ConfigError, match="--temporal-weight"):
         config(setup, tmp_path, temporal_weight=-0.5).check()
+
+
+def grams_of(vgg, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        return {k: gram(v) for k, v in vgg(image, STYLE_LAYERS).items()}
+
+
+def test_gram_error_against_one_image_is_zero_for_it_and_grows_as_the_texture_blurs(vgg):
+    painting = grams_of(vgg, stripes(2))           # (1, C, C): one target for every image of a batch
+    sharp = stripes(2).expand(2, 3, 64, 64)
+    blurred = [F.avg_pool2d(sharp, k, stride=1, padding=k // 2, count_include_pad=False) for k in (3, 5)]
+    with torch.no_grad():
+        errors = [float(gram_error(vgg(x, STYLE_LAYERS), painting)) for x in (sharp, *blurred)]
+    assert errors[0] == pytest.approx(0.0, abs=1e-6)
+    assert 0 < errors[1] < errors[2]
+
+
+def test_a_step_on_the_style_term_brings_the_students_texture_toward_the_painting(vgg):
+    painting = grams_of(vgg, stripes(2))
+    student_out = F.avg_pool2d(stripes(2), 5, stride=1, padding=2, count_include_pad=False)
+    student_out.requires_grad_(True)
+    before = gram_error(vgg(student_out, STYLE_LAYERS), painting)
+    before.backward()
+    with torch.no_grad():
+        step = student_out - 0.1 * student_out.grad / student_out.grad.abs().max()
+        after = gram_error(vgg(step, STYLE_LAYERS), painting)
+    assert float(after) < float(before.detach())
+
+
+def test_the_style_weight_changes_the_step_and_the_card_records_it(setup, tmp_path):
+    _, start, _ = setup
+    image = tmp_path / "painting.png"
+    cv2.imwrite(str(image), (np.indices((48, 64)).sum(0) % 7 * 36).astype(np.uint8)[..., None].repeat(3, 2))
+    runs = [distill(config(setup, tmp_path / name, steps=1, init=str(start), feature_weight=0.0,
+                           style_weight=weight, style=str(image)), log=lambda *_: None)
+            for name, weight in (("plain", 0.0), ("painted", 5.0))]
+    plain, painted = (load_model(path) for path in runs)
+    gaps = [float((a.float() - b.float()).abs().max()) for a, b in zip(plain.net.state_dict().values(),
+                                                                       painted.net.state_dict().values())]
+    assert max(gaps) > 0                   # same data, same start: only the style term differs
+    distilled = painted.card.trained["distilled"]
+    assert distilled["style_weight"] == 5.0 and distilled["style"] == "painting.png"
+    assert plain.card.trained["distilled"]["style_weight"] == 0.0
+
+
+def test_the_style_term_without_the_teachers_painting_asks_for_one(setup, tmp_path):
+    # the teacher's card names t.jpg, which is not among the shipped style images
+    with pytest.raises(ConfigError, match="t.jpg.*--style IMAGE"):
+        distill(config(setup, tmp_path, style_weight=1.0), log=lambda *_: None)
+    assert not (tmp_path / "runs" / "student").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [("style_weight", -1.0, "--style-weight"),
+                                                    ("style", "missing.png", "not found: missing.png")])
+def test_a_bad_style_term_is_a_one_line_error(setup, tmp_path, option, value, message):
+    overrides = {"style_weight": 1.0, option: value}
+    with pytest.raises(ConfigError, match=message):
+        distill(config(setup, tmp_path, **overrides), log=lambda *_: None)

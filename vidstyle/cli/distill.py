@@ -8,9 +8,9 @@ import sys
 from vidstyle.training.distillconfig import DistillConfig
 
 DESCRIPTION = ("Train a cheaper network to reproduce a trained model (the teacher) on your training "
-               "frames: no style image or loss network needed. The result is a new named model; the default "
-               "lite network runs 4.7x faster than huang in onnxruntime on a CPU (about 3x for a whole "
-               "job). Data as for `train`: flow files (`vidstyle flows`) and/or photo folders.")
+               "frames: no style image needed (unless --style-weight). The result is a new named model; "
+               "the default lite network runs 4.7x faster than huang in onnxruntime on a CPU (about 3x "
+               "for a whole job). Data as for `train`: flow files (`vidstyle flows`) and/or photo folders.")
 
 _D = DistillConfig(teacher="", name="")
 
@@ -38,6 +38,11 @@ def register(sub) -> None:
     p.add_argument("--temporal-weight", type=float, default=_S,
                    help="weight of the student's warping error between the frames of each pair, relative "
                         f"to the teacher's (default {_D.temporal_weight:g}: none)")
+    p.add_argument("--style-weight", type=float, default=_S,
+                   help="weight of the VGG-19 Gram match to the style image itself, beside the teacher's "
+                        f"(default {_D.style_weight:g}: none)")
+    p.add_argument("--style", default=_S, metavar="IMAGE",
+                   help="the style term's image (default: the teacher's, from data/styles/)")
     p.add_argument("--init", default=_S, metavar="MODEL",
                    help="start the student from this model (a name or a .safetensors file), same network")
     p.add_argument("--seed", type=int, default=_S, help=f"data seed (default {_D.seed})")

@@ -13,9 +13,11 @@ vertical pixel differences (they keep the strokes sharp), and x' is x with Gauss
 frame, which keeps it as steady on video as the teacher was trained to be. A ``lite2`` student
 started from a ``lite`` network (``init``) begins as that network with its extra norms folded
 (:func:`vidstyle.models.netlite.fold_norms`). The student takes over
-the teacher's tone gate. Two optional terms join it: ``feature_weight`` x the relative error of the
-student's VGG-19 Gram matrices (:func:`feature_loss`), and ``temporal_weight`` x the student's masked
-warping error over the teacher's on the same pairs (:func:`temporal_ratio`).
+the teacher's tone gate. Three optional terms join it: ``feature_weight`` x the relative error of the
+student's VGG-19 Gram matrices against the teacher's output's (:func:`feature_loss`), ``style_weight``
+x their relative error against the style image's (:func:`gram_error`; the teacher's own painting by
+default), and ``temporal_weight`` x the student's masked warping error over the teacher's on the same
+pairs (:func:`temporal_ratio`).
 
 The run folder ``RUNS/NAME/`` is a training run's (:mod:`vidstyle.training.runfiles`): config.json,
 losses.csv (step, loss, seconds), checkpoint.pt (every ``checkpoint_every`` steps and on stop, with
@@ -56,18 +58,46 @@ def distill_loss(student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.
     return F.l1_loss(student_out, teacher_out) + F.l1_loss(sx, tx) + F.l1_loss(sy, ty)
 
 
-def feature_loss(vgg: torch.nn.Module, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
-    """Sum over the style layers of |G(S) - G(T)|^2 / |G(T)|^2, G the VGG-19 Gram matrices (the
-    training style loss's layers and normalization), mean over the images: the teacher's texture
-    statistics, which an L1 match of the pixels blurs. Relative, so one weight serves every style."""
-    with torch.no_grad():
-        target = vgg(teacher_out, STYLE_LAYERS)
-    feats = vgg(student_out, STYLE_LAYERS)
-    total = student_out.new_zeros(())
+def gram_error(features: dict[str, torch.Tensor], target_grams: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum over the style layers of |G - G_target|^2 / |G_target|^2, G the Gram matrices of
+    ``features`` (the training style loss's layers and normalization), mean over the images.
+    ``target_grams`` are (N, C, C) per image, or (1, C, C) for one target shared by all (a style image).
+    Relative, so one weight serves every style."""
+    total = next(iter(features.values())).new_zeros((), dtype=torch.float32)
     for layer in STYLE_LAYERS:
-        g_s, g_t = gram(feats[layer]), gram(target[layer])
-        total = total + ((g_s - g_t).square().sum((1, 2)) / g_t.square().sum((1, 2)).clamp_min(1e-12)).mean()
+        g, g_t = gram(features[layer]), target_grams[layer]
+        total = total + ((g - g_t).square().sum((1, 2)) / g_t.square().sum((1, 2)).clamp_min(1e-12)).mean()
     return total
+
+
+def feature_loss(vgg: torch.nn.Module, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
+    """:func:`gram_error` of the student's output against the teacher's: the teacher's texture
+    statistics, which an L1 match of the pixels blurs."""
+    with torch.no_grad():
+        target = {k: gram(v) for k, v in vgg(teacher_out, STYLE_LAYERS).items()}
+    return gram_error(vgg(student_out, STYLE_LAYERS), target)
+
+
+def style_image_grams(vgg: torch.nn.Module, config: DistillConfig, card: Any,
+                      device: torch.device) -> dict[str, torch.Tensor]:
+    """The style term's targets: the Gram matrices (1, C, C) of ``config.style``, else of the image the
+    teacher's card names in data/styles/ (by its SHA-256 when the card has one), at the longer side the
+    teacher was trained with. ConfigError, one line, when there is no such image."""
+    from vidstyle.io.images import load_style_image, to_tensor
+    from vidstyle.training.modelcard import sha256_of
+    from vidstyle.training.warmstart import STYLES_DIR
+
+    if config.style:
+        path = Path(config.style)
+    else:
+        path = STYLES_DIR / (card.style_image or "")
+        sha = card.trained.get("style_sha256")
+        if not card.style_image or not path.is_file() or (sha and sha != sha256_of(path)):
+            raise ConfigError(f"--style-weight: the teacher's style image {card.style_image or '(none)'} "
+                              f"is not in {STYLES_DIR}; give it with --style IMAGE")
+    image = load_style_image(path, int(card.trained.get("style_size", 512)))
+    with torch.no_grad():
+        return {k: gram(v) for k, v in vgg(to_tensor(image).to(device), STYLE_LAYERS).items()}
 
 
 def temporal_ratio(student_out: torch.Tensor, teacher_out: torch.Tensor, flow_bw: torch.Tensor,
@@ -159,11 +189,13 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
             student.load_state_dict(init.state_dict())
         except RuntimeError:
             raise ConfigError(f"--init {config.init}: not a {config.net} network of this shape") from None
-    vgg = None
-    if config.feature_weight > 0:
+    vgg, painting = None, None
+    if config.feature_weight > 0 or config.style_weight > 0:
         from vidstyle.training.vgg import VGG19
 
         vgg = VGG19(last_layer=STYLE_LAYERS[-1]).to(device)
+        if config.style_weight > 0:
+            painting = style_image_grams(vgg, config, teacher.card, device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
     generators = {"noise": torch.Generator(device).manual_seed(config.seed * 1_000_003)}
     start, seconds = 0, 0.0
@@ -193,7 +225,13 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
         loss = distill_loss(out, target)
         if vgg is not None:  # on the clean first frames of the pairs only: VGG is most of a step's time
             clean = slice(0, config.batch)
-            loss = loss + config.feature_weight * feature_loss(vgg, out[clean], target[clean])
+            features = vgg(out[clean], STYLE_LAYERS)
+            if config.feature_weight > 0:
+                with torch.no_grad():
+                    teacher_grams = {k: gram(v) for k, v in vgg(target[clean], STYLE_LAYERS).items()}
+                loss = loss + config.feature_weight * gram_error(features, teacher_grams)
+            if painting is not None:
+                loss = loss + config.style_weight * gram_error(features, painting)
         if config.temporal_weight > 0:
             loss = loss + config.temporal_weight * temporal_ratio(out, target, flow_bw, mask)
         optimizer.zero_grad(set_to_none=True)
@@ -236,5 +274,7 @@ def _write_model(student: torch.nn.Module, teacher: Any, config: DistillConfig, 
                                 "batch": config.batch, "size": config.size, "noise": config.noise,
                                 "feature_weight": config.feature_weight,
                                 "temporal_weight": config.temporal_weight, "init": config.init,
+                                "style_weight": config.style_weight,
+                                "style": Path(config.style).name if config.style else None,
                                 "lr": config.lr, "seconds": round(seconds, 1), "hardware": hardware}
     return save_model(student, config.run_dir / f"{config.name}.safetensors", new, dtype=torch.float16)

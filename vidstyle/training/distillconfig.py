@@ -33,6 +33,12 @@ class DistillConfig:
     # pair over the teacher's; vidstyle.training.distill.temporal_ratio); 0 leaves it out. The feature
     # term brings back texture, and with it flicker: this holds the student to the teacher's steadiness.
     temporal_weight: float = 0.0
+    # Weight of the style term (the student's VGG-19 Gram matrices against the style image's, the
+    # teacher's own painting unless ``style`` names another; relative error per layer, as the feature
+    # term); 0 leaves it out. Where a small student cannot hold all of the teacher's texture, this
+    # asks it for the painting's directly: the style loss the look is measured by.
+    style_weight: float = 0.0
+    style: str | None = None   # the style term's image; default the teacher's (data/styles/, by its card)
     init: str | None = None   # start the student from this model (a name or a .safetensors file)
     seed: int = 0
     runs_dir: str = "runs"
@@ -61,7 +67,8 @@ class DistillConfig:
             raise ConfigError(f"--size must be at least 16 pixels, got {self.size}")
         if not self.lr > 0 or not 0 <= self.noise < 1:
             raise ConfigError(f"--lr must be > 0 and --noise in [0, 1), got {self.lr:g} and {self.noise:g}")
-        weights = (("feature-weight", self.feature_weight), ("temporal-weight", self.temporal_weight))
+        weights = (("feature-weight", self.feature_weight), ("temporal-weight", self.temporal_weight),
+                   ("style-weight", self.style_weight))
         for option, value in weights:
             if not value >= 0:
                 raise ConfigError(f"--{option} must be >= 0, got {value:g}")
