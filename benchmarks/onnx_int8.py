@@ -42,7 +42,10 @@ def quantize(fp32: Path, out: Path, calibration: list[np.ndarray], fmt: str) -> 
             return next(self.batches, None)
 
     prepared = out.with_suffix(".pre.onnx")
-    quant_pre_process(str(fp32), str(prepared))
+    try:
+        quant_pre_process(str(fp32), str(prepared))
+    except Exception:   # the lite networks' padding defeats symbolic shape inference; ONNX's own suffices
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     quantize_static(str(prepared), str(out), Frames(), per_channel=True,
                     quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
