@@ -15,6 +15,7 @@ warping error E_warp and style loss (vidstyle.evaluate.metrics, as benchmarks/me
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -42,13 +43,18 @@ def quantize(fp32: Path, out: Path, calibration: list[np.ndarray], fmt: str) -> 
             return next(self.batches, None)
 
     prepared = out.with_suffix(".pre.onnx")
+    here = os.getcwd()
+    os.chdir(out.parent)   # the quantizer leaves scratch files in the working folder
     try:
-        quant_pre_process(str(fp32), str(prepared))
-    except Exception:   # the lite networks' padding defeats symbolic shape inference; ONNX's own suffices
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    quantize_static(str(prepared), str(out), Frames(), per_channel=True,
-                    quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        try:
+            quant_pre_process(str(fp32), str(prepared))
+        except Exception:   # the lite networks' padding defeats symbolic shape inference; ONNX's own suffices
+            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(out), Frames(), per_channel=True,
+                        quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    finally:
+        os.chdir(here)
     return out
 
 
