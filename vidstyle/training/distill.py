@@ -1,9 +1,9 @@
 """Distillation: a trained model's look in a cheaper network (``vidstyle distill TEACHER --name NEW``).
 
 A student network (``lite`` by default, :mod:`vidstyle.models.netlite`) learns to reproduce the teacher's
-output on the training frames: no loss network, no style image, only the teacher. Each step draws
-``batch`` frame pairs (both frames are used) from flow files and photos, as training does, and
-minimises
+output on the training frames: at its simplest no loss network and no style image, only the teacher.
+Each step draws ``batch`` frame pairs (both frames are used) from flow files and photos, as training
+does, and minimises
 
     |S(x') - T(x)|_1  +  |grad S(x') - grad T(x)|_1
 
