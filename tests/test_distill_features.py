@@ -13,9 +13,9 @@ from tests.flowfiles import write_training_flows
 from vidstyle.errors import ConfigError
 from vidstyle.models.net import build_net
 from vidstyle.models.zoo import ModelCard, load_model, save_model
-from vidstyle.training.distill import distill, feature_loss, gram_error, temporal_ratio
+from vidstyle.training.distill import distill, feature_loss, gram_error, target_grams, temporal_ratio
 from vidstyle.training.distillconfig import DistillConfig
-from vidstyle.training.losses import STYLE_LAYERS, gram
+from vidstyle.training.losses import STYLE_LAYERS
 from vidstyle.training.vgg import VGG19
 
 
@@ -162,13 +162,8 @@ def test_a_negative_temporal_weight_is_refused(setup, tmp_path):
         config(setup, tmp_path, temporal_weight=-0.5).check()
 
 
-def grams_of(vgg, image: torch.Tensor) -> dict[str, torch.Tensor]:
-    with torch.no_grad():
-        return {k: gram(v) for k, v in vgg(image, STYLE_LAYERS).items()}
-
-
 def test_gram_error_against_one_image_is_zero_for_it_and_grows_as_the_texture_blurs(vgg):
-    painting = grams_of(vgg, stripes(2))           # (1, C, C): one target for every image of a batch
+    painting = target_grams(vgg, stripes(2))           # (1, C, C): one target for every image of a batch
     sharp = stripes(2).expand(2, 3, 64, 64)
     blurred = [F.avg_pool2d(sharp, k, stride=1, padding=k // 2, count_include_pad=False) for k in (3, 5)]
     with torch.no_grad():
@@ -178,7 +173,7 @@ def test_gram_error_against_one_image_is_zero_for_it_and_grows_as_the_texture_bl
 
 
 def test_a_step_on_the_style_term_brings_the_students_texture_toward_the_painting(vgg):
-    painting = grams_of(vgg, stripes(2))
+    painting = target_grams(vgg, stripes(2))
     student_out = F.avg_pool2d(stripes(2), 5, stride=1, padding=2, count_include_pad=False)
     student_out.requires_grad_(True)
     before = gram_error(vgg(student_out, STYLE_LAYERS), painting)

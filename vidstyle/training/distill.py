@@ -70,12 +70,16 @@ def gram_error(features: dict[str, torch.Tensor], target_grams: dict[str, torch.
     return total
 
 
+def target_grams(vgg: torch.nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The Gram matrices of ``images`` at the style layers, without gradients: a Gram term's targets."""
+    with torch.no_grad():
+        return {k: gram(v) for k, v in vgg(images, STYLE_LAYERS).items()}
+
+
 def feature_loss(vgg: torch.nn.Module, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
     """:func:`gram_error` of the student's output against the teacher's: the teacher's texture
     statistics, which an L1 match of the pixels blurs."""
-    with torch.no_grad():
-        target = {k: gram(v) for k, v in vgg(teacher_out, STYLE_LAYERS).items()}
-    return gram_error(vgg(student_out, STYLE_LAYERS), target)
+    return gram_error(vgg(student_out, STYLE_LAYERS), target_grams(vgg, teacher_out))
 
 
 def style_image_grams(vgg: torch.nn.Module, config: DistillConfig, card: Any,
@@ -96,8 +100,7 @@ def style_image_grams(vgg: torch.nn.Module, config: DistillConfig, card: Any,
             raise ConfigError(f"--style-weight: the teacher's style image {card.style_image or '(none)'} "
                               f"is not in {STYLES_DIR}; give it with --style IMAGE")
     image = load_style_image(path, int(card.trained.get("style_size", 512)))
-    with torch.no_grad():
-        return {k: gram(v) for k, v in vgg(to_tensor(image).to(device), STYLE_LAYERS).items()}
+    return target_grams(vgg, to_tensor(image).to(device))
 
 
 def temporal_ratio(student_out: torch.Tensor, teacher_out: torch.Tensor, flow_bw: torch.Tensor,
@@ -227,9 +230,7 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
             clean = slice(0, config.batch)
             features = vgg(out[clean], STYLE_LAYERS)
             if config.feature_weight > 0:
-                with torch.no_grad():
-                    teacher_grams = {k: gram(v) for k, v in vgg(target[clean], STYLE_LAYERS).items()}
-                loss = loss + config.feature_weight * gram_error(features, teacher_grams)
+                loss = loss + config.feature_weight * gram_error(features, target_grams(vgg, target[clean]))
             if painting is not None:
                 loss = loss + config.style_weight * gram_error(features, painting)
         if config.temporal_weight > 0:
