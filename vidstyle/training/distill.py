@@ -88,15 +88,13 @@ def style_image_grams(vgg: torch.nn.Module, config: DistillConfig, card: Any,
     teacher's card names in data/styles/ (by its SHA-256 when the card has one), at the longer side the
     teacher was trained with. ConfigError, one line, when there is no such image."""
     from vidstyle.io.images import load_style_image, to_tensor
-    from vidstyle.training.modelcard import sha256_of
-    from vidstyle.training.warmstart import STYLES_DIR
+    from vidstyle.training.warmstart import STYLES_DIR, card_style_image
 
     if config.style:
         path = Path(config.style)
     else:
-        path = STYLES_DIR / (card.style_image or "")
-        sha = card.trained.get("style_sha256")
-        if not card.style_image or not path.is_file() or (sha and sha != sha256_of(path)):
+        path = card_style_image(card)
+        if path is None:
             raise ConfigError(f"--style-weight: the teacher's style image {card.style_image or '(none)'} "
                               f"is not in {STYLES_DIR}; give it with --style IMAGE")
     image = load_style_image(path, int(card.trained.get("style_size", 512)))

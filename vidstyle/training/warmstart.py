@@ -79,6 +79,18 @@ def style_grams(vgg: VGG19, image: np.ndarray, long_side: int) -> dict[str, torc
     return {k: gram(v) for k, v in features.items()}
 
 
+def card_style_image(card, styles_dir: Path = STYLES_DIR) -> Path | None:
+    """The style image ``card`` names, in ``styles_dir``: None when the card names none, the file is
+    missing, or it is not the file the card names by SHA-256."""
+    if not card.style_image:
+        return None
+    path = styles_dir / card.style_image
+    if not path.is_file():
+        return None
+    sha = card.trained.get("style_sha256")
+    return None if sha and sha != sha256_of(path) else path
+
+
 def choose_warm_start(style: np.ndarray, vgg: VGG19, candidates: Sequence[ModelEntry] | None = None,
                       styles_dir: Path = STYLES_DIR) -> WarmStart:
     """The candidate (default: the shipped huang models) whose style image's Gram matrices are nearest
@@ -89,11 +101,8 @@ def choose_warm_start(style: np.ndarray, vgg: VGG19, candidates: Sequence[ModelE
     seen: dict[str, float] = {}
     for entry in candidates if candidates is not None else shipped_models():
         card = read_card(entry)
-        path = styles_dir / card.style_image
-        if card.net_name != "huang" or not card.style_image or not path.is_file():
-            continue
-        sha = card.trained.get("style_sha256")
-        if sha and sha != sha256_of(path):
+        path = card_style_image(card, styles_dir)
+        if card.net_name != "huang" or path is None:
             continue
         if path.name not in seen:
             grams = style_grams(vgg, read_image(path, "style image"), CHOICE_SIZE)
