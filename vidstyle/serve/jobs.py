@@ -254,9 +254,10 @@ class JobQueue:
                     gone = job.cancel.is_set()
                     if gone:
                         job.state = "cancelled"
-                        self._jobs.pop(job.id, None)
-                if gone:
+                if gone:      # the folder goes first: once the job is unknown, its files are gone
                     shutil.rmtree(job.folder, ignore_errors=True)
+                    with self._lock:
+                        self._jobs.pop(job.id, None)
 
     def _run(self, job: Job) -> None:
         output = job.folder / ("result.png" if job.kind == "photo" else "result.mp4")
