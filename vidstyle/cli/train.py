@@ -54,6 +54,12 @@ def register(sub) -> None:
                    help="largest random shift of the stability term, pixels (default: {default})")
     p.add_argument("--compound-noise", type=float, metavar="SD", default=_S,
                    help="pixel noise of the stability term, RGB 0-1 (default: {default})")
+    p.add_argument("--luminance-temporal", action=argparse.BooleanOptionalAction, default=_S,
+                   help="ReCoNet's luminance-aware temporal term: the input's own change of light "
+                        "between the frames is not counted as flicker (default: off)")
+    p.add_argument("--feature-temporal-weight", type=float, metavar="W", default=_S,
+                   help="ReCoNet's temporal term on the network's bottleneck features; 0 = off "
+                        "(default: {default})")
     p.add_argument("--tone", type=float, metavar="L", default=_S,
                    help="tone gate: output darkens where the input's local luma is below L; 0 = off "
                         "(default: {default})")

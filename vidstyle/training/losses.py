@@ -9,7 +9,13 @@ style     sum over style layers of the mean over (N, C, C) of (G(out) - G(style)
 tv        mean over (N, C) and all horizontally and vertically neighbouring pixel pairs of the squared
           difference, on RGB in [0, 1].
 temporal  mean over (N, C, H, W) of mask * (out_t1 - warp(out_t, flow_bw))^2, RGB in [0, 1]; masked
-          pixels count in the denominator, as in the paper (D = H W C).
+          pixels count in the denominator, as in the paper (D = H W C). Luminance-aware (ReCoNet,
+          Gao et al. 2018; ``luminance=True``): the input's own change of luma between the frames,
+          Y_t1 - warp(Y_t), is taken off every channel's difference first, so a change of light in
+          the scene is not counted as flicker.
+feature temporal (ReCoNet): the same masked mean on the network's bottleneck features (1/4 of the
+          frame's side), with the flow and mask brought down to their grid
+          (:func:`feature_temporal_loss`).
 
 Content and style are taken on both frames of a pair (the batch holds frames t and t+1 of N pairs).
 Gram matrices and every loss are computed in float32, even under bf16 autocast: a Gram matrix sums
@@ -100,17 +106,46 @@ def warp(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return out.to(images.dtype)
 
 
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma (N, 1, H, W) of RGB images (N, 3, H, W)."""
+    r, g, b = images.float().unbind(1)
+    return (0.299 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
+
+
 def temporal_loss(out_t: torch.Tensor, out_t1: torch.Tensor, flow_bw: torch.Tensor,
-                  mask: torch.Tensor) -> torch.Tensor:
+                  mask: torch.Tensor, frames: tuple[torch.Tensor, torch.Tensor] | None = None
+                  ) -> torch.Tensor:
     """Mean over (N, C, H, W) of mask * (out_t1 - warp(out_t, flow_bw))^2.
 
     out_t, out_t1: (N, C, H, W). flow_bw: (N, 2, H, W), pixels, from t+1 to t on the grid of t+1.
     mask: (N, 1, H, W) or (N, H, W), 1 where the warp is reliable, 0 to ignore a pixel.
+    ``frames``: the inputs (frame_t, frame_t1), RGB; when given, the loss is luminance-aware: the
+    input's luma change ``luma(frame_t1) - warp(luma(frame_t))`` is taken off each channel's
+    difference, so an output that follows a change of light exactly costs nothing.
     """
     if mask.dim() == 3:
         mask = mask.unsqueeze(1)
     diff = out_t1.float() - warp(out_t, flow_bw).float()
+    if frames is not None:
+        frame_t, frame_t1 = frames
+        diff = diff - (luma(frame_t1) - warp(luma(frame_t), flow_bw))
     return (mask.float() * diff.square()).mean()
+
+
+def feature_temporal_loss(features_t: torch.Tensor, features_t1: torch.Tensor, flow_bw: torch.Tensor,
+                          mask: torch.Tensor) -> torch.Tensor:
+    """The temporal loss on feature maps (N, C, h, w) of frames whose flow and mask are at the
+    frames' size (N, 2, H, W) and (N, 1, H, W): the flow is resized to (h, w) and scaled to its
+    pixels, and a feature pixel counts only where its whole block of frame pixels is reliable."""
+    if mask.dim() == 3:
+        mask = mask.unsqueeze(1)
+    height, width = flow_bw.shape[-2:]
+    h, w = features_t.shape[-2:]
+    flow = F.interpolate(flow_bw.float(), size=(h, w), mode="bilinear", align_corners=False)
+    flow = flow * torch.tensor([w / width, h / height], device=flow.device).view(1, 2, 1, 1)
+    small_mask = -F.adaptive_max_pool2d(-mask.float(), (h, w))      # min over each block
+    diff = features_t1.float() - warp(features_t, flow).float()
+    return (small_mask * diff.square()).mean()
 
 
 class HybridLoss(nn.Module):
@@ -120,10 +155,12 @@ class HybridLoss(nn.Module):
     """
 
     def __init__(self, vgg: VGG19, style_image: torch.Tensor, weights: LossWeights | None = None,
-                 style_layers: Sequence[str] = STYLE_LAYERS, content_layers: Sequence[str] = CONTENT_LAYERS):
+                 style_layers: Sequence[str] = STYLE_LAYERS, content_layers: Sequence[str] = CONTENT_LAYERS,
+                 luminance: bool = False):
         super().__init__()
         self.vgg = vgg
         self.weights = weights or LossWeights()
+        self.luminance = luminance      # the temporal term luminance-aware (ReCoNet)
         self.style_layers = tuple(style_layers)
         self.content_layers = tuple(content_layers)
         self.layers = tuple(dict.fromkeys(self.style_layers + self.content_layers))
@@ -152,7 +189,8 @@ class HybridLoss(nn.Module):
             "content": content_loss(features, targets),
             "style": style_loss(features, self.style_grams),
             "tv": tv_loss(outputs),
-            "temporal": temporal_loss(out_t, out_t1, flow_bw, mask),
+            "temporal": temporal_loss(out_t, out_t1, flow_bw, mask,
+                                      (frames_t, frames_t1) if self.luminance else None),
         }
         weights = self.weights.as_dict()
         terms["total"] = sum(weights[k] * terms[k] for k in TERMS)

@@ -3,7 +3,7 @@
 A run lives in ``runs/NAME/`` (written by rank 0 only)::
 
     config.json          the TrainConfig (written once the style image, flows and photos are checked)
-    losses.csv           step, the four terms and the weighted total (means over --log-every steps)
+    losses.csv           step, the weighted total and each term (means over --log-every steps)
     checkpoint.pt        model, optimizer, step, RNG states and config; written atomically
     previews/step_N.png  fixed pair: input t | output t | output t+1
     NAME.safetensors     final weights (fp16) + NAME.json model card (vidstyle.models.zoo format)
@@ -34,7 +34,7 @@ from vidstyle.training.losses import TERMS
 from vidstyle.training.trainconfig import TrainConfig
 
 CHECKPOINT_FORMAT = "vidstyle-train-checkpoint/1"
-TRAIN_TERMS = (*TERMS, "compound")
+TRAIN_TERMS = (*TERMS, "compound", "feature_temporal")
 CSV_FIELDS = ("step", "total", *TRAIN_TERMS, "lr", "seconds")
 # A write that failed for want of room (or a file-size limit, or a read-only disk): said in one line.
 _STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)

@@ -24,7 +24,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +41,7 @@ from vidstyle.errors import ConfigError
 from vidstyle.io.images import load_style_image, to_image, to_tensor, write_image
 from vidstyle.models.net import NETS, build_net, count_parameters
 from vidstyle.training.data import DrawSampler, PairDataset
-from vidstyle.training.losses import HybridLoss
+from vidstyle.training.losses import HybridLoss, feature_temporal_loss
 from vidstyle.training.regularize import compound_loss, random_smooth_flow
 from vidstyle.training.runfiles import TRAIN_TERMS, RunFiles, load_checkpoint, save_checkpoint
 from vidstyle.training.setup import Setup, setup_device
@@ -92,7 +92,8 @@ def build_loss(config: TrainConfig, setup: Setup) -> HybridLoss:
     layers = config.style_layers + config.content_layers
     vgg = VGG19(last_layer=max(layers, key=LAYERS.index))
     style = to_tensor(load_style_image(config.style, config.style_size))
-    loss_fn = HybridLoss(vgg, style, config.loss_weights(), config.style_layers, config.content_layers)
+    loss_fn = HybridLoss(vgg, style, config.loss_weights(), config.style_layers, config.content_layers,
+                         luminance=config.luminance_temporal)
     return loss_fn.to(setup.device, memory_format=setup.memory_format)
 
 
@@ -255,18 +256,45 @@ def check_photos(paths: list[str]) -> None:
                           "remove it or fix it")
 
 
+@contextlib.contextmanager
+def bottleneck_features(model: torch.nn.Module, wanted: bool) -> Iterator[list[torch.Tensor]]:
+    """A list that receives the output of ``model``'s residual blocks (its bottleneck, 1/4 of the
+    frame's side) on each forward pass inside the block; stays empty unless ``wanted``."""
+    captured: list[torch.Tensor] = []
+    if not wanted:
+        yield captured
+        return
+    net = getattr(model, "module", model)          # under DistributedDataParallel
+    blocks = getattr(net, "residuals", None)
+    if blocks is None:
+        raise ConfigError(f"--feature-temporal-weight needs a network with residual blocks; "
+                          f"{type(net).__name__} has none")
+    handle = blocks.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
 def pair_loss(model: torch.nn.Module, loss_fn: HybridLoss, batch: dict[str, torch.Tensor], setup: Setup,
               amp: bool, config: TrainConfig | None = None) -> dict[str, torch.Tensor]:
     """Stylize frames t and t+1 of N pairs in one batch and return the loss terms (see HybridLoss),
     plus the compound stability term of :mod:`vidstyle.training.regularize` on frames t (weighted into
-    ``total`` when ``config.compound_weight`` > 0; 0 without a config).
+    ``total`` when ``config.compound_weight`` > 0; 0 without a config) and ReCoNet's feature temporal
+    term on the bottleneck features of the pair (when ``config.feature_temporal_weight`` > 0).
 
     batch: the PairDataset item dict with a leading N axis, already on ``setup.device``.
     """
     frames = torch.cat([batch["frame_t"], batch["frame_t1"]]).contiguous(memory_format=setup.memory_format)
-    with setup.autocast(amp):
+    feature_weight = config.feature_temporal_weight if config is not None else 0.0
+    with setup.autocast(amp), bottleneck_features(model, feature_weight > 0) as features:
         out_t, out_t1 = model(frames).float().chunk(2)
         terms = loss_fn(batch["frame_t"], batch["frame_t1"], out_t, out_t1, batch["flow_bw"], batch["mask"])
+        terms["feature_temporal"] = torch.zeros((), device=out_t.device)
+        if features:
+            terms["feature_temporal"] = feature_temporal_loss(*features[0].chunk(2), batch["flow_bw"],
+                                                              batch["mask"])
+            terms["total"] = terms["total"] + feature_weight * terms["feature_temporal"]
         terms["compound"] = torch.zeros((), device=out_t.device)
         if config is not None and config.compound_weight > 0:
             n, _, height, width = out_t.shape

@@ -40,7 +40,9 @@ class TrainConfig:
     the style image is resized to before its Gram matrices are taken (the ratio of the two sets the
     scale of brush strokes). ``batch``: pairs per step per process (2 * batch images).
     ``compound_*``: weight, largest shift (pixels) and noise (RGB [0, 1]) of the stability term of
-    :mod:`vidstyle.training.regularize`. ``tone``: the network's tone-gate threshold
+    :mod:`vidstyle.training.regularize`. ``luminance_temporal`` and ``feature_temporal_weight``:
+    ReCoNet's two temporal terms (:mod:`vidstyle.training.losses`), off by default.
+    ``tone``: the network's tone-gate threshold
     (:mod:`vidstyle.models.net`).
     ``init``: a trained model (name or .safetensors) whose weights start the run.
     """
@@ -64,6 +66,8 @@ class TrainConfig:
     compound_weight: float = 3.0e7
     compound_shift: float = 4.0
     compound_noise: float = 0.02
+    luminance_temporal: bool = False      # the temporal term luminance-aware (ReCoNet)
+    feature_temporal_weight: float = 0.0  # the temporal term on the bottleneck features (ReCoNet)
     tone: float = 0.25
     style_layers: list[str] = field(default_factory=lambda: list(STYLE_LAYERS))
     content_layers: list[str] = field(default_factory=lambda: list(CONTENT_LAYERS))
@@ -120,12 +124,12 @@ class TrainConfig:
         if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
             raise ConfigError(f"--max-minutes {self.max_minutes}: give a positive number of minutes")
         for key in ("lr", "content_weight", "style_weight", "tv_weight", "temporal_weight", "compound_weight",
-                    "compound_shift", "compound_noise", "tone", "photo_fraction"):
+                    "compound_shift", "compound_noise", "feature_temporal_weight", "tone", "photo_fraction"):
             value = getattr(self, key)
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"--{key.replace('_', '-')} {value}: give a finite number")
         if min(self.content_weight, self.style_weight, self.tv_weight, self.temporal_weight,
-               self.compound_weight) < 0:
+               self.compound_weight, self.feature_temporal_weight) < 0:
             raise ConfigError("loss weights must not be negative")
         if not (0 <= self.compound_shift <= self.size / 4 and 0 <= self.compound_noise <= 1):
             raise ConfigError("--compound-shift must be in [0, size/4] pixels and --compound-noise in [0, 1]")
