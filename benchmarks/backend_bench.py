@@ -7,7 +7,8 @@ Backends: PyTorch eager, PyTorch compiled (``torch.compile``; its one-time compi
 onnxruntime on the ONNX export with one session using every thread, and onnxruntime with ``--streams``
 single-threaded sessions each running its own frame at once (what ``infer`` does on the onnx
 backend). Each round times every backend on the same frame for at least ``--seconds``; the table
-gives the median over rounds and each backend's speed over the first model's eager speed. Several
+gives the median over rounds and each row's speed over the first row's (the first model's eager
+speed, unless ``--backends`` leaves it out). Several
 models (e.g. a model and its distilled lite version) are alternated alike.
 """
 
@@ -25,10 +26,19 @@ from common import machine, timed_calls
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as vidstyle infer does (before torch loads)
 
 
+# --backends keys: (row label, EngineConfig settings); "streams" takes --streams.
+ROWS = {"eager": ("torch eager", dict(backend="torch", compile=False)),
+        "compiled": ("torch compiled", dict(backend="torch", compile=True)),
+        "onnx": ("onnxruntime", dict(backend="onnx", streams=1)),
+        "streams": ("onnxruntime, streams", None)}
+
+
 def main() -> int:
     import torch
 
+    from vidstyle.infer.onnxengine import OnnxStylizer
     from vidstyle.infer.stylize import EngineConfig, Stylizer
+    from vidstyle.models.backends import cached_export
     from vidstyle.models.zoo import load_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,50 +47,62 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum timing per backend and round")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--backends", default="eager,compiled,onnx,streams",
+                        help="rows per model, of: eager, compiled, onnx (one session), streams")
     parser.add_argument("--streams", type=int, default=2,
                         help="sessions side by side in the streams row (0: no such row)")
     args = parser.parse_args()
 
     width, height = (int(v) for v in args.size.lower().split("x"))
-    backends = {"torch eager": dict(backend="torch", compile=False),
-                "torch compiled": dict(backend="torch", compile=True),
-                "onnxruntime": dict(backend="onnx", streams=1)}
-    if args.streams:
-        backends[f"onnxruntime, {args.streams} streams"] = dict(backend="onnx", streams=args.streams)
+    wanted = args.backends.split(",")
+    unknown = sorted(set(wanted) - set(ROWS))
+    if unknown:
+        parser.error(f"--backends: unknown {', '.join(unknown)} (use {', '.join(ROWS)})")
+    streams = (f"onnxruntime, {args.streams} streams", dict(backend="onnx", streams=args.streams))
+    rows = dict(ROWS, streams=streams)
+    backends = dict(rows[key] for key in ROWS if key in wanted and (key != "streams" or args.streams))
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    x_numpy = x.numpy()
     pool = ThreadPoolExecutor(max(1, args.streams))
-    stylizers, first_call = {}, {}
+    stylizers, networks, first_call = {}, {}, {}
     for model in args.model:
         net = load_model(model).net
         for backend, kw in backends.items():
             name = f"{model} {backend}" if len(args.model) > 1 else backend
-            stylizer = Stylizer(net, EngineConfig(device="cpu", threads=args.threads, **kw))
+            config = EngineConfig(device="cpu", threads=args.threads, **kw)
             started = time.perf_counter()
+            if kw["backend"] == "onnx":      # the export is made once per model, before timing
+                stylizer = OnnxStylizer(cached_export(net), config)
+                networks[name] = partial(stylizer.network, x_numpy)
+            else:
+                stylizer = Stylizer(net, config)
+                networks[name] = partial(stylizer.forward, x)
             with torch.inference_mode():
-                stylizer.forward(x)
+                networks[name]()
             first_call[name] = time.perf_counter() - started
             stylizers[name] = stylizer
 
-    def side_by_side(stylizer) -> None:
+    def side_by_side(name: str) -> None:
         """One frame per stream, all at once (the onnx backend's sessions are thread-safe)."""
-        list(pool.map(stylizer.forward, [x] * stylizer.streams))
+        call = networks[name]
+        list(pool.map(lambda _: call(), range(stylizers[name].streams)))
 
     fps: dict[str, list[float]] = {name: [] for name in stylizers}
     for r in range(args.rounds):
         for name, stylizer in stylizers.items():
-            call = partial(stylizer.forward, x) if stylizer.streams == 1 else partial(side_by_side, stylizer)
+            call = networks[name] if stylizer.streams == 1 else partial(side_by_side, name)
             with torch.inference_mode():
                 calls, seconds = timed_calls(call, args.seconds, 2)
             fps[name].append(calls * stylizer.streams / seconds)
         print(f"# round {r + 1}: " + ", ".join(f"{n} {v[-1]:.2f}" for n, v in fps.items()), flush=True)
     print(f"# {machine('cpu')}; {', '.join(args.model)} at {width}x{height}, median of {args.rounds} rounds")
-    print("| backend | network frames/s | x first eager | first call s |")
+    print("| backend | network frames/s | x first row | first call s |")
     print("|---|---:|---:|---:|")
-    eager = statistics.median(next(iter(fps.values())))
+    first = statistics.median(next(iter(fps.values())))
     for name, stylizer in stylizers.items():
         median = statistics.median(fps[name])
         fell_back = " (fell back)" if name.endswith("compiled") and not stylizer.compiled else ""
-        print(f"| {name}{fell_back} | {median:.2f} | {median / eager:.2f} | {first_call[name]:.1f} |")
+        print(f"| {name}{fell_back} | {median:.2f} | {median / first:.2f} | {first_call[name]:.1f} |")
     return 0
 
 
