@@ -192,3 +192,32 @@ def test_workers_beyond_the_cpus_are_capped_and_said_once(tmp_path, capsys, monk
     assert sorted(p.name for p in out.glob("*.h5")) == ["clip0.h5", "clip1.h5", "clip2.h5"]
     main(["flows", "precompute", str(tmp_path / "videos"), "--out", str(out), "--quiet"])
     assert asked == [1, 1] and "capped" not in capsys.readouterr().err    # the default is the CPUs
+
+
+def test_frame_step_stores_every_kth_frame_and_the_flow_between_them(tmp_path):
+    """--frame-step 2 on a square moving +3 px a frame: frames 0, 2, 4, 6 of the clip, and the
+    stored flow of each pair is the 6 px of two frames."""
+    frames = moving_square_clip(7, 96, 128, size=32, velocity=(3.0, 0.0), seed=0)
+    (tmp_path / "v").mkdir()
+    write_test_clip(tmp_path / "v" / "square.mp4", frames, lossless=True)
+    results = run_batch([tmp_path / "v"], tmp_path / "f", FlowJob(frame_step=2), show_progress=False)
+    assert [r.pairs for r in results.results] == [3]
+    with FlowFile(tmp_path / "f" / "square.h5") as clip:
+        assert clip.num_frames == 4 and clip.attrs["frame_step"] == 2
+        np.testing.assert_allclose(clip.frame(1).astype(float), frames[2].astype(float), atol=3)
+        pair = clip.pair(1)
+    np.testing.assert_allclose(pair.flow_fw[40:56, 56:72].reshape(-1, 2).mean(axis=0), (6.0, 0.0), atol=0.7)
+    # The step is part of the settings: step 1 recomputes the file instead of reusing it.
+    again = run_batch([tmp_path / "v"], tmp_path / "f", FlowJob(), show_progress=False)
+    assert again.count("ok") == 1
+    with FlowFile(tmp_path / "f" / "square.h5") as clip:
+        assert clip.num_frames == 7
+
+
+def test_frame_step_needs_two_frames_that_far_apart_and_a_positive_step(tmp_path):
+    make_clips(tmp_path / "videos", count=1, frames=3)
+    summary = run_batch([tmp_path / "videos"], tmp_path / "f", FlowJob(frame_step=3), show_progress=False)
+    assert summary.count("failed") == 1
+    assert "at least 2 3 apart" in summary.results[0].error
+    with pytest.raises(ConfigError, match="--frame-step"):
+        FlowJob(frame_step=0).check()

@@ -36,6 +36,9 @@ def register(sub) -> None:
                    help="parallel clips (default and most: the CPUs this process may use)")
     p.add_argument("--shard", help="I/N: process only shard I of N (0-based), for N machines")
     p.add_argument("--max-frames", type=int, help="use at most this many frames of each clip")
+    p.add_argument("--frame-step", type=int, default=1, metavar="K",
+                   help="keep every K-th frame, so each pair is frames (t, t+K) of the clip: "
+                        "longer-range pairs for training (default: 1)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_precompute)
 
@@ -78,7 +81,7 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     with guarded():     # the cap's warning as one line
         workers = cap_threads(args.workers, "--workers") or usable_cores()
     job = FlowJob(method=args.method, params=_parse_params(args.param), size=parse_size(args.size),
-                  max_frames=args.max_frames)
+                  max_frames=args.max_frames, frame_step=args.frame_step)
     summary = run_batch(args.sources, args.out, job, workers=workers,
                         shard=parse_shard(args.shard), show_progress=not args.quiet)
     for line in format_summary(summary):

@@ -61,18 +61,23 @@ class FlowJob:
     method: str = "farneback"
     params: dict = field(default_factory=dict)
     size: tuple[int, int] | None = None       # (width, height) frames are resized to; None keeps them
-    max_frames: int | None = None
+    max_frames: int | None = None            # of the clip's frames, before frame_step
+    frame_step: int = 1                      # keep frames 0, K, 2K, ...: pairs (t, t+K) of the clip
 
     def signature(self) -> str:
-        return json.dumps({"method": self.method, "params": self.params,
-                           "size": list(self.size) if self.size else None,
-                           "max_frames": self.max_frames}, sort_keys=True)
+        settings = {"method": self.method, "params": self.params,
+                    "size": list(self.size) if self.size else None, "max_frames": self.max_frames}
+        if self.frame_step != 1:             # files made before the setting existed stay valid
+            settings["frame_step"] = self.frame_step
+        return json.dumps(settings, sort_keys=True)
 
     def check(self) -> None:
         """ConfigError for settings that cannot work, before any clip is opened."""
         check_method(self.method)
         if self.max_frames is not None and self.max_frames < 2:
             raise ConfigError("--max-frames must be at least 2")
+        if self.frame_step < 1:
+            raise ConfigError(f"--frame-step must be at least 1, got {self.frame_step}")
 
 
 @dataclass
@@ -200,14 +205,17 @@ def _write_clip(clip: Clip, destination: Path, job: FlowJob, result: ClipResult,
     if stop is not None and stop.is_set():
         raise _Stopped()
     info = probe(clip.path)
-    frame_count = min(info.num_frames, job.max_frames or info.num_frames)
+    source_count = min(info.num_frames, job.max_frames or info.num_frames)
+    frame_count = (source_count - 1) // job.frame_step + 1 if source_count > 0 else 0
     if frame_count < 2:
-        raise VidstyleError(f"{clip.path}: {frame_count} frame(s); a clip needs at least 2")
+        step = f" {job.frame_step} apart" if job.frame_step > 1 else ""
+        raise VidstyleError(f"{clip.path}: {source_count} frame(s); a clip needs at least 2{step}")
     width, height = job.size or (info.width, info.height)
     stat = clip.path.stat()
     attrs = {
         "source": str(clip.path), "source_size": stat.st_size if clip.path.is_file() else 0,
-        "source_mtime": stat.st_mtime, "fps": float(info.fps), "source_frames": info.num_frames,
+        "source_mtime": stat.st_mtime, "fps": float(info.fps) / job.frame_step,
+        "frame_step": job.frame_step, "source_frames": info.num_frames,
         "source_width": info.width, "source_height": info.height,
         "flow_method": job.method, "flow_params": job.params, "job": job.signature(),
         "clip_id": clip.id, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -216,9 +224,12 @@ def _write_clip(clip: Clip, destination: Path, job: FlowJob, result: ClipResult,
     with FlowFileWriter(destination, num_frames=frame_count, height=height, width=width,
                         attrs=attrs) as writer:
         previous = None
-        for t, frame in enumerate(iter_frames(clip.path, size=job.size, max_frames=frame_count)):
+        for index, frame in enumerate(iter_frames(clip.path, size=job.size, max_frames=source_count)):
             if stop is not None and stop.is_set():
                 raise _Stopped()
+            if index % job.frame_step:
+                continue
+            t = index // job.frame_step
             writer.write_frame(t, frame)
             if previous is not None:
                 writer.write_pair(t - 1, *compute_pair(previous, frame, job.method, **job.params))
