@@ -9,8 +9,8 @@ from torch.nn import functional as F
 from tests.test_train import data, tiny_config  # noqa: F401  (data is a fixture)
 from vidstyle.cli import main
 from vidstyle.errors import ConfigError
-from vidstyle.models.net import build_net
-from vidstyle.training.losses import HybridLoss, feature_temporal_loss, luma, temporal_loss
+from vidstyle.models.net import build_net, luma
+from vidstyle.training.losses import HybridLoss, feature_temporal_loss, temporal_loss
 from vidstyle.training.setup import Setup
 from vidstyle.training.train import pair_loss, train
 from vidstyle.training.vgg import VGG19

@@ -156,13 +156,17 @@ def is_stylizing_net(module: Any) -> bool:
     return isinstance(module, StylizingNet)
 
 
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma (N, 1, H, W) of RGB images (N, 3, H, W), in their dtype."""
+    r, g, b = x.unbind(1)
+    return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
+
+
 def tone_gate(x: torch.Tensor, threshold: float) -> torch.Tensor:
     """(N, 1, H, W) in [0, 1]: the input's local luma over ``threshold``, clamped to 1.
 
     x: RGB [0, 1] (N, 3, H, W) with H and W multiples of 4 (the padded input)."""
-    r, g, b = x.unbind(1)
-    luma = (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
-    blocks = F.avg_pool2d(luma, _TONE_BLOCK, ceil_mode=True, count_include_pad=False)
+    blocks = F.avg_pool2d(luma(x), _TONE_BLOCK, ceil_mode=True, count_include_pad=False)
     local = F.interpolate(blocks, size=x.shape[-2:], mode="bilinear", align_corners=False)
     return (local / threshold).clamp(max=1.0)
 

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vidstyle.models.net import luma
 from vidstyle.training.vgg import VGG19
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2")
@@ -106,12 +107,6 @@ def warp(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return out.to(images.dtype)
 
 
-def luma(images: torch.Tensor) -> torch.Tensor:
-    """Rec. 601 luma (N, 1, H, W) of RGB images (N, 3, H, W)."""
-    r, g, b = images.float().unbind(1)
-    return (0.299 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
-
-
 def temporal_loss(out_t: torch.Tensor, out_t1: torch.Tensor, flow_bw: torch.Tensor,
                   mask: torch.Tensor, frames: tuple[torch.Tensor, torch.Tensor] | None = None
                   ) -> torch.Tensor:
@@ -128,7 +123,7 @@ def temporal_loss(out_t: torch.Tensor, out_t1: torch.Tensor, flow_bw: torch.Tens
     diff = out_t1.float() - warp(out_t, flow_bw).float()
     if frames is not None:
         frame_t, frame_t1 = frames
-        diff = diff - (luma(frame_t1) - warp(luma(frame_t), flow_bw))
+        diff = diff - (luma(frame_t1.float()) - warp(luma(frame_t.float()), flow_bw))
     return (mask.float() * diff.square()).mean()
 
 
