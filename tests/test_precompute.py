@@ -194,7 +194,7 @@ def test_workers_beyond_the_cpus_are_capped_and_said_once(tmp_path, capsys, monk
     assert asked == [1, 1] and "capped" not in capsys.readouterr().err    # the default is the CPUs
 
 
-def test_frame_step_stores_every_kth_frame_and_the_flow_between_them(tmp_path):
+def test_frame_step_stores_every_kth_frame_and_the_flow_between_them(tmp_path, capsys):
     """--frame-step 2 on a square moving +3 px a frame: frames 0, 2, 4, 6 of the clip, and the
     stored flow of each pair is the 6 px of two frames."""
     frames = moving_square_clip(7, 96, 128, size=32, velocity=(3.0, 0.0), seed=0)
@@ -207,6 +207,8 @@ def test_frame_step_stores_every_kth_frame_and_the_flow_between_them(tmp_path):
         np.testing.assert_allclose(clip.frame(1).astype(float), frames[2].astype(float), atol=3)
         pair = clip.pair(1)
     np.testing.assert_allclose(pair.flow_fw[40:56, 56:72].reshape(-1, 2).mean(axis=0), (6.0, 0.0), atol=0.7)
+    assert main(["flows", "inspect", str(tmp_path / "f" / "square.h5")]) == 0
+    assert "one in 2 of the clip's frames: pairs (t, t+2)" in capsys.readouterr().out
     # The step is part of the settings: step 1 recomputes the file instead of reusing it.
     again = run_batch([tmp_path / "v"], tmp_path / "f", FlowJob(), show_progress=False)
     assert again.count("ok") == 1

@@ -109,7 +109,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"{info['file']}: valid {a['format']} file, {info['bytes'] / 1e6:.1f} MB "
           f"({info['bytes_per_pair'] / 1e3:.0f} kB per pair)")
     print(f"  source      {a['source']}")
-    print(f"  frames      {a['num_frames']} at {a['width']}x{a['height']}, {a['fps']:.3f} fps")
+    step = int(a.get("frame_step", 1))       # files made before --frame-step have no such attribute
+    every = f", one in {step} of the clip's frames: pairs (t, t+{step})" if step > 1 else ""
+    print(f"  frames      {a['num_frames']} at {a['width']}x{a['height']}, {a['fps']:.3f} fps{every}")
     print(f"  flow        {a['flow_method']} {a['flow_params']}")
     print(f"  mean |flow| {info['mean_flow_pixels']:.2f} px; mask valid {100 * info['mean_mask_valid']:.1f}% "
           f"(min {100 * info['min_mask_valid']:.1f}%, median {100 * info['median_mask_valid']:.1f}%)")
