@@ -26,11 +26,11 @@ from common import machine, timed_calls
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as vidstyle infer does (before torch loads)
 
 
-# --backends keys: (row label, EngineConfig settings); "streams" takes --streams.
+# --backends keys of the fixed rows: (row label, EngineConfig settings); "streams" is the row of
+# --streams sessions side by side.
 ROWS = {"eager": ("torch eager", dict(backend="torch", compile=False)),
         "compiled": ("torch compiled", dict(backend="torch", compile=True)),
-        "onnx": ("onnxruntime", dict(backend="onnx", streams=1)),
-        "streams": ("onnxruntime, streams", None)}
+        "onnx": ("onnxruntime", dict(backend="onnx", streams=1))}
 
 
 def main() -> int:
@@ -55,12 +55,12 @@ def main() -> int:
 
     width, height = (int(v) for v in args.size.lower().split("x"))
     wanted = args.backends.split(",")
-    unknown = sorted(set(wanted) - set(ROWS))
+    unknown = sorted(set(wanted) - {*ROWS, "streams"})
     if unknown:
-        parser.error(f"--backends: unknown {', '.join(unknown)} (use {', '.join(ROWS)})")
-    streams = (f"onnxruntime, {args.streams} streams", dict(backend="onnx", streams=args.streams))
-    rows = dict(ROWS, streams=streams)
-    backends = dict(rows[key] for key in ROWS if key in wanted and (key != "streams" or args.streams))
+        parser.error(f"--backends: unknown {', '.join(unknown)} (use {', '.join(ROWS)}, streams)")
+    backends = dict(ROWS[key] for key in ROWS if key in wanted)
+    if args.streams and "streams" in wanted:
+        backends[f"onnxruntime, {args.streams} streams"] = dict(backend="onnx", streams=args.streams)
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     x_numpy = x.numpy()
     pool = ThreadPoolExecutor(max(1, args.streams))
@@ -70,9 +70,10 @@ def main() -> int:
         for backend, kw in backends.items():
             name = f"{model} {backend}" if len(args.model) > 1 else backend
             config = EngineConfig(device="cpu", threads=args.threads, **kw)
+            export = cached_export(net) if kw["backend"] == "onnx" else None   # made once, not timed
             started = time.perf_counter()
-            if kw["backend"] == "onnx":      # the export is made once per model, before timing
-                stylizer = OnnxStylizer(cached_export(net), config)
+            if export is not None:
+                stylizer = OnnxStylizer(export, config)
                 networks[name] = partial(stylizer.network, x_numpy)
             else:
                 stylizer = Stylizer(net, config)
