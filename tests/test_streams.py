@@ -93,7 +93,7 @@ def test_large_frames_go_one_at_a_time_through_one_session_with_every_thread(exp
             most[0] = max(most[0], busy[0])
         options = runner.session.get_session_options()
         threads_of_runner.append((x.shape[-1], options.intra_op_num_threads))
-        levels.add((x.shape[-1], options.graph_optimization_level))
+        levels.add((x.shape[-1], options.graph_optimization_level, options.enable_cpu_mem_arena))
         try:
             time.sleep(0.05)       # room for a second call to overlap, were one allowed
             return real_call(runner, x)
@@ -112,7 +112,8 @@ def test_large_frames_go_one_at_a_time_through_one_session_with_every_thread(exp
     assert {t for width, t in threads_of_runner if width == 48} == {2}
     assert {t for width, t in threads_of_runner if width == 40} == {1}
     basic, full = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    assert levels == {(48, basic), (40, full)}, "large frames: the lean graph; small ones: the full one"
+    assert levels == {(48, basic, False), (40, full, True)}, \
+        "large frames: the lean graph without the memory arena; small ones: the full graph with it"
 
     busy[0] = most[0] = 0
     list(two.pairs(iter(large)))

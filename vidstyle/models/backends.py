@@ -115,7 +115,8 @@ class OnnxRunner:
     lean: optimize the graph at onnxruntime's basic level only, for large frames. The full level
     converts the convolutions to a blocked layout that pads 8 channels to 16 and adds a copy of the
     feature map on each side of every conversion: one 1080p frame of the lite network peaked at 814 MB
-    with it and 407 MB without, for about 10% of the speed (docs/backends.md, "Memory at 1080p").
+    with it and 407 MB without, for about 10% of the speed (docs/backends.md, "Memory at 1080p"). The
+    lean session also runs without onnxruntime's memory arena.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 0, lean: bool = False):
@@ -129,9 +130,11 @@ class OnnxRunner:
         # OpenMP threads do (see vidstyle/cli/infer.py): wait passively instead.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        # The arena keeps the peak's buffers and fragments across frames; without it a 1080p job
-        # peaked lower (docs/backends.md, "Whole jobs against a per-frame peer").
-        options.enable_cpu_mem_arena = False
+        # onnxruntime's arena keeps a run's buffers for the next one. At 640x360 it made two lite2
+        # streams 1.5x faster (no fresh pages to fault in each frame); at 1080p it kept the peak's
+        # buffers and fragments and the job peaked higher, so the lean session goes without
+        # (docs/backends.md, "Memory at 1080p").
+        options.enable_cpu_mem_arena = not lean
         if lean:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         try:
