@@ -18,6 +18,7 @@ import html
 import io
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -119,14 +120,21 @@ def placeholder(name: str) -> bytes:
 
 class Catalog:
     """Thumbnails (made once per model file) and engines (one StylizerPool per model file,
-    shared by the jobs and the previews of that model)."""
+    shared by the jobs and the previews of that model).
 
-    def __init__(self, engine: EngineConfig | None = None, notify=None):
+    Only the pools of the ``keep_pools`` models used last are kept: onnxruntime's sessions keep their
+    buffers between frames (about 80 MB a session at 640x360, 310 MB at 1280x720), so a server that
+    kept every style it was asked for would hold several GB after a tour of the styles. A job still
+    running on a pool that was let go keeps it until the job ends; asking for that model again builds
+    a new pool (the export is cached on disk)."""
+
+    def __init__(self, engine: EngineConfig | None = None, notify=None, keep_pools: int = 2):
         self.engine = engine or EngineConfig()
         self.notify = notify
+        self.keep_pools = max(1, int(keep_pools))
         self._lock = threading.Lock()
         self._thumbs: dict[tuple, Thumbnail] = {}
-        self._pools: dict[tuple, StylizerPool] = {}
+        self._pools: OrderedDict[tuple, StylizerPool] = OrderedDict()
 
     @staticmethod
     def _key(entry: ModelEntry) -> tuple:
@@ -166,6 +174,9 @@ class Catalog:
             if key not in self._pools:
                 self._pools[key] = SharedPool(LazyModel(entry, read_card(entry)), self.engine,
                                               notify=self.notify)
+                while len(self._pools) > self.keep_pools:
+                    self._pools.popitem(last=False)
+            self._pools.move_to_end(key)
             return self._pools[key]
 
 
