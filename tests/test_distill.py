@@ -86,6 +86,9 @@ def test_resuming_nothing_is_a_one_line_error(setup, tmp_path):
     (["TEACHER", "--name", "x", "--flows", "F", "--steps", "0"], "--steps must be at least 1"),
     (["TEACHER", "--name", "x", "--flows", "F", "--net", "vgg"], "--net 'vgg'"),
     (["TEACHER", "--name", "x"], "no training data"),
+    (["TEACHER", "--name", "x", "--flows", "F", "--channels", "16,32"], "three positive widths"),
+    (["TEACHER", "--name", "x", "--flows", "F", "--channels", "16,32,0"], "three positive widths"),
+    (["TEACHER", "--name", "x", "--flows", "F", "--net", "huang", "--channels", "8,8,8"], "lite and lite2"),
 ])
 def test_command_gives_one_line_errors(setup, tmp_path, capsys, args, message):
     teacher, flows = setup
@@ -102,3 +105,43 @@ def run_cli_distill(capsys, *args):
     code = main(["distill", *map(str, args)])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def lite2_model(folder, channels=(8, 24, 64), seed=3):
+    torch.manual_seed(seed)
+    net = build_net("lite2", channels=channels, tone=0.25)
+    return save_model(net, folder / f"init_{'_'.join(map(str, channels))}.safetensors",
+                      ModelCard("init", net.config, "t.jpg", "an init"))
+
+
+def test_a_wider_student_starts_as_its_narrower_init_and_resumes_at_its_width(setup, tmp_path, capsys):
+    init = lite2_model(tmp_path)
+    cfg = config(setup, tmp_path, net="lite2", init=str(init), channels=[16, 32, 64], steps=1, lr=1e-9)
+    path = distill(cfg, log=lambda *_: None)
+    student, start = load_model(path), load_model(init)
+    assert student.card.net["channels"] == [16, 32, 64]
+    frames = torch.rand(2, 3, 32, 48)
+    with torch.inference_mode():    # one step at a vanishing learning rate: still the init's picture
+        before, after = start.net.forward_ungated(frames), student.net.forward_ungated(frames)
+        assert torch.allclose(after, before, atol=1e-3)
+    code, out, _ = run_cli_distill(capsys, "--name", "student", "--resume", "--steps", "2", "--runs-dir",
+                                   tmp_path / "runs")   # the saved run: its widths come back with it
+    assert code == 0 and "steps 1..2" in out
+    assert load_model(path).card.net["channels"] == [16, 32, 64]
+
+
+def test_without_channels_the_student_takes_its_inits_widths_and_keeps_them(setup, tmp_path, capsys):
+    init = lite2_model(tmp_path, channels=(16, 24, 64))
+    path = distill(config(setup, tmp_path, net="lite2", init=str(init), steps=1), log=lambda *_: None)
+    assert load_model(path).card.net["channels"] == [16, 24, 64]
+    code, _, err = run_cli_distill(capsys, "--name", "student", "--resume", "--steps", "2", "--runs-dir",
+                                   tmp_path / "runs")
+    assert code == 0, err
+    assert load_model(path).card.net["channels"] == [16, 24, 64]
+
+
+def test_a_student_narrower_than_its_init_is_refused_in_one_line(setup, tmp_path):
+    init = lite2_model(tmp_path, channels=(16, 32, 64))
+    cfg = config(setup, tmp_path, net="lite2", init=str(init), channels=[8, 24, 64], steps=1)
+    with pytest.raises(ConfigError, match=r"not a lite2 network of this shape \(channels \[8, 24, 64\]\)"):
+        distill(cfg, log=lambda *_: None)

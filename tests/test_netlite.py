@@ -198,3 +198,40 @@ def test_only_a_lite_network_is_folded(name):
 
     with pytest.raises(ValueError, match="takes a lite network"):
         fold_norms(build_net(name), torch.rand(1, 3, 16, 16))
+
+
+@pytest.mark.parametrize("name, channels", [("lite2", (16, 32, 64)), ("lite", (12, 24, 80))])
+def test_widened_network_computes_the_same_picture_with_wider_stages(name, channels):
+    from vidstyle.models.netlite import widen
+
+    torch.manual_seed(6)
+    net = with_random_norms(build_net(name, tone=0.25), seed=6).eval()
+    wide = widen(net, channels).eval()
+    assert wide.config == {**net.config, "channels": list(channels)}
+    assert wide.encoder[0][0].out_channels == channels[0]
+    assert wide.residuals[0].body[1].in_channels == channels[2]
+    frame = torch.rand(2, 3, 40, 56)
+    with torch.inference_mode():
+        assert torch.allclose(wide(frame), net(frame), atol=1e-6)
+        assert torch.allclose(wide.forward_ungated(frame), net.forward_ungated(frame), atol=1e-6)
+
+
+def test_a_widened_networks_new_channels_are_opened_by_training():
+    """The weights by which old channels read new ones start at zero, and the first step's gradient
+    moves them: the new width is not dead."""
+    from vidstyle.models.netlite import widen
+
+    torch.manual_seed(7)
+    wide = widen(build_net("lite2"), (16, 32, 64))
+    last = wide.decoder[2]                      # conv c1 -> 3: reads the 8 new full-resolution channels
+    assert last.weight[:, 8:].abs().max() == 0
+    wide.forward_ungated(torch.rand(1, 3, 32, 32)).mean().backward()
+    assert last.weight.grad[:, 8:].abs().max() > 0
+
+
+@pytest.mark.parametrize("channels", [(4, 24, 64), (8, 24), (8, 24, 63)])
+def test_widening_to_fewer_channels_is_refused(channels):
+    from vidstyle.models.netlite import widen
+
+    with pytest.raises(ValueError, match="at least"):
+        widen(build_net("lite2"), channels)

@@ -44,7 +44,11 @@ def register(sub) -> None:
     p.add_argument("--style", default=_S, metavar="IMAGE",
                    help="the style term's image (default: the teacher's, from data/styles/)")
     p.add_argument("--init", default=_S, metavar="MODEL",
-                   help="start the student from this model (a name or a .safetensors file), same network")
+                   help="start the student from this model (a name or a .safetensors file), same network "
+                        "(a lite one may start a lite2 student, or a wider one: --channels)")
+    p.add_argument("--channels", type=_widths, default=_S, metavar="C1,C2,C3",
+                   help="the lite student's widths at full, half and quarter resolution (default: the "
+                        "--init model's, else 8,24,64); wider than --init's starts from it widened")
     p.add_argument("--seed", type=int, default=_S, help=f"data seed (default {_D.seed})")
     p.add_argument("--runs-dir", default=_S, help=f"where runs live (default {_D.runs_dir})")
     p.add_argument("--max-minutes", type=float, default=_S,
@@ -57,6 +61,13 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="start the run again from scratch")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines, only the model's path")
     p.set_defaults(func=run_distill)
+
+
+def _widths(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths like 16,32,64, got {text!r}") from None
 
 
 _FLAGS = ("resume", "overwrite", "quiet", "func", "command")

@@ -30,6 +30,9 @@ onnxruntime"). Its modules keep lite's places, with identities where lite has th
 the two share parameter names and :func:`fold_norms` turns a trained lite network into a lite2 one:
 each dropped norm becomes the fixed scale and shift of its average statistics on some frames,
 folded into the convolution before it, to start a distillation from.
+
+:func:`widen` gives a trained lite or lite2 network wider stages that compute the same picture, so
+a distillation into a wider student starts from a narrower network's weights (``distill --channels``).
 """
 
 from __future__ import annotations
@@ -160,3 +163,30 @@ def fold_norms(net: LiteStyleNet, frames: torch.Tensor) -> LiteStyleNet:
     folded = LiteStyleNet(net.config["channels"], net.config["res_blocks"], name="lite2", tone=net.tone)
     folded.load_state_dict(work.state_dict())
     return folded
+
+
+@torch.no_grad()
+def widen(net: LiteStyleNet, channels: Sequence[int], seed: int = 0) -> LiteStyleNet:
+    """``net`` with wider stages (c1, c2, c3), each at least ``net``'s, computing the same output.
+
+    Every tensor of ``net`` fills the leading corner of the wider network's. A new channel's own
+    weights (what it reads, its depthwise kernel, its bias) keep the wider network's fresh
+    initialisation (seeded by ``seed``), and every weight by which an old channel would read a new
+    one is zero: the old channels compute what they did, the new ones are computed but not yet read,
+    and training opens them (the zero weights get gradients from the first step). A new norm channel
+    starts at scale 1 and shift 0, as a fresh norm does."""
+    c_old = [int(c) for c in net.config["channels"]]
+    c_new = [int(c) for c in channels]
+    if len(c_new) != 3 or any(new < old for new, old in zip(c_new, c_old)):
+        raise ValueError(f"widen: channels {c_new} must be three widths, each at least {c_old}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        wide = LiteStyleNet(c_new, net.config["res_blocks"], name=net.config["name"], tone=net.tone)
+    old_state = net.state_dict()
+    for key, tensor in wide.state_dict().items():
+        old = old_state[key].to(tensor.dtype)
+        corner = tuple(slice(0, n) for n in old.shape)
+        tensor[corner] = old
+        if tensor.dim() == 4 and tensor.shape[1] > old.shape[1]:   # a conv reading new channels
+            tensor[: old.shape[0], old.shape[1]:] = 0
+    return wide

@@ -12,7 +12,9 @@ vertical pixel differences (they keep the strokes sharp), and x' is x with Gauss
 ``noise`` on half the images: the student learns to give the teacher's clean answer for a noisy
 frame, which keeps it as steady on video as the teacher was trained to be. A ``lite2`` student
 started from a ``lite`` network (``init``) begins as that network with its extra norms folded
-(:func:`vidstyle.models.netlite.fold_norms`). The student takes over
+(:func:`vidstyle.models.netlite.fold_norms`); a student with wider stages (``channels``) than its
+``init`` begins as the init widened, computing the same picture (:func:`vidstyle.models.netlite.widen`).
+The student takes over
 the teacher's tone gate. Three optional terms join it: ``feature_weight`` x the relative error of the
 student's VGG-19 Gram matrices against the teacher's output's (:func:`feature_loss`), ``style_weight``
 x their relative error against the style image's (:func:`gram_error`; the teacher's own painting by
@@ -146,6 +148,27 @@ def _folded(net: torch.nn.Module, dataset: PairDataset, batch: int) -> torch.nn.
     return fold_norms(net, frames)
 
 
+def _start_from(init: torch.nn.Module, student: torch.nn.Module, config: DistillConfig,
+                dataset: PairDataset) -> None:
+    """Load the student's first weights from the ``init`` network: a lite network's norms folded for a
+    lite2 student, narrower lite stages widened; ConfigError when it cannot become the student."""
+    from vidstyle.models.netlite import widen
+
+    if config.net == "lite2" and init.config["name"] == "lite":
+        init = _folded(init, dataset, config.batch)
+    same_kind = init.config["name"] == config.net and config.net in ("lite", "lite2")
+    if same_kind and init.config["channels"] != student.config["channels"]:
+        try:
+            init = widen(init, student.config["channels"], seed=config.seed)
+        except (ValueError, KeyError):
+            pass   # narrower or another depth: refused below, as any other misfit
+    try:
+        student.load_state_dict(init.state_dict())
+    except RuntimeError:
+        raise ConfigError(f"--init {config.init}: not a {config.net} network of this shape "
+                          f"(channels {student.config['channels']})") from None
+
+
 def _lr_at(config: DistillConfig, step: int) -> float:
     """Cosine decay from ``lr`` to lr / 20 over the run."""
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / config.steps)))
@@ -181,15 +204,13 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
     tone = float(getattr(teacher.net, "tone", 0.0))
     dataset = PairDataset(config.flows, photos=config.photos, crop=config.size, seed=config.seed)
     torch.manual_seed(config.seed)   # the student's first weights: a run is a function of its config
-    student = build_net(config.net, tone=tone).to(device)
-    if config.init and not resume:
-        init = load_model(config.init).net
-        if config.net == "lite2" and init.config["name"] == "lite":
-            init = _folded(init, dataset, config.batch)
-        try:
-            student.load_state_dict(init.state_dict())
-        except RuntimeError:
-            raise ConfigError(f"--init {config.init}: not a {config.net} network of this shape") from None
+    init = load_model(config.init).net if config.init and not resume else None
+    if init is not None and config.channels is None and config.net in ("lite", "lite2"):
+        config.channels = list(init.config["channels"])   # saved with the run: --resume builds the same
+    widths = {"channels": config.channels} if config.channels is not None else {}
+    student = build_net(config.net, tone=tone, **widths).to(device)
+    if init is not None:
+        _start_from(init, student, config, dataset)
     vgg, painting = None, None
     if config.feature_weight > 0 or config.style_weight > 0:
         from vidstyle.training.vgg import VGG19

@@ -40,6 +40,9 @@ class DistillConfig:
     style_weight: float = 0.0
     style: str | None = None   # the style term's image; default the teacher's (data/styles/, by its card)
     init: str | None = None   # start the student from this model (a name or a .safetensors file)
+    # The student's widths (c1, c2, c3); None: the init's when there is one, else the network's
+    # defaults. Wider than the init's: the init widened (vidstyle.models.netlite.widen).
+    channels: list[int] | None = None
     seed: int = 0
     runs_dir: str = "runs"
     max_minutes: float | None = None
@@ -72,6 +75,11 @@ class DistillConfig:
         for option, value in weights:
             if not value >= 0:
                 raise ConfigError(f"--{option} must be >= 0, got {value:g}")
+        if self.channels is not None:
+            if len(self.channels) != 3 or min(self.channels) < 1:
+                raise ConfigError(f"--channels must be three positive widths C1,C2,C3, got {self.channels}")
+            if self.net not in ("lite", "lite2"):
+                raise ConfigError(f"--channels is for the lite and lite2 students, not {self.net!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"--max-minutes must be > 0, got {self.max_minutes:g}")
         check_name(self.name)
