@@ -89,6 +89,7 @@ def test_resuming_nothing_is_a_one_line_error(setup, tmp_path):
     (["TEACHER", "--name", "x", "--flows", "F", "--channels", "16,32"], "three positive widths"),
     (["TEACHER", "--name", "x", "--flows", "F", "--channels", "16,32,0"], "three positive widths"),
     (["TEACHER", "--name", "x", "--flows", "F", "--net", "huang", "--channels", "8,8,8"], "lite and lite2"),
+    (["TEACHER", "--name", "x", "--flows", "F", "--blur", "1.5"], "--blur must be a share in [0, 1]"),
 ])
 def test_command_gives_one_line_errors(setup, tmp_path, capsys, args, message):
     teacher, flows = setup
@@ -145,3 +146,44 @@ def test_a_student_narrower_than_its_init_is_refused_in_one_line(setup, tmp_path
     cfg = config(setup, tmp_path, net="lite2", init=str(init), channels=[8, 24, 64], steps=1)
     with pytest.raises(ConfigError, match=r"not a lite2 network of this shape \(channels \[8, 24, 64\]\)"):
         distill(cfg, log=lambda *_: None)
+
+
+def test_blur_kernels_are_streaks_or_gaussians_that_keep_the_brightness():
+    from vidstyle.training.distill import blur_kernel
+
+    generator = torch.Generator().manual_seed(0)
+    kernels = [blur_kernel(generator) for _ in range(40)]
+    assert all(torch.isclose(k.sum(), torch.tensor(1.0)) and k.min() >= 0 for k in kernels)
+    streaks = [k for k in kernels if int((k > 0).sum()) <= 15]   # a line of pixels, not a disc
+    assert 10 <= len(streaks) <= 30
+    assert all(int((k > 0).sum()) >= 3 for k in streaks)
+
+
+def test_blur_takes_a_share_of_the_pairs_and_blurs_both_frames_of_a_pair_alike():
+    from vidstyle.training.distill import _blurred
+
+    torch.manual_seed(0)
+    pairs = 200
+    first = torch.rand(pairs, 3, 24, 24)
+    frames = torch.cat([first, first])                 # each pair: the same frame twice
+    out = _blurred(frames, 0.3, torch.Generator().manual_seed(1))
+    changed = (out[:pairs] - first).abs().flatten(1).amax(1) > 1e-6
+    assert 40 <= int(changed.sum()) <= 80
+    assert torch.equal(out[:pairs], out[pairs:])       # one kernel for both frames of a pair
+    detail = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean()   # noqa: E731
+    assert detail(out[:pairs][changed]) < 0.7 * detail(first[changed])
+    assert torch.equal(_blurred(frames, 0.0, torch.Generator()), frames)
+
+
+def test_a_blurred_run_resumes_exactly_and_its_card_records_the_blur(setup, tmp_path):
+    straight = distill(config(setup, tmp_path / "a", steps=4, blur=0.5), log=lambda *_: None)
+    lines = []   # a deadline already passed: the run stops after its first step, then resumes
+    distill(config(setup, tmp_path / "b", steps=4, blur=0.5, max_minutes=1e-9), log=lines.append)
+    assert "at step 1" in lines[-1]
+    resumed = distill(config(setup, tmp_path / "b", steps=4, blur=0.5), resume=True, log=lambda *_: None)
+    one, other = load_model(straight), load_model(resumed)
+    assert one.card.trained["distilled"]["blur"] == 0.5
+    for key, tensor in one.net.state_dict().items():
+        assert torch.equal(tensor, other.net.state_dict()[key]), key
+    unblurred = load_model(distill(config(setup, tmp_path / "c", steps=4), log=lambda *_: None))
+    assert any(not torch.equal(t, unblurred.net.state_dict()[k]) for k, t in one.net.state_dict().items())

@@ -19,7 +19,9 @@ the teacher's tone gate. Three optional terms join it: ``feature_weight`` x the 
 student's VGG-19 Gram matrices against the teacher's output's (:func:`feature_loss`), ``style_weight``
 x their relative error against the style image's (:func:`gram_error`; the teacher's own painting by
 default), and ``temporal_weight`` x the student's masked warping error over the teacher's on the same
-pairs (:func:`temporal_ratio`).
+pairs (:func:`temporal_ratio`). With ``blur``, that share of the pairs is blurred first, both frames
+by one random motion streak or Gaussian (:func:`blur_kernel`), for teacher and student alike: the
+student learns to paint texture on a shaken frame as its teacher does.
 
 The run folder ``RUNS/NAME/`` is a training run's (:mod:`vidstyle.training.runfiles`): config.json,
 losses.csv (step, loss, seconds), checkpoint.pt (every ``checkpoint_every`` steps and on stop, with
@@ -128,6 +130,47 @@ def _noisy(x: torch.Tensor, noise: float, generator: torch.Generator) -> torch.T
     return torch.cat([x[:half], noisy])
 
 
+BLUR_SIDE = 15   # the blur kernels' side: motion streaks up to 13 px, Gaussians up to sigma 2
+
+
+def blur_kernel(generator: torch.Generator) -> torch.Tensor:
+    """A random (BLUR_SIDE, BLUR_SIDE) kernel summing to 1: half the time a straight motion streak
+    of 3-13 px at any angle (a shaken or panning camera), else a Gaussian of sigma 0.6-2 px (focus)."""
+    draw = torch.rand(3, generator=generator).tolist()
+    centre = BLUR_SIDE // 2
+    if draw[0] < 0.5:
+        length, angle = 3 + 10 * draw[1], math.pi * draw[2]
+        t = torch.linspace(-length / 2, length / 2, 8 * BLUR_SIDE)
+        cols = (centre + t * math.cos(angle)).round().long().clamp(0, BLUR_SIDE - 1)
+        rows = (centre + t * math.sin(angle)).round().long().clamp(0, BLUR_SIDE - 1)
+        kernel = torch.zeros(BLUR_SIDE, BLUR_SIDE)
+        kernel.index_put_((rows, cols), torch.ones(t.numel()), accumulate=True)
+    else:
+        sigma = 0.6 + 1.4 * draw[1]
+        axis = torch.arange(BLUR_SIDE, dtype=torch.float32) - centre
+        line = torch.exp(-axis.square() / (2 * sigma * sigma))
+        kernel = line[:, None] * line[None, :]
+    return kernel / kernel.sum()
+
+
+def _blurred(frames: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """``frames`` (2B, 3, S, S: the B first frames of the pairs, then their B second frames) with a
+    ``share`` of the pairs blurred, both frames by the same :func:`blur_kernel`."""
+    if share <= 0:
+        return frames
+    pairs, out = frames.shape[0] // 2, frames.clone()
+    pad = BLUR_SIDE // 2
+    for i in range(pairs):
+        picked = float(torch.rand(1, generator=generator)) < share
+        kernel = blur_kernel(generator)   # drawn for every pair, so the draws do not depend on share
+        if picked:
+            both = frames[[i, pairs + i]]
+            weight = kernel.to(frames).expand(3, 1, BLUR_SIDE, BLUR_SIDE)
+            blurred = F.conv2d(F.pad(both, (pad, pad, pad, pad), mode="reflect"), weight, groups=3)
+            out[[i, pairs + i]] = blurred
+    return out
+
+
 def _batch(dataset: PairDataset, step: int, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The 2 * batch frames (both of each pair) of step ``step``, (2B, 3, S, S), with the pairs'
     backward flows (B, 2, S, S) and masks (B, 1, S, S); reproducible by step."""
@@ -220,6 +263,8 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
             painting = style_image_grams(vgg, config, teacher.card, device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
     generators = {"noise": torch.Generator(device).manual_seed(config.seed * 1_000_003)}
+    if config.blur > 0:   # only then: checkpoints of runs without blur hold no such generator
+        generators["blur"] = torch.Generator().manual_seed(config.seed * 1_000_033 + 1)
     start, seconds = 0, 0.0
     if state:
         try:
@@ -241,6 +286,8 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(config, step)
         frames, flow_bw, mask = (t.to(device) for t in _batch(dataset, step, config.batch))
+        if config.blur > 0:
+            frames = _blurred(frames, config.blur, generators["blur"])
         with torch.no_grad():
             target = teacher.net.forward_ungated(frames)
         out = student.forward_ungated(_noisy(frames, config.noise, generators["noise"]))
@@ -294,6 +341,7 @@ def _write_model(student: torch.nn.Module, teacher: Any, config: DistillConfig, 
                                 "batch": config.batch, "size": config.size, "noise": config.noise,
                                 "feature_weight": config.feature_weight,
                                 "temporal_weight": config.temporal_weight, "init": config.init,
+                                "blur": config.blur,
                                 "style_weight": config.style_weight,
                                 "style": Path(config.style).name if config.style else None,
                                 "lr": config.lr, "seconds": round(seconds, 1), "hardware": hardware}

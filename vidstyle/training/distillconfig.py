@@ -38,6 +38,10 @@ class DistillConfig:
     # term); 0 leaves it out. Where a small student cannot hold all of the teacher's texture, this
     # asks it for the painting's directly: the style loss the look is measured by.
     style_weight: float = 0.0
+    # The share of frame pairs blurred, both frames by the same random motion streak or Gaussian,
+    # for the teacher and the student alike: a small student followed the blur of a shaken frame
+    # where its teacher kept painting texture (the_wave_lite on davis_dog; docs/fast-networks.md).
+    blur: float = 0.0
     style: str | None = None   # the style term's image; default the teacher's (data/styles/, by its card)
     init: str | None = None   # start the student from this model (a name or a .safetensors file)
     # The student's widths (c1, c2, c3); None: the init's when there is one, else the network's
@@ -80,6 +84,8 @@ class DistillConfig:
                 raise ConfigError(f"--channels must be three positive widths C1,C2,C3, got {self.channels}")
             if self.net not in ("lite", "lite2"):
                 raise ConfigError(f"--channels is for the lite and lite2 students, not {self.net!r}")
+        if not 0 <= self.blur <= 1:
+            raise ConfigError(f"--blur must be a share in [0, 1], got {self.blur:g}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"--max-minutes must be > 0, got {self.max_minutes:g}")
         check_name(self.name)
