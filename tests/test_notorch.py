@@ -141,3 +141,21 @@ def test_a_child_that_dies_without_a_report_is_one_model_error(tmp_path, monkeyp
     monkeypatch.setattr(exportchild.sys, "executable", str(tmp_path / "python"))
     with pytest.raises(ModelError, match=r"exporting m for onnxruntime failed .*Segmentation fault"):
         exportchild.export_in_child(tmp_path / "m.safetensors", "m", "k", tmp_path)
+
+
+def test_the_export_child_imports_the_parents_vidstyle_even_where_none_is_installed(tmp_path,
+                                                                                   monkeypatch):
+    # `python path/to/infer.py` from a clone that was never installed, run in another folder: the
+    # child, started with `python -m`, finds vidstyle only through the path the parent gives it.
+    import vidstyle
+    from vidstyle.models import exportchild
+
+    script = tmp_path / "child.py"
+    script.write_text("import json, vidstyle\nprint(json.dumps({'path': vidstyle.__file__}))\n")
+    (tmp_path / "python").write_text(f"#!/bin/sh\nexec {sys.executable} -S {script}\n")  # no site
+    (tmp_path / "python").chmod(0o755)
+    monkeypatch.setattr(exportchild.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    found = exportchild.export_in_child(tmp_path / "m.safetensors", "m", "k", tmp_path)
+    assert found.resolve() == Path(vidstyle.__file__).resolve()

@@ -32,7 +32,7 @@ def export_in_child(weights: str | os.PathLike, name: str, key: str,
     ModelError for anything wrong with the file or its export, CacheUnwritable where the cache cannot
     take the file, as if the export had run here."""
     command = [sys.executable, "-m", __name__, os.fsencode(weights), name, key, os.fsencode(folder)]
-    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True)
+    done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, env=_child_env())
     lines = done.stdout.decode("utf-8", "surrogateescape").strip().splitlines()
     try:
         report = json.loads(lines[-1]) if lines else {}
@@ -45,6 +45,18 @@ def export_in_child(weights: str | os.PathLike, name: str, key: str,
     said = done.stderr.decode("utf-8", "replace").strip().splitlines()
     why = said[-1] if said else f"exit status {done.returncode}"
     raise ModelError(f"exporting {name} for onnxruntime failed in its own process: {why}")
+
+
+def _child_env() -> dict[str, str]:
+    """This process's environment, with the folder this vidstyle was imported from first on
+    PYTHONPATH: the child runs the same package even where it is not installed (``python
+    path/to/infer.py`` from a clone, run in another folder)."""
+    import vidstyle
+
+    home = os.fspath(Path(vidstyle.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([home, *filter(None, [env.get("PYTHONPATH")])])
+    return env
 
 
 def main(argv: list[str] | None = None) -> int:
