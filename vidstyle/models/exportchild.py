@@ -51,11 +51,9 @@ def _child_env() -> dict[str, str]:
     """This process's environment, with the folder this vidstyle was imported from first on
     PYTHONPATH: the child runs the same package even where it is not installed (``python
     path/to/infer.py`` from a clone, run in another folder)."""
-    import vidstyle
-
-    home = os.fspath(Path(vidstyle.__file__).resolve().parent.parent)
+    home = os.fspath(Path(__file__).resolve().parents[2])      # the folder holding vidstyle/
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([home, *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [home, env.get("PYTHONPATH")]))
     return env
 
 
