@@ -347,3 +347,18 @@ def test_shipped_cards_name_no_machine_paths_and_their_style_images_are_shipped_
         assert kind in card["description"] and (kind == "CPU" or "NVIDIA" in hardware), path.name
         with safe_open(str(path.with_suffix(".safetensors")), framework="pt") as f:
             assert json.loads(f.metadata()[CARD_KEY]) == card, path.name
+
+
+def test_each_shipped_fast_network_keeps_its_full_models_look_and_tone_gate():
+    # A style's two networks must look alike on any footage: the fast one runs by default on a CPU only
+    # if its recorded check keeps the look, and with another tone gate dark scenes would differ.
+    from vidstyle.models.looks import keeps_the_look, teacher_of
+
+    cards = {path.stem: ModelCard(**json.loads(path.read_text())) for path in zoo.WEIGHTS_DIR.glob("*.json")}
+    fast = {name: card for name, card in cards.items() if teacher_of(card)}
+    assert len(fast) >= 7
+    for name, card in fast.items():
+        teacher = cards[teacher_of(card)]
+        assert teacher_of(teacher) is None, name
+        assert card.net.get("tone", 0.0) == teacher.net.get("tone", 0.0), name
+        assert keeps_the_look(card), name
