@@ -173,6 +173,20 @@ def test_killed_batch_resumes_and_leaves_only_whole_files(tmp_path):
     assert sum(e["status"] == "skipped" for e in last_run) == len(finished_before)
 
 
+def test_a_worker_whose_parent_died_while_it_started_exits_at_once():
+    # A kill can come while a pool worker is still starting, before it has asked the kernel to end it
+    # with its parent; it must then exit instead of waiting for work forever.
+    code = ("import sys; from vidstyle.flow.precompute import _die_with_parent; "
+            "_die_with_parent(int(sys.argv[1])); print('alive')")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.run([sys.executable, "-c", code, str(os.getpid())], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert (child.returncode, child.stdout.strip()) == (0, "alive"), child.stderr
+    orphan = subprocess.run([sys.executable, "-c", code, str(os.getpid() + 1)], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert (orphan.returncode, orphan.stdout.strip()) == (1, ""), orphan.stderr
+
+
 def test_workers_beyond_the_cpus_are_capped_and_said_once(tmp_path, capsys, monkeypatch):
     import vidstyle.device
     import vidstyle.flow.precompute as precompute

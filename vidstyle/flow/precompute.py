@@ -245,15 +245,24 @@ _worker_progress = None  # in pool workers: the queue that counts finished pairs
 _worker_stop = None      # in pool workers: the Event the parent sets on Ctrl-C
 
 
-def _init_worker(threads: int, progress, stop) -> None:
-    """Pool worker set-up: die with the parent (a killed job leaves no orphan writing files), leave
-    Ctrl-C to the parent (which sets ``stop``), and pin OpenCV's threads so N workers share N cores."""
-    global _worker_progress, _worker_stop
-    _worker_progress, _worker_stop = progress, stop
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when ``parent`` dies (Linux's PR_SET_PDEATHSIG), and exit now
+    if it already has: a parent killed while this worker was still starting would otherwise leave it
+    waiting for work forever."""
     try:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _init_worker(threads: int, progress, stop, parent: int) -> None:
+    """Pool worker set-up: die with the parent (a killed job leaves no orphan writing files), leave
+    Ctrl-C to the parent (which sets ``stop``), and pin OpenCV's threads so N workers share N cores."""
+    global _worker_progress, _worker_stop
+    _worker_progress, _worker_stop = progress, stop
+    _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import cv2
 
@@ -359,7 +368,7 @@ def _run_pool(todo: list[Clip], out_dir: Path, job: FlowJob, workers: int, finis
     ctx = mp.get_context("spawn")
     progress, stop = ctx.SimpleQueue(), ctx.Event()
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads, progress, stop)) as pool:
+                             initargs=(threads, progress, stop, os.getpid())) as pool:
         pending = {pool.submit(_process_clip_in_worker, clip, out_dir, job): clip for clip in todo}
         try:
             while pending:
