@@ -11,7 +11,7 @@ scored with :mod:`vidstyle.evaluate.metrics` (Farneback flow, unlike the stabili
     black luma         mean Rec. 601 luma of a black 640x360 frame's output (target <= 0.12)
 
     python benchmarks/heldout_targets.py --clips davis_dog.mp4 sam2_cups.mp4 sintel_ambush_3.mp4 \\
-        [--models NAME ...] [--stabilize S] [--max-frames 40] [--json out.json]
+        [--models NAME ...] [--stabilize S] [--max-frames 40] [--start SECONDS] [--json out.json]
 
 ``--fast-check`` scores each fast (distilled) model beside its full model (the card's
 ``trained.distilled.teacher``) and says whether it keeps the full model's look: style ratio at most
@@ -54,7 +54,9 @@ def score_model(name: str, clips: list[Path], args) -> dict:
     fidelity = metrics.Fidelity(read_image(style, "style image"), 512, "cpu")
     per_clip = []
     for clip in clips:
-        frames = list(iter_frames(clip, max_frames=args.max_frames))
+        frames = list(iter_frames(clip, max_frames=args.max_frames, start=args.start))
+        if not frames:
+            raise SystemExit(f"{clip}: no frames from {args.start:g} s on")
         output = default_output(stylizer, frames, args.stabilize)
         report = metrics.evaluate(iter(frames), [(name, iter(output))],
                                   input_name=clip.name, fidelity=fidelity,
@@ -64,7 +66,7 @@ def score_model(name: str, clips: list[Path], args) -> dict:
                          "frames": len(frames), "e_warp": result.e_warp, "ratio": result.e_warp_ratio,
                          "style_loss": result.style_loss, "input_style_loss": source.style_loss,
                          "style_ratio": result.style_loss / source.style_loss})
-    return {"model": name, "file": file_key(name), "stabilize": args.stabilize,
+    return {"model": name, "file": file_key(name), "stabilize": args.stabilize, "start": args.start,
             "fidelity_every": args.fidelity_every, "clips": per_clip,
             "ratio": statistics.median(c["ratio"] for c in per_clip),
             "style_ratio": statistics.median(c["style_ratio"] for c in per_clip),
@@ -90,7 +92,9 @@ def teacher_of(name: str) -> str | None:
 def fast_check(fast: dict, full: dict) -> dict:
     """The card's ``metrics["fast_check"]``: both models' median ratios over the same clips."""
     c = fast["clips"]
-    clips = (f"{', '.join(x['clip'] for x in c)}: first {c[0]['frames']} frames at "
+    which = (f"first {c[0]['frames']} frames" if not fast.get("start")
+             else f"{c[0]['frames']} frames from {fast['start']:g} s")
+    clips = (f"{', '.join(x['clip'] for x in c)}: {which} at "
              f"{', '.join(x['size'] for x in c)}; network then stabilizer {fast['stabilize']:g}")
     return {"clips": clips, "style_ratio": fast["style_ratio"], "style_ratio_full": full["style_ratio"],
             "ewarp_ratio": fast["ratio"], "ewarp_ratio_full": full["ratio"]}
@@ -109,6 +113,7 @@ def same_setting(scores: dict, args, name: str) -> bool:
     return (scores.get("file") == file_key(name)
             and [c["clip"] for c in scores["clips"]] == [clip.stem for clip in args.clips]
             and all(c["frames"] <= args.max_frames for c in scores["clips"])
+            and scores.get("start", 0.0) == args.start
             and scores["stabilize"] == args.stabilize and scores.get("fidelity_every") == args.fidelity_every)
 
 
@@ -155,6 +160,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", help="default: every model vidstyle finds")
     parser.add_argument("--stabilize", type=float, default=DEFAULT_STABILIZE)
     parser.add_argument("--max-frames", type=int, default=40)
+    parser.add_argument("--start", type=float, default=0.0, metavar="SECONDS",
+                        help="score the frames from this time on (default: the first ones)")
     parser.add_argument("--fidelity-every", type=int, default=10)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--fast-check", action="store_true",
@@ -165,6 +172,8 @@ def main() -> None:
                         help="with --fast-check: the full models' scores from an earlier --json of it")
     parser.add_argument("--threads", type=int, help="torch and OpenCV threads (default: theirs)")
     args = parser.parse_args()
+    if args.write_cards and args.start:
+        parser.error("--write-cards records the check on the clips' first frames: leave out --start")
     if args.threads:
         import cv2
 
