@@ -40,6 +40,7 @@ from vidstyle.infer.stylize import EngineConfig, Stylizer
 from vidstyle.io.images import read_image
 from vidstyle.io.video import iter_frames
 from vidstyle.models.backends import model_file_key
+from vidstyle.models.looks import teacher_of
 from vidstyle.models.zoo import find_model, list_models, load_model, read_card, save_model
 
 STYLES = Path(__file__).resolve().parent.parent / "data" / "styles"
@@ -84,11 +85,6 @@ def print_table(rows: list[dict]) -> None:
           f"black luma <= {TARGETS['black_luma']}")
 
 
-def teacher_of(name: str) -> str | None:
-    """The full model a fast model was distilled from (its card's ``trained.distilled.teacher``)."""
-    return (load_model(name).card.trained.get("distilled") or {}).get("teacher")
-
-
 def fast_check(fast: dict, full: dict) -> dict:
     """The card's ``metrics["fast_check"]``: both models' median ratios over the same clips."""
     c = fast["clips"]
@@ -131,7 +127,7 @@ def write_fast_check(name: str, check: dict) -> None:
 
 def run_fast_check(names: list[str], args) -> list[dict]:
     """Each fast model (a card with ``trained.distilled``) with its full model, as :func:`fast_check`."""
-    pairs = [(name, teacher) for name in names if (teacher := teacher_of(name))]
+    pairs = [(name, teacher) for name in names if (teacher := teacher_of(read_card(find_model(name))))]
     scores: dict[str, dict] = {}
     if args.full_scores:   # the full models' scores from an earlier --fast-check --json on the same clips
         for row in json.loads(args.full_scores.read_text(encoding="utf-8")):
