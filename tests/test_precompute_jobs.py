@@ -111,3 +111,17 @@ def test_ctrl_c_stops_the_workers_keeps_finished_clips_and_removes_the_rest(tmp_
     assert sorted(p.name for p in out.iterdir()) == sorted(finished + ["manifest.jsonl"])
     for name in finished:
         validate(out / name)
+
+
+def test_ctrl_c_while_a_finished_clip_is_recorded_comes_after_the_record():
+    # Ctrl-C right as a worker's result arrives must not lose the clip from the log: the file is
+    # already in place, so its line has to be written before the batch stops.
+    from vidstyle.flow.precompute import _ctrl_c_deferred
+
+    record = []
+    with pytest.raises(KeyboardInterrupt):
+        with _ctrl_c_deferred():
+            signal.raise_signal(signal.SIGINT)
+            record.append("clip0 ok")
+    assert record == ["clip0 ok"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

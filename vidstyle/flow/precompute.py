@@ -375,7 +375,8 @@ def _run_pool(todo: list[Clip], out_dir: Path, job: FlowJob, workers: int, finis
                 done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
                 tick(_drain(progress))
                 for future in done:
-                    finished(_outcome(future, pending.pop(future)))
+                    with _ctrl_c_deferred():   # a clip is recorded whole, or left for the handler below
+                        finished(_outcome(future, pending.pop(future)))
         except KeyboardInterrupt:
             stop.set()
             for future in pending:
@@ -386,6 +387,24 @@ def _run_pool(todo: list[Clip], out_dir: Path, job: FlowJob, workers: int, finis
                     finished(_outcome(future, pending[future]))
             raise
         tick(_drain(progress))
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred():
+    """Hold a Ctrl-C that comes during the block until the block is done, then deliver it to the
+    handler there was. (Outside the main thread, where handlers cannot be set, nothing is held.)"""
+    caught = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        signal.raise_signal(signal.SIGINT)
 
 
 def _outcome(future, clip: Clip) -> ClipResult:
