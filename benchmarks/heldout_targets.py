@@ -15,7 +15,10 @@ scored with :mod:`vidstyle.evaluate.metrics` (Farneback flow, unlike the stabili
 
 ``--fast-check`` scores each fast (distilled) model beside its full model (the card's
 ``trained.distilled.teacher``) and says whether it keeps the full model's look: style ratio at most
-1.10x the full model's and E_warp ratio at most 1.10x. ``--write-cards`` records that in the fast
+1.10x the full model's and E_warp ratio at most 1.10x. It also prints the fast model's content loss
+(VGG features against the input's, as in training) over the full model's, median over clips: the
+style loss also falls when a network paints the style's colours over what the frame shows, and a
+content ratio well above 1 says it did. ``--write-cards`` records that in the fast
 model's card as ``metrics["fast_check"]`` (what ``--quality auto`` reads):
 
     python benchmarks/heldout_targets.py --fast-check --write-cards --max-frames 30 \\
@@ -66,7 +69,8 @@ def score_model(name: str, clips: list[Path], args) -> dict:
         per_clip.append({"clip": clip.stem, "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
                          "frames": len(frames), "e_warp": result.e_warp, "ratio": result.e_warp_ratio,
                          "style_loss": result.style_loss, "input_style_loss": source.style_loss,
-                         "style_ratio": result.style_loss / source.style_loss})
+                         "style_ratio": result.style_loss / source.style_loss,
+                         "content_loss": result.content_loss})
     return {"model": name, "file": file_key(name), "stabilize": args.stabilize, "start": args.start,
             "fidelity_every": args.fidelity_every, "clips": per_clip,
             "ratio": statistics.median(c["ratio"] for c in per_clip),
@@ -92,8 +96,9 @@ def fast_check(fast: dict, full: dict) -> dict:
              else f"{c[0]['frames']} frames from {fast['start']:g} s")
     clips = (f"{', '.join(x['clip'] for x in c)}: {which} at "
              f"{', '.join(x['size'] for x in c)}; network then stabilizer {fast['stabilize']:g}")
+    content = statistics.median(a["content_loss"] / b["content_loss"] for a, b in zip(c, full["clips"]))
     return {"clips": clips, "style_ratio": fast["style_ratio"], "style_ratio_full": full["style_ratio"],
-            "ewarp_ratio": fast["ratio"], "ewarp_ratio_full": full["ratio"]}
+            "ewarp_ratio": fast["ratio"], "ewarp_ratio_full": full["ratio"], "content_ratio": content}
 
 
 def file_key(name: str) -> str:
@@ -108,6 +113,7 @@ def same_setting(scores: dict, args, name: str) -> bool:
     stabilizer strength."""
     return (scores.get("file") == file_key(name)
             and [c["clip"] for c in scores["clips"]] == [clip.stem for clip in args.clips]
+            and all("content_loss" in c for c in scores["clips"])
             and all(c["frames"] <= args.max_frames for c in scores["clips"])
             and scores.get("start", 0.0) == args.start
             and scores["stabilize"] == args.stabilize and scores.get("fidelity_every") == args.fidelity_every)
@@ -137,12 +143,13 @@ def run_fast_check(names: list[str], args) -> list[dict]:
             scores[name] = score_model(name, args.clips, args)
     rows = []
     print(f"| fast model | full model | style / input's: fast, full | E_warp / input's: fast, full "
-          f"| within {FAST_BOUND:.2f}x |")
-    print("|---|---|---:|---:|---|")
+          f"| content: fast / full | within {FAST_BOUND:.2f}x |")
+    print("|---|---|---:|---:|---:|---|")
     for name, teacher in pairs:
         check = fast_check(scores[name], scores[teacher])
         print(f"| {name} | {teacher} | {check['style_ratio']:.3f}, {check['style_ratio_full']:.3f} "
-              f"| {check['ewarp_ratio']:.3f}, {check['ewarp_ratio_full']:.3f} | {meets(check)} |", flush=True)
+              f"| {check['ewarp_ratio']:.3f}, {check['ewarp_ratio_full']:.3f} "
+              f"| {check['content_ratio']:.2f} | {meets(check)} |", flush=True)
         rows.append({"model": name, "full": teacher, "meets": meets(check), **check,
                      "scores": scores[name], "scores_full": scores[teacher]})
         if args.write_cards:
