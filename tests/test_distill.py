@@ -187,3 +187,39 @@ def test_a_blurred_run_resumes_exactly_and_its_card_records_the_blur(setup, tmp_
         assert torch.equal(tensor, other.net.state_dict()[key]), key
     unblurred = load_model(distill(config(setup, tmp_path / "c", steps=4), log=lambda *_: None))
     assert any(not torch.equal(t, unblurred.net.state_dict()[k]) for k, t in one.net.state_dict().items())
+
+
+def test_photo_fraction_sets_the_share_of_photo_pairs_and_the_card_records_it(setup, tmp_path, monkeypatch):
+    import numpy as np
+
+    from vidstyle.io.images import write_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):   # two photos beside 4 video pairs: by count, 1 draw in 3 is a photo
+        write_image(photos / f"p{i}.png", np.random.default_rng(i).integers(0, 256, (64, 64, 3), np.uint8))
+    drawn = []
+    key_for_draw = PairDataset.key_for_draw
+
+    def spy(self, draw):
+        key = key_for_draw(self, draw)
+        drawn.append(key[0] >= self.num_video)
+        return key
+
+    monkeypatch.setattr(PairDataset, "key_for_draw", spy)
+    shares = {}
+    for fraction in (None, 0.05, 0.9):
+        drawn.clear()
+        path = distill(config(setup, tmp_path / str(fraction), photos=[str(photos)], steps=30,
+                              photo_fraction=fraction), log=lambda *_: None)
+        shares[fraction] = sum(drawn) / len(drawn)
+        assert load_model(path).card.trained["distilled"]["photo_fraction"] == fraction
+    assert shares[0.05] < 0.15 < shares[None] < 0.55 and shares[0.9] > 0.75
+
+
+def test_a_photo_fraction_outside_0_to_1_is_a_one_line_error(setup, tmp_path, capsys):
+    teacher, flows = setup
+    code = run_cli_distill(capsys, teacher, "--name", "x", "--flows", flows, "--photo-fraction", "1.5",
+                           "--runs-dir", tmp_path / "runs")
+    assert code[0] == 2 and "--photo-fraction must be a share in [0, 1]" in code[2]
+    assert len(code[2].strip().splitlines()) == 1

@@ -25,6 +25,8 @@ def register(sub) -> None:
     p.add_argument("--name", required=True, help="name of the new model (runs/NAME/NAME.safetensors)")
     p.add_argument("--flows", nargs="+", default=_S, metavar="PATH", help="flow files or folders of them")
     p.add_argument("--photos", nargs="+", default=_S, metavar="DIR", help="folders of photos")
+    p.add_argument("--photo-fraction", type=float, default=_S, metavar="F",
+                   help="share of photo pairs when mixing with --flows (default: by count)")
     p.add_argument("--net", default=_S, help=f"student network (default {_D.net})")
     p.add_argument("--steps", type=int, default=_S, help=f"optimizer steps (default {_D.steps})")
     p.add_argument("--batch", type=int, default=_S, help=f"frame pairs per step (default {_D.batch})")

@@ -245,7 +245,8 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
     teacher = load_model(config.teacher)
     teacher.net.to(device)
     tone = float(getattr(teacher.net, "tone", 0.0))
-    dataset = PairDataset(config.flows, photos=config.photos, crop=config.size, seed=config.seed)
+    dataset = PairDataset(config.flows, photos=config.photos, photo_fraction=config.photo_fraction,
+                          crop=config.size, seed=config.seed)
     torch.manual_seed(config.seed)   # the student's first weights: a run is a function of its config
     init = load_model(config.init).net if config.init and not resume else None
     if init is not None and config.channels is None and config.net in ("lite", "lite2"):
@@ -341,7 +342,7 @@ def _write_model(student: torch.nn.Module, teacher: Any, config: DistillConfig, 
                                 "batch": config.batch, "size": config.size, "noise": config.noise,
                                 "feature_weight": config.feature_weight,
                                 "temporal_weight": config.temporal_weight, "init": config.init,
-                                "blur": config.blur,
+                                "blur": config.blur, "photo_fraction": config.photo_fraction,
                                 "style_weight": config.style_weight,
                                 "style": Path(config.style).name if config.style else None,
                                 "lr": config.lr, "seconds": round(seconds, 1), "hardware": hardware}

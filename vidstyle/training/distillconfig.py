@@ -19,6 +19,10 @@ class DistillConfig:
     name: str
     flows: list[str] = field(default_factory=list)
     photos: list[str] = field(default_factory=list)
+    # Share of the draws that are photo pairs when both flows and photos are given; None: in proportion
+    # to their counts (vidstyle.training.data.PairDataset). A small folder of chosen frames (bright,
+    # flat ones, say) weighs little beside thousands of video pairs unless this is set.
+    photo_fraction: float | None = None
     net: str = "lite"
     steps: int = 3000
     batch: int = 4
@@ -84,6 +88,8 @@ class DistillConfig:
                 raise ConfigError(f"--channels must be three positive widths C1,C2,C3, got {self.channels}")
             if self.net not in ("lite", "lite2"):
                 raise ConfigError(f"--channels is for the lite and lite2 students, not {self.net!r}")
+        if self.photo_fraction is not None and not 0 <= self.photo_fraction <= 1:
+            raise ConfigError(f"--photo-fraction must be a share in [0, 1], got {self.photo_fraction:g}")
         if not 0 <= self.blur <= 1:
             raise ConfigError(f"--blur must be a share in [0, 1], got {self.blur:g}")
         if self.max_minutes is not None and not self.max_minutes > 0:
