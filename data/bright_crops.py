@@ -49,11 +49,11 @@ def _frame_squares(folder: Path):
 
 
 def _photo_squares(folder: Path):
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
-        image = cv2.imread(str(path))
-        if image is None:
-            continue
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    from vidstyle.io.images import read_image
+    from vidstyle.training.data import find_photos
+
+    for path in find_photos([folder]):   # the photos `vidstyle distill --photos` would read
+        image = read_image(path, "photo")
         scale = 456 / max(image.shape[:2])
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         height, width = image.shape[:2]
@@ -91,4 +91,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vidstyle.errors import ConfigError
+
+    try:
+        sys.exit(main())
+    except (ConfigError, OSError) as exc:
+        print(f"bright_crops: {exc}", file=sys.stderr)
+        sys.exit(1)
