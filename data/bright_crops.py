@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import cv2
-import h5py
 import numpy as np
 
 SIDE = 240
@@ -37,14 +36,14 @@ def _score(rgb: np.ndarray) -> tuple[float, float]:
 
 
 def _frame_squares(folder: Path):
-    for path in sorted(folder.glob("*.h5")):
-        with h5py.File(path, "r") as clip:
-            frames = clip["frames"]
-            for t in range(0, frames.shape[0], 6):
-                frame = frames[t]
-                height, width = frame.shape[:2]
-                top = max(height - SIDE, 0) // 2
-                for x in range(0, width - SIDE + 1, 54):
+    from vidstyle.flow.flowstore import FlowFile, find_flow_files
+
+    for path in find_flow_files([folder]):   # checked as training checks them
+        with FlowFile(path) as clip:
+            top = max(clip.height - SIDE, 0) // 2
+            for t in range(0, clip.num_frames, 6):
+                frame = clip.frame(t)
+                for x in range(0, clip.width - SIDE + 1, 54):
                     yield path.stem, f"{t:03d}_{x:03d}", frame[top:top + SIDE, x:x + SIDE]
 
 
@@ -91,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from vidstyle.errors import ConfigError
+    from vidstyle.errors import VidstyleError
 
     try:
         sys.exit(main())
-    except (ConfigError, OSError) as exc:
+    except (VidstyleError, OSError) as exc:
         print(f"bright_crops: {exc}", file=sys.stderr)
         sys.exit(1)
