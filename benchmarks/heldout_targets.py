@@ -79,11 +79,13 @@ def score_model(name: str, clips: list[Path], args) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("| model | E_warp / input's (median) | per clip | style / input's (median) | black luma |")
-    print("|---|---:|---|---:|---:|")
+    print("| model | E_warp / input's (median) | per clip | style / input's (median) | per clip "
+          "| black luma |")
+    print("|---|---:|---|---:|---|---:|")
     for r in rows:
         clips = ", ".join(f"{c['ratio']:.2f}" for c in r["clips"])
-        print(f"| {r['model']} | {r['ratio']:.2f} | {clips} | {r['style_ratio']:.2f} "
+        styles = ", ".join(f"{c['style_ratio']:.3f}" for c in r["clips"])
+        print(f"| {r['model']} | {r['ratio']:.2f} | {clips} | {r['style_ratio']:.3f} | {styles} "
               f"| {r['black_luma']:.3f} |")
     print(f"targets: E_warp ratio <= {TARGETS['ratio']}, style ratio <= {TARGETS['style_ratio']}, "
           f"black luma <= {TARGETS['black_luma']}")
