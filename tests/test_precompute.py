@@ -237,3 +237,18 @@ def test_frame_step_needs_two_frames_that_far_apart_and_a_positive_step(tmp_path
     assert "at least 2 3 apart" in summary.results[0].error
     with pytest.raises(ConfigError, match="--frame-step"):
         FlowJob(frame_step=0).check()
+
+
+def test_a_card_counts_a_clip_precomputed_at_two_frame_steps_once(tmp_path):
+    """flows/ and flows_step2/ from the same two videos: 2 clips, not 4, and pairs 1 and 2 apart."""
+    from vidstyle.training.modelcard import data_summary
+
+    (tmp_path / "v").mkdir()
+    for seed in (0, 1):
+        frames = moving_square_clip(5, 64, 64, size=16, velocity=(2.0, 0.0), seed=seed)
+        write_test_clip(tmp_path / "v" / f"clip{seed}.mp4", frames, lossless=True)
+    run_batch([tmp_path / "v"], tmp_path / "flows", FlowJob(), show_progress=False)
+    assert data_summary([str(tmp_path / "flows")], []) == ["2 clip(s) (8 frame pairs) in flows"]
+    run_batch([tmp_path / "v"], tmp_path / "flows_step2", FlowJob(frame_step=2), show_progress=False)
+    summary = data_summary([str(tmp_path / "flows"), str(tmp_path / "flows_step2")], [])
+    assert summary == ["2 clip(s) (12 frame pairs: 1 and 2 frames apart) in flows, flows_step2"]

@@ -67,13 +67,17 @@ def data_summary(flows: list[str], photos: list[str]) -> list[str]:
 
     parts = []
     if flows:
+        # A clip precomputed again with --frame-step K (flows_step2/clip.h5 beside flows/clip.h5) is
+        # the same clip: it is counted once, and the pairs say how far apart their frames are.
         files = find_flow_files(flows)
-        pairs = 0
+        pairs, steps = 0, set()
         for path in files:
-            clip = FlowFile(path)
-            pairs += clip.num_pairs
-            clip.close()
-        parts.append(f"{len(files)} clip(s) ({pairs} frame pairs) in {folder_names(flows)}")
+            with FlowFile(path) as clip:
+                pairs += clip.num_pairs
+                steps.add(int(clip.attrs.get("frame_step", 1)))
+        clips = len({Path(path).stem for path in files})
+        apart = "" if steps <= {1} else f": {' and '.join(map(str, sorted(steps)))} frames apart"
+        parts.append(f"{clips} clip(s) ({pairs} frame pairs{apart}) in {folder_names(flows)}")
     if photos:
         parts.append(f"{len(find_photos(photos))} photo(s) in {folder_names(photos)}")
     return parts
