@@ -3,6 +3,8 @@ output), the style term (the style image's), the temporal term (the student's wa
 teacher's), and --init (a run that continues a shipped student instead of starting from random
 weights)."""
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -79,7 +81,21 @@ def test_init_starts_from_the_given_model_and_the_card_records_it(setup, tmp_pat
                                                       begun.net.state_dict().values())]
     assert max(gaps) < 1e-3    # one step at lr 1e-7 from the init, in float16
     distilled = result.card.trained["distilled"]
-    assert distilled["init"] == str(start) and distilled["feature_weight"] == 0.5
+    assert distilled["init"] == "start" and distilled["feature_weight"] == 0.5   # the name, not the path
+    assert "before" not in distilled            # the init was not itself distilled
+
+
+def test_a_student_distilled_on_from_a_distilled_model_keeps_its_history(setup, tmp_path):
+    _, start, _ = setup
+    first = distill(config(setup, tmp_path, steps=1, init=str(start), feature_weight=0, name="first"),
+                    log=lambda *_: None)
+    second = distill(config(setup, tmp_path, steps=2, init=str(first), temporal_weight=0.5, name="second"),
+                     log=lambda *_: None)
+    distilled = load_model(second).card.trained["distilled"]
+    assert (distilled["init"], distilled["steps"], distilled["temporal_weight"]) == ("first", 2, 0.5)
+    before = distilled["before"]                 # the first run's record, whole
+    assert (before["init"], before["steps"], before["feature_weight"]) == ("start", 1, 0)
+    assert str(tmp_path) not in json.dumps(distilled)   # no machine path travels in the card
 
 
 def test_a_lite2_student_starts_from_a_lite_model_with_its_norms_folded(setup, tmp_path):

@@ -338,12 +338,32 @@ def _write_model(student: torch.nn.Module, teacher: Any, config: DistillConfig, 
         name=config.name, net=dict(student.config), style_image=card.style_image,
         description=f"{note} The teacher: {card.description}".strip(), trained=dict(card.trained),
         metrics={})
+    init_name, before = _init_record(config.init)
     new.trained["distilled"] = {"teacher": card.name, "teacher_net": card.net, "steps": step,
                                 "batch": config.batch, "size": config.size, "noise": config.noise,
                                 "feature_weight": config.feature_weight,
-                                "temporal_weight": config.temporal_weight, "init": config.init,
+                                "temporal_weight": config.temporal_weight, "init": init_name,
                                 "blur": config.blur, "photo_fraction": config.photo_fraction,
                                 "style_weight": config.style_weight,
                                 "style": Path(config.style).name if config.style else None,
                                 "lr": config.lr, "seconds": round(seconds, 1), "hardware": hardware}
+    if before is not None:
+        new.trained["distilled"]["before"] = before
     return save_model(student, config.run_dir / f"{config.name}.safetensors", new, dtype=torch.float16)
+
+
+def _init_record(init: str | None) -> tuple[str | None, Any]:
+    """How the card names the ``--init`` model: by its card's name, not the path it was given (a card
+    travels to other machines), and that model's own distillation record, which becomes ``before``:
+    a student distilled on from another keeps its whole history. The init as given, and no history,
+    when its card can no longer be read (a --resume after the file moved)."""
+    if not init:
+        return None, None
+    from vidstyle.errors import ModelError
+    from vidstyle.models.zoo import find_model, read_card
+
+    try:
+        card = read_card(find_model(init))
+    except (ModelError, OSError):
+        return init, None
+    return card.name, card.trained.get("distilled")
