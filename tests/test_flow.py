@@ -193,6 +193,19 @@ def test_warp_interpolates_float_images_bilinearly_at_subpixel_points():
     np.testing.assert_allclose(out[:-1, :-1], ramp[:-1, :-1] + 10 * 0.25 + 0.5, atol=1e-4)
 
 
+@pytest.mark.skipif(not flow._RELATIVE_MAP, reason="this OpenCV has no relative remap")
+@pytest.mark.parametrize("dtype, channels", [(np.uint8, 3), (np.float32, 2), (np.uint8, 1)])
+def test_warp_by_the_flow_itself_equals_warp_by_the_points_it_names(monkeypatch, dtype, channels):
+    # warp() hands OpenCV the flow where OpenCV takes it, the points x + flow(x) where it does not;
+    # both must sample exactly the same, out of frame and at sub-pixel points included.
+    rng = np.random.default_rng(1)
+    image = rng.uniform(0, 255, size=(37, 53, channels)).astype(dtype)
+    motion = (rng.normal(0, 6, size=(37, 53, 2))).astype(np.float32)
+    by_flow = flow.warp(image, motion)
+    monkeypatch.setattr(flow, "_RELATIVE_MAP", 0)
+    np.testing.assert_array_equal(by_flow, flow.warp(image, motion))
+
+
 def test_warp_rejects_flow_of_another_size():
     with pytest.raises(ConfigError):
         flow.warp(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 11, 2), np.float32))

@@ -126,7 +126,12 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim not in (2, 3) or image.shape[:2] != flow.shape[:2]:
         raise ConfigError(f"cannot warp an image of shape {image.shape} with a flow of shape {flow.shape}")
-    out = cv2.remap(image, _sample_points(flow), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if _RELATIVE_MAP:   # the same points, without building x + flow(x) first
+        out = cv2.remap(image, flow.astype(np.float32, copy=False), None,
+                        cv2.INTER_LINEAR | _RELATIVE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    else:
+        out = cv2.remap(image, _sample_points(flow), None, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
     # OpenCV drops a trailing channel axis of length 1.
     return out.reshape(image.shape)
 
@@ -274,6 +279,11 @@ def _check_flow(flow: np.ndarray, name: str) -> None:
     if not (isinstance(flow, np.ndarray) and flow.ndim == 3 and flow.shape[2] == 2):
         got = getattr(flow, "shape", type(flow).__name__)
         raise ConfigError(f"{name} must be a float32 (H, W, 2) array, got {got}")
+
+
+# OpenCV 4.10 and later can remap by a flow itself (x + map(x)), with the same result as by the
+# points it names; older versions need the points.
+_RELATIVE_MAP = getattr(cv2, "WARP_RELATIVE_MAP", 0)
 
 
 @functools.lru_cache(maxsize=8)
