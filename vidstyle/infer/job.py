@@ -1,8 +1,9 @@
 """The whole job: a video file or frame folder in, a stylized video file out, on any engine.
 
 Three stages run at once, joined by small bounded queues so memory stays flat however long the
-video: a thread decodes, the calling thread runs the engine on batches, a thread encodes
-(:mod:`vidstyle.background`) and runs the stabilizer and colour options. No torch here: with an
+video: a thread decodes (and works out the stabilizer's flow between input frames), the calling
+thread runs the engine on batches, a thread encodes (:mod:`vidstyle.background`) after the
+stabilizer's blend and the colour options. No torch here: with an
 :class:`vidstyle.infer.onnxengine.OnnxStylizer` a job never loads it; given a network instead of an
 engine, :func:`stylize_video` gets one for the job's size from :class:`vidstyle.infer.engines.StylizerPool`.
 """
@@ -27,7 +28,7 @@ from vidstyle.background import BackgroundSink
 from vidstyle.errors import ConfigError, VideoError
 from vidstyle.infer.engine import FrameEngine
 from vidstyle.infer.inferconfig import EngineConfig, InferOptions, check_options
-from vidstyle.infer.stabilize import Stabilizer, StabilizerConfig
+from vidstyle.infer.stabilize import Motion, Stabilizer, StabilizerConfig
 
 if TYPE_CHECKING:
     from torch import nn
@@ -155,6 +156,10 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
 
     source_errors: list[VideoError] = []
     times: collections.deque[float] = collections.deque()  # output seconds of the frames in flight
+    # The stabilizer's flow and trust need only the input: the decoding thread works them out as it
+    # goes, so that the encoding thread, which must blend in order, only blends.
+    stabilizer = Stabilizer(StabilizerConfig(strength=options.stabilize))
+    motions: collections.deque[Motion | None] = collections.deque()
 
     timed = variable_rate(input_path)
     window = dict(start=options.start, duration=options.duration)
@@ -171,13 +176,13 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
                         return
                     if not timed or seconds >= options.start:
                         times.append(seconds - options.start)
+                        motions.append(stabilizer.see(frame))
                         yield frame
         except VideoError as exc:
             source_errors.append(exc)
 
     result = InferResult(output, 0, width * (2 if options.side_by_side else 1), height, 0.0,
                          str(stylizer.plan.device), stylizer.compiled)
-    stabilizer = Stabilizer(StabilizerConfig(strength=options.stabilize))
     started = time.perf_counter()
     audio = str(input_path) if info.has_audio else None
     time_base = VARIABLE_RATE_TIME_BASE if timed else None
@@ -186,11 +191,11 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
                      audio_from=audio, audio_start=options.start, time_base=time_base,
                      made_by=made_by) as writer, \
             _progress_bar(total, progress) as bar, contextlib.closing(stylizer.pairs(frames())) as pairs:
-        def emit(item: tuple[np.ndarray, np.ndarray, float]) -> None:
-            # In the encoder's thread: the stabilizer needs the frames in order, and its OpenCV
+        def emit(item: tuple[np.ndarray, np.ndarray, float, Motion | None]) -> None:
+            # In the encoder's thread: the blend needs the results in order, and its OpenCV
             # calls release the GIL, so it overlaps the network's next frame.
-            frame_in, frame_out, seconds = item
-            frame_out = stabilizer(frame_in, frame_out)
+            frame_in, frame_out, seconds, motion = item
+            frame_out = stabilizer.apply(frame_out, motion)
             if options.post_process is not None:
                 frame_out = options.post_process(frame_in, frame_out)
             writer.write(np.concatenate([frame_in, frame_out], axis=1) if options.side_by_side
@@ -199,7 +204,7 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
         sink = BackgroundSink(emit, stylizer.plan.queue_depth)
         try:
             for frame_in, frame_out in pairs:
-                sink.put((frame_in, frame_out, times.popleft()))
+                sink.put((frame_in, frame_out, times.popleft(), motions.popleft()))
                 result.frames += 1
                 bar.update(1)
                 if on_frame is not None:

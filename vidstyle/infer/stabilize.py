@@ -59,12 +59,27 @@ class StabilizerConfig:
             raise ConfigError("stabilizer: max_error must be > 0, min_valid in [0, 1], erode >= 0")
 
 
+@dataclass(frozen=True)
+class Motion:
+    """What the stabilizer learns from a pair of input frames, before the network's result is known:
+    ``trust`` float32 (h, w) in [0, 1] and ``flow_bw`` (h, w, 2) from this frame to the one before,
+    on the grid of the frames the flow was computed on; ``share``: the share of trusted pixels."""
+
+    trust: np.ndarray
+    flow_bw: np.ndarray
+    share: float
+
+
 class Stabilizer:
     """Stateful: call it on the frames of one video in order; :meth:`reset` before another video.
 
         stabilize = Stabilizer(StabilizerConfig(strength=0.6))
         for frame_in, frame_out in pairs:
             result = stabilize(frame_in, frame_out)     # uint8 RGB (H, W, 3) -> same
+
+    A call is :meth:`see` (the input frame: the flow and the trust, which need no network) then
+    :meth:`apply` (the network's output). A pipeline may run the two in different threads, ahead of
+    each other, as long as each sees its frames in order: they share no state.
 
     ``cuts`` counts the pairs judged to be cuts, ``trusted`` sums the trusted share of every pair.
     """
@@ -82,21 +97,32 @@ class Stabilizer:
 
     def __call__(self, frame_in: np.ndarray, frame_out: np.ndarray) -> np.ndarray:
         """The stabilized frame: uint8 RGB (H, W, 3), the size of ``frame_out`` (= ``frame_in``'s)."""
+        return self.apply(frame_out, self.see(frame_in))
+
+    def see(self, frame_in: np.ndarray) -> Motion | None:
+        """The motion from the previous input frame to ``frame_in`` (None: none to follow: the first
+        frame, a new size, a frame too small, or the stabilizer is off)."""
+        if self.config.strength == 0:
+            return None
+        small, prev_small = self._shrink(frame_in), self._prev_small
+        self._prev_small = small
+        if small is None or prev_small is None or prev_small.shape != small.shape:
+            return None
+        return Motion(*self._trust(prev_small, small))
+
+    def apply(self, frame_out: np.ndarray, motion: Motion | None) -> np.ndarray:
+        """``frame_out`` blended with the previous result along ``motion`` (from :meth:`see` on this
+        frame's input), unless that motion is a cut or there is nothing to follow."""
         if self.config.strength == 0:
             return frame_out
-        small = self._shrink(frame_in)
-        prev_small, prev_out = self._prev_small, self._prev_out
-        result = frame_out
-        if small is not None and prev_small is not None and prev_small.shape == small.shape \
-                and prev_out.shape == frame_out.shape:
-            trust, flow_bw = self._trust(prev_small, small)
-            share = float((trust > 0).mean())
-            self.trusted += share
-            if share < self.config.min_valid:
+        prev_out, result = self._prev_out, frame_out
+        if motion is not None and prev_out is not None and prev_out.shape == frame_out.shape:
+            self.trusted += motion.share
+            if motion.share < self.config.min_valid:
                 self.cuts += 1
             else:
-                result = self._blend(frame_out, prev_out, trust, flow_bw)
-        self._prev_small, self._prev_out = small, result
+                result = self._blend(frame_out, prev_out, motion.trust, motion.flow_bw)
+        self._prev_out = result
         self.frames += 1
         return result
 
@@ -112,8 +138,9 @@ class Stabilizer:
         size = (max(MIN_FLOW_SIDE, round(width * factor)), max(MIN_FLOW_SIDE, round(height * factor)))
         return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
-    def _trust(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float32 trust (h, w) in [0, 1] on the grid of ``cur`` and flow_bw (h, w, 2) from cur to prev."""
+    def _trust(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """float32 trust (h, w) in [0, 1] on the grid of ``cur``, flow_bw (h, w, 2) from cur to prev,
+        and the share of pixels trusted at all."""
         preset = {"preset": self.config.preset}
         flow_fw = compute_flow(prev, cur, "dis", **preset)
         flow_bw = compute_flow(cur, prev, "dis", **preset)
@@ -123,20 +150,24 @@ class Stabilizer:
             mask = cv2.erode(mask, kernel, borderType=cv2.BORDER_REPLICATE)
         error = cv2.absdiff(warp(prev, flow_bw), cur).max(axis=2)   # uint8, exact
         trust = np.clip(1.0 - error.astype(np.float32) / self.config.max_error, 0.0, 1.0) * mask
-        return trust, flow_bw
+        return trust, flow_bw, float((trust > 0).mean())
 
     def _blend(self, frame_out: np.ndarray, prev_out: np.ndarray, trust: np.ndarray,
                flow_bw: np.ndarray) -> np.ndarray:
-        # In OpenCV on uint8 frames: this runs on every frame at full size, beside the
-        # network (docs/benchmarks.md, "The stabilizer": 23-33 ms a 640x360 frame before, 13-18 ms after).
+        # In OpenCV on uint8 frames: this runs on every frame at full size, beside the network
+        # (docs/benchmarks.md, "The stabilizer"). Everything that can be is done on the small grid
+        # and then scaled up (bilinear scaling commutes with these per-pixel linear maps), so that
+        # at full size only OpenCV's own multi-threaded calls run, no numpy pass.
         height, width = frame_out.shape[:2]
         small_h, small_w = trust.shape
-        if (small_w, small_h) != (width, height):
-            flow_bw = cv2.resize(flow_bw, (width, height), interpolation=cv2.INTER_LINEAR)
-            flow_bw *= np.array([width / small_w, height / small_h], np.float32)
-            trust = cv2.resize(trust, (width, height), interpolation=cv2.INTER_LINEAR)
-        carried = warp(prev_out, flow_bw)
         alpha = trust * np.float32(self.config.strength)
-        # (alpha * carried + (1 - alpha) * stylized), rounded to the nearest level
-        return cv2.blendLinear(carried, frame_out, alpha, 1.0 - alpha).reshape(frame_out.shape)
-
+        beta = 1.0 - alpha
+        if (small_w, small_h) != (width, height):
+            size = (width, height)
+            flow_bw = flow_bw * np.array([width / small_w, height / small_h], np.float32)
+            flow_bw = cv2.resize(flow_bw, size, interpolation=cv2.INTER_LINEAR)
+            alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR)
+            beta = cv2.resize(beta, size, interpolation=cv2.INTER_LINEAR)
+        carried = warp(prev_out, flow_bw)
+        # (alpha * carried + beta * stylized), beta = 1 - alpha, rounded to the nearest level
+        return cv2.blendLinear(carried, frame_out, alpha, beta).reshape(frame_out.shape)
