@@ -33,6 +33,7 @@ from vidstyle.infer.stabilize import Motion, Stabilizer, StabilizerConfig
 if TYPE_CHECKING:
     from torch import nn
 
+    from vidstyle.infer.stabilize_torch import TorchBlend
     from vidstyle.io.video import VideoInfo
 
 # Longest output name (bytes) this module derives: file systems take 255, and the hidden temporary
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 MAX_OUTPUT_NAME = 255 - 24
 # Clock of the output when the input's frame rate varies: MPEG's 90 kHz, finer than any source's.
 VARIABLE_RATE_TIME_BASE = Fraction(1, 90000)
+# Where the stabilizer's blend runs beside a torch network instead of in the encoding thread: on a
+# GPU (at 1080p the blend takes about 20 ms a frame on the CPU; benchmarks/pipeline_bench.py).
+DEVICE_BLEND_TYPES = ("cuda",)
 
 
 @dataclass
@@ -157,9 +161,12 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
     source_errors: list[VideoError] = []
     times: collections.deque[float] = collections.deque()  # output seconds of the frames in flight
     # The stabilizer's flow and trust need only the input: the decoding thread works them out as it
-    # goes, so that the encoding thread, which must blend in order, only blends.
+    # goes, so that the encoding thread, which must blend in order, only blends; or, when the
+    # network runs on a GPU, the network's thread blends there (vidstyle.infer.stabilize_torch).
     stabilizer = Stabilizer(StabilizerConfig(strength=options.stabilize))
+    device_blend = _device_blend(stylizer, stabilizer.config)
     motions: collections.deque[Motion | None] = collections.deque()
+    blend_motions = motions if device_blend is None else device_blend.motions
 
     timed = variable_rate(input_path)
     window = dict(start=options.start, duration=options.duration)
@@ -176,7 +183,7 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
                         return
                     if not timed or seconds >= options.start:
                         times.append(seconds - options.start)
-                        motions.append(stabilizer.see(frame))
+                        blend_motions.append(stabilizer.see(frame))
                         yield frame
         except VideoError as exc:
             source_errors.append(exc)
@@ -190,12 +197,14 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
     with VideoWriter(output, info.fps, lossless=options.lossless, crf=options.crf, preset=options.preset,
                      audio_from=audio, audio_start=options.start, time_base=time_base,
                      made_by=made_by) as writer, \
-            _progress_bar(total, progress) as bar, contextlib.closing(stylizer.pairs(frames())) as pairs:
-        def emit(item: tuple[np.ndarray, np.ndarray, float, Motion | None]) -> None:
+            _progress_bar(total, progress) as bar, _blending(stylizer, device_blend), \
+            contextlib.closing(stylizer.pairs(frames())) as pairs:
+        def emit(item: tuple[np.ndarray, np.ndarray, float]) -> None:
             # In the encoder's thread: the blend needs the results in order, and its OpenCV
             # calls release the GIL, so it overlaps the network's next frame.
-            frame_in, frame_out, seconds, motion = item
-            frame_out = stabilizer.apply(frame_out, motion)
+            frame_in, frame_out, seconds = item
+            if device_blend is None:
+                frame_out = stabilizer.apply(frame_out, motions.popleft())
             if options.post_process is not None:
                 frame_out = options.post_process(frame_in, frame_out)
             writer.write(np.concatenate([frame_in, frame_out], axis=1) if options.side_by_side
@@ -204,7 +213,7 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
         sink = BackgroundSink(emit, stylizer.plan.queue_depth)
         try:
             for frame_in, frame_out in pairs:
-                sink.put((frame_in, frame_out, times.popleft(), motions.popleft()))
+                sink.put((frame_in, frame_out, times.popleft()))
                 result.frames += 1
                 bar.update(1)
                 if on_frame is not None:
@@ -223,6 +232,30 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike,
     result.backend = stylizer.plan.backend
     result.truncated = str(source_errors[0]) if source_errors else None
     return result
+
+
+def _device_blend(engine: FrameEngine, config: StabilizerConfig) -> TorchBlend | None:
+    """A TorchBlend when the stabilizer is on and ``engine`` is a torch network on a device of
+    DEVICE_BLEND_TYPES (its outputs are there already), else None: the encoding thread blends."""
+    if config.strength == 0 or engine.plan.device_type not in DEVICE_BLEND_TYPES \
+            or not hasattr(engine, "blend"):
+        return None
+    from vidstyle.infer.stabilize_torch import TorchBlend
+
+    return TorchBlend(config)
+
+
+@contextlib.contextmanager
+def _blending(engine: FrameEngine, blend: TorchBlend | None) -> Iterator[None]:
+    """``blend`` attached to ``engine`` for one job (an engine may serve several, one at a time)."""
+    if blend is None:
+        yield
+        return
+    engine.blend = blend
+    try:
+        yield
+    finally:
+        engine.blend = None
 
 
 def _engine_for(net: nn.Module, engine: EngineConfig, job: JobSize) -> FrameEngine:

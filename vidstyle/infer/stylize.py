@@ -26,6 +26,7 @@ passively; every ``vidstyle`` command sets OMP_WAIT_POLICY for that before torch
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +102,9 @@ class Stylizer(FrameEngine):
         memory_format = torch.channels_last if p.channels_last else torch.preserve_format
         self.net = net.eval().requires_grad_(False).to(p.device, p.dtype, memory_format=memory_format)
         self._compiled = torch.compile(self.net, dynamic=False) if p.compile else None
+        # Set for a job by vidstyle.infer.job: the stabilizer's blend, run on the network's
+        # outputs where they are (vidstyle.infer.stabilize_torch.TorchBlend).
+        self.blend: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def compiled(self) -> bool:
@@ -121,6 +125,8 @@ class Stylizer(FrameEngine):
             if not p.channels_last:
                 x = x.contiguous()
             y = self.forward(x)[:n]
+            if self.blend is not None:
+                y = self.blend(y)
             y = y.float().mul_(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
             return y.permute(0, 2, 3, 1).cpu().numpy()
 
