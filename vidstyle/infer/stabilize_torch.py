@@ -13,12 +13,12 @@ OpenCV's by rounding only (the previous result is kept in float32 here, in uint8
 from __future__ import annotations
 
 import collections
-import functools
 
 import torch
 import torch.nn.functional as F
 
 from vidstyle.infer.stabilize import Motion, StabilizerConfig
+from vidstyle.training.losses import warp
 
 
 class TorchBlend:
@@ -71,16 +71,4 @@ class TorchBlend:
             scale = torch.tensor([width / small_w, height / small_h], device=device).view(1, 2, 1, 1)
             flow = F.interpolate(flow * scale, size=size, mode="bilinear", align_corners=False)
             alpha = F.interpolate(alpha, size=size, mode="bilinear", align_corners=False)
-        # The points x + flow(x), in grid_sample's [-1, 1] (-1 and 1 the centres of the end pixels).
-        points = _pixel_grid(height, width, device) + flow.permute(0, 2, 3, 1)
-        points = points * torch.tensor([2 / max(width - 1, 1), 2 / max(height - 1, 1)], device=device) - 1
-        carried = F.grid_sample(prev, points, mode="bilinear", padding_mode="border", align_corners=True)
-        return alpha * carried + (1 - alpha) * current
-
-
-@functools.lru_cache(maxsize=4)
-def _pixel_grid(height: int, width: int, device: torch.device) -> torch.Tensor:
-    """float32 (1, H, W, 2): each pixel's own (x, y)."""
-    y, x = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=device),
-                          torch.arange(width, dtype=torch.float32, device=device), indexing="ij")
-    return torch.stack([x, y], dim=-1)[None]
+        return alpha * warp(prev, flow) + (1 - alpha) * current
