@@ -31,7 +31,9 @@ def _redrawn(frames, seed=0):
 
 
 def _to_tensor(frames, dtype=torch.float32):
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).to(dtype) / 255
+    # (N, 3, H, W) in [0, 1]; fp16 in the layout a network on CUDA gives (channels_last)
+    y = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).to(dtype) / 255
+    return y if dtype == torch.float32 else y.contiguous(memory_format=torch.channels_last)
 
 
 def _to_uint8(y):
