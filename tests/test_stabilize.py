@@ -109,7 +109,6 @@ def test_strength_outside_zero_to_one_is_refused(strength):
         Stabilizer(StabilizerConfig(strength=strength))
 
 
-
 def test_on_frames_larger_than_the_flow_the_blend_follows_the_true_motion_with_its_weight():
     # 240x320 frames, flow computed at 160 px: flow, trust and weights are scaled up to full size.
     height, width, shift, strength = 240, 320, (4.0, 2.0), 0.5

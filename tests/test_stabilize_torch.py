@@ -1,5 +1,6 @@
 """The stabilizer's blend in torch (used beside a network on a GPU): the OpenCV blend's results."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -23,8 +24,6 @@ def _clip(num_frames=8, cut_at=5):
 
 def _redrawn(frames, seed=0):
     """A network that re-draws its texture every frame: the frame plus smooth noise."""
-    import cv2
-
     rng = np.random.default_rng(seed)
     return [np.clip(f + 4 * cv2.GaussianBlur(rng.normal(0, 20, f.shape), (0, 0), 1.5), 0, 255)
             .astype(np.uint8) for f in frames]

@@ -59,6 +59,20 @@ class StabilizerConfig:
             raise ConfigError("stabilizer: max_error must be > 0, min_valid in [0, 1], erode >= 0")
 
 
+def follows(blender, motion: Motion | None, prev, shape: tuple[int, ...]) -> bool:
+    """Whether a result of ``shape`` is blended with the previous one, ``prev``, along ``motion``: not
+    for the first frame, a new size or a cut (too few pixels trusted). Counts the frame in
+    ``blender``'s ``frames``, ``cuts`` and ``trusted`` (a Stabilizer, or its torch twin)."""
+    blender.frames += 1
+    if motion is None or prev is None or tuple(prev.shape) != tuple(shape):
+        return False
+    blender.trusted += motion.share
+    if motion.share < blender.config.min_valid:
+        blender.cuts += 1
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Motion:
     """What the stabilizer learns from a pair of input frames, before the network's result is known:
@@ -116,14 +130,9 @@ class Stabilizer:
         if self.config.strength == 0:
             return frame_out
         prev_out, result = self._prev_out, frame_out
-        if motion is not None and prev_out is not None and prev_out.shape == frame_out.shape:
-            self.trusted += motion.share
-            if motion.share < self.config.min_valid:
-                self.cuts += 1
-            else:
-                result = self._blend(frame_out, prev_out, motion.trust, motion.flow_bw)
+        if follows(self, motion, prev_out, frame_out.shape):
+            result = self._blend(frame_out, prev_out, motion.trust, motion.flow_bw)
         self._prev_out = result
-        self.frames += 1
         return result
 
     def _shrink(self, frame: np.ndarray) -> np.ndarray | None:

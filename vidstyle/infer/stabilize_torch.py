@@ -17,7 +17,7 @@ import collections
 import torch
 import torch.nn.functional as F
 
-from vidstyle.infer.stabilize import Motion, StabilizerConfig
+from vidstyle.infer.stabilize import Motion, StabilizerConfig, follows
 from vidstyle.training.losses import warp
 
 
@@ -29,7 +29,7 @@ class TorchBlend:
         blend.motions.extend(stabilizer.see(frame) for frame in frames)
         y = blend(net(x))      # (N, 3, H, W) in [0, 1] -> float32, the same shape and device
 
-    Counts ``frames``, ``cuts`` and ``trusted`` as Stabilizer does.
+    Counts ``frames``, ``cuts`` and ``trusted`` as Stabilizer does (the same rule: ``follows``).
     """
 
     def __init__(self, config: StabilizerConfig):
@@ -50,14 +50,9 @@ class TorchBlend:
         for i in range(len(out)):
             motion = self.motions.popleft()
             current, prev = out[i:i + 1], self._prev
-            if motion is not None and prev is not None and prev.shape == current.shape:
-                self.trusted += motion.share
-                if motion.share < self.config.min_valid:
-                    self.cuts += 1
-                else:
-                    out[i:i + 1] = self._blend(current, prev, motion)
+            if follows(self, motion, prev, current.shape):
+                out[i:i + 1] = self._blend(current, prev, motion)
             self._prev = out[i:i + 1].clone()
-            self.frames += 1
         return out
 
     def _blend(self, current: torch.Tensor, prev: torch.Tensor, motion: Motion) -> torch.Tensor:
