@@ -1,7 +1,7 @@
 """Distillation's extra terms: the feature term (the teacher's VGG-19 Gram matrices on the student's
-output), the style term (the style image's), the temporal term (the student's warping error over the
-teacher's), and --init (a run that continues a shipped student instead of starting from random
-weights)."""
+output), the style term (the style image's), the content term (the teacher's feature maps), the
+temporal term (the student's warping error over the teacher's), and --init (a run that continues a
+shipped student instead of starting from random weights)."""
 
 import json
 
@@ -15,7 +15,14 @@ from tests.flowfiles import write_training_flows
 from vidstyle.errors import ConfigError
 from vidstyle.models.net import build_net
 from vidstyle.models.zoo import ModelCard, load_model, save_model
-from vidstyle.training.distill import distill, feature_loss, gram_error, target_grams, temporal_ratio
+from vidstyle.training.distill import (
+    content_error,
+    distill,
+    feature_loss,
+    gram_error,
+    target_grams,
+    temporal_ratio,
+)
 from vidstyle.training.distillconfig import DistillConfig
 from vidstyle.training.losses import STYLE_LAYERS
 from vidstyle.training.vgg import VGG19
@@ -229,3 +236,49 @@ def test_a_bad_style_term_is_a_one_line_error(setup, tmp_path, option, value, me
     overrides = {"style_weight": 1.0, option: value}
     with pytest.raises(ConfigError, match=message):
         distill(config(setup, tmp_path, **overrides), log=lambda *_: None)
+
+
+def blob(x0: int) -> torch.Tensor:
+    """(1, 3, 64, 64) a white square 24 px wide at column ``x0`` on stripes of period 2."""
+    image = stripes(2)
+    image[..., 20:44, x0:x0 + 24] = 1.0
+    return image
+
+
+def test_content_error_sees_where_things_are_which_the_gram_terms_do_not(vgg):
+    here, there = blob(8), blob(32)            # the same square, moved: the same texture statistics
+    with torch.no_grad():
+        f_here, f_there = vgg(here, STYLE_LAYERS), vgg(there, STYLE_LAYERS)
+        gram_gap = float(gram_error(f_there, target_grams(vgg, here)))
+        content_gap = float(content_error(f_there, f_here))
+    assert float(content_error(f_here, f_here)) == pytest.approx(0.0, abs=1e-6)
+    assert content_gap > 10 * gram_gap and content_gap > 0.05
+
+
+def test_a_step_on_the_content_term_brings_the_student_toward_the_teachers_picture(vgg):
+    teacher_out = blob(8)
+    student_out = stripes(2).requires_grad_(True)     # the texture without the square
+    with torch.no_grad():
+        target = vgg(teacher_out, STYLE_LAYERS)
+    before = content_error(vgg(student_out, STYLE_LAYERS), target)
+    before.backward()
+    with torch.no_grad():
+        step = student_out - 0.1 * student_out.grad / student_out.grad.abs().max()
+        after = content_error(vgg(step, STYLE_LAYERS), target)
+        inside = float((step - student_out)[..., 20:44, 8:32].mean())
+    assert float(after) < float(before.detach()) and inside > 0   # the step lightens where the square is
+
+
+def test_the_content_weight_changes_the_step_and_the_card_records_it(setup, tmp_path):
+    _, start, _ = setup
+    runs = [distill(config(setup, tmp_path / name, steps=1, init=str(start), feature_weight=0.0,
+                           content_weight=weight), log=lambda *_: None)
+            for name, weight in (("plain", 0.0), ("held", 5.0))]
+    plain, held = (load_model(path) for path in runs)
+    gaps = [float((a.float() - b.float()).abs().max()) for a, b in zip(plain.net.state_dict().values(),
+                                                                       held.net.state_dict().values())]
+    assert max(gaps) > 0                   # same data, same start: only the content term differs
+    assert held.card.trained["distilled"]["content_weight"] == 5.0
+    assert plain.card.trained["distilled"]["content_weight"] == 0.0
+    with pytest.raises(ConfigError, match="--content-weight"):
+        config(setup, tmp_path, content_weight=-1.0).check()

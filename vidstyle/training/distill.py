@@ -15,13 +15,14 @@ started from a ``lite`` network (``init``) begins as that network with its extra
 (:func:`vidstyle.models.netlite.fold_norms`); a student with wider stages (``channels``) than its
 ``init`` begins as the init widened, computing the same picture (:func:`vidstyle.models.netlite.widen`).
 The student takes over
-the teacher's tone gate. Three optional terms join it: ``feature_weight`` x the relative error of the
+the teacher's tone gate. Four optional terms join it: ``feature_weight`` x the relative error of the
 student's VGG-19 Gram matrices against the teacher's output's (:func:`feature_loss`), ``style_weight``
 x their relative error against the style image's (:func:`gram_error`; the teacher's own painting by
-default), and ``temporal_weight`` x the student's masked warping error over the teacher's on the same
-pairs (:func:`temporal_ratio`). With ``blur``, that share of the pairs is blurred first, both frames
-by one random motion streak or Gaussian (:func:`blur_kernel`), for teacher and student alike: the
-student learns to paint texture on a shaken frame as its teacher does.
+default), ``content_weight`` x the relative error of the student's relu4_2 feature maps against the
+teacher's (:func:`content_error`), and ``temporal_weight`` x the student's masked warping error over
+the teacher's on the same pairs (:func:`temporal_ratio`). With ``blur``, that share of the pairs is
+blurred first, both frames by one random motion streak or Gaussian (:func:`blur_kernel`), for
+teacher and student alike: the student learns to paint texture on a shaken frame as its teacher does.
 
 The run folder ``RUNS/NAME/`` is a training run's (:mod:`vidstyle.training.runfiles`): config.json,
 losses.csv (step, loss, seconds), checkpoint.pt (every ``checkpoint_every`` steps and on stop, with
@@ -44,7 +45,7 @@ from vidstyle.errors import ConfigError
 from vidstyle.models.net import build_net, count_parameters
 from vidstyle.training.data import PairDataset
 from vidstyle.training.distillconfig import DistillConfig
-from vidstyle.training.losses import STYLE_LAYERS, gram, temporal_loss
+from vidstyle.training.losses import CONTENT_LAYERS, STYLE_LAYERS, gram, temporal_loss
 from vidstyle.training.runfiles import RunFiles, load_checkpoint, restore_generators, save_checkpoint
 from vidstyle.training.trainconfig import check_same_run
 
@@ -78,6 +79,18 @@ def target_grams(vgg: torch.nn.Module, images: torch.Tensor) -> dict[str, torch.
     """The Gram matrices of ``images`` at the style layers, without gradients: a Gram term's targets."""
     with torch.no_grad():
         return {k: gram(v) for k, v in vgg(images, STYLE_LAYERS).items()}
+
+
+def content_error(features: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum over the content layers of |F - F_target|^2 / |F_target|^2 per image, mean over the
+    images: where the Gram terms compare texture statistics, this compares the feature maps
+    themselves, so it holds what is drawn where. Relative, as :func:`gram_error`."""
+    total = next(iter(features.values())).new_zeros((), dtype=torch.float32)
+    for layer in CONTENT_LAYERS:
+        f, f_t = features[layer].float(), target[layer].float()
+        error = (f - f_t).square().sum((1, 2, 3)) / f_t.square().sum((1, 2, 3)).clamp_min(1e-12)
+        total = total + error.mean()
+    return total
 
 
 def feature_loss(vgg: torch.nn.Module, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
@@ -256,7 +269,7 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
     if init is not None:
         _start_from(init, student, config, dataset)
     vgg, painting = None, None
-    if config.feature_weight > 0 or config.style_weight > 0:
+    if config.feature_weight > 0 or config.style_weight > 0 or config.content_weight > 0:
         from vidstyle.training.vgg import VGG19
 
         vgg = VGG19(last_layer=STYLE_LAYERS[-1]).to(device)
@@ -296,8 +309,14 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
         if vgg is not None:  # on the clean first frames of the pairs only: VGG is most of a step's time
             clean = slice(0, config.batch)
             features = vgg(out[clean], STYLE_LAYERS)
+            if config.feature_weight > 0 or config.content_weight > 0:
+                with torch.no_grad():
+                    teacher_features = vgg(target[clean], STYLE_LAYERS)
             if config.feature_weight > 0:
-                loss = loss + config.feature_weight * gram_error(features, target_grams(vgg, target[clean]))
+                grams = {k: gram(v) for k, v in teacher_features.items()}
+                loss = loss + config.feature_weight * gram_error(features, grams)
+            if config.content_weight > 0:
+                loss = loss + config.content_weight * content_error(features, teacher_features)
             if painting is not None:
                 loss = loss + config.style_weight * gram_error(features, painting)
         if config.temporal_weight > 0:
@@ -345,6 +364,7 @@ def _write_model(student: torch.nn.Module, teacher: Any, config: DistillConfig, 
                                 "temporal_weight": config.temporal_weight, "init": init_name,
                                 "blur": config.blur, "photo_fraction": config.photo_fraction,
                                 "style_weight": config.style_weight,
+                                "content_weight": config.content_weight,
                                 "style": Path(config.style).name if config.style else None,
                                 "lr": config.lr, "seconds": round(seconds, 1), "hardware": hardware}
     if before is not None:

@@ -42,6 +42,11 @@ class DistillConfig:
     # term); 0 leaves it out. Where a small student cannot hold all of the teacher's texture, this
     # asks it for the painting's directly: the style loss the look is measured by.
     style_weight: float = 0.0
+    # Weight of the content term (the student's VGG-19 relu4_2 feature maps against the teacher's
+    # output's, relative squared error; vidstyle.training.distill.content_error); 0 leaves it out. The
+    # Gram terms say nothing of where things are: this one asks the student to draw what the teacher
+    # draws where the teacher draws it (a white dog on a lawn, not the lawn's texture over it).
+    content_weight: float = 0.0
     # The share of frame pairs blurred, both frames by the same random motion streak or Gaussian,
     # for the teacher and the student alike: a small student followed the blur of a shaken frame
     # where its teacher kept painting texture (the_wave_lite on davis_dog; docs/fast-networks.md).
@@ -79,7 +84,7 @@ class DistillConfig:
         if not self.lr > 0 or not 0 <= self.noise < 1:
             raise ConfigError(f"--lr must be > 0 and --noise in [0, 1), got {self.lr:g} and {self.noise:g}")
         weights = (("feature-weight", self.feature_weight), ("temporal-weight", self.temporal_weight),
-                   ("style-weight", self.style_weight))
+                   ("style-weight", self.style_weight), ("content-weight", self.content_weight))
         for option, value in weights:
             if not value >= 0:
                 raise ConfigError(f"--{option} must be >= 0, got {value:g}")
