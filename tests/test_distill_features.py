@@ -52,6 +52,19 @@ def config(setup, tmp_path, **overrides):
     return DistillConfig(**{**values, **overrides})
 
 
+def one_step_without_and_with(setup, tmp_path, term: str, **extra):
+    """Two one-step runs from the same start on the same data, ``term`` at 0 and at 5 (the feature
+    term off in both): the two students, and the largest difference between their weights."""
+    _, start, _ = setup
+    runs = [distill(config(setup, tmp_path / name, steps=1, init=str(start), feature_weight=0.0,
+                           **{term: weight}, **extra), log=lambda *_: None)
+            for name, weight in (("without", 0.0), ("with", 5.0))]
+    without, with_term = (load_model(path) for path in runs)
+    gap = max(float((a.float() - b.float()).abs().max())
+              for a, b in zip(without.net.state_dict().values(), with_term.net.state_dict().values()))
+    return without, with_term, gap
+
+
 def stripes(period: int) -> torch.Tensor:
     """(1, 3, 64, 64) vertical black and white stripes, ``period`` pixels wide each."""
     x = (torch.arange(64) // period % 2).float()
@@ -168,14 +181,8 @@ def test_a_step_on_the_temporal_ratio_steadies_the_student():
 
 
 def test_the_temporal_weight_changes_the_step_and_the_card_records_it(setup, tmp_path):
-    _, start, _ = setup
-    runs = [distill(config(setup, tmp_path / name, steps=1, init=str(start), feature_weight=0.0,
-                           temporal_weight=weight), log=lambda *_: None)
-            for name, weight in (("plain", 0.0), ("steady", 5.0))]
-    plain, steady = (load_model(path) for path in runs)
-    gaps = [float((a.float() - b.float()).abs().max()) for a, b in zip(plain.net.state_dict().values(),
-                                                                       steady.net.state_dict().values())]
-    assert max(gaps) > 0                   # same data, same start: only the temporal term differs
+    plain, steady, gap = one_step_without_and_with(setup, tmp_path, "temporal_weight")
+    assert gap > 0                         # same data, same start: only the temporal term differs
     assert steady.card.trained["distilled"]["temporal_weight"] == 5.0
     assert plain.card.trained["distilled"]["temporal_weight"] == 0.0
 
@@ -208,16 +215,10 @@ def test_a_step_on_the_style_term_brings_the_students_texture_toward_the_paintin
 
 
 def test_the_style_weight_changes_the_step_and_the_card_records_it(setup, tmp_path):
-    _, start, _ = setup
     image = tmp_path / "painting.png"
     cv2.imwrite(str(image), (np.indices((48, 64)).sum(0) % 7 * 36).astype(np.uint8)[..., None].repeat(3, 2))
-    runs = [distill(config(setup, tmp_path / name, steps=1, init=str(start), feature_weight=0.0,
-                           style_weight=weight, style=str(image)), log=lambda *_: None)
-            for name, weight in (("plain", 0.0), ("painted", 5.0))]
-    plain, painted = (load_model(path) for path in runs)
-    gaps = [float((a.float() - b.float()).abs().max()) for a, b in zip(plain.net.state_dict().values(),
-                                                                       painted.net.state_dict().values())]
-    assert max(gaps) > 0                   # same data, same start: only the style term differs
+    plain, painted, gap = one_step_without_and_with(setup, tmp_path, "style_weight", style=str(image))
+    assert gap > 0                         # same data, same start: only the style term differs
     distilled = painted.card.trained["distilled"]
     assert distilled["style_weight"] == 5.0 and distilled["style"] == "painting.png"
     assert plain.card.trained["distilled"]["style_weight"] == 0.0
@@ -270,14 +271,8 @@ def test_a_step_on_the_content_term_brings_the_student_toward_the_teachers_pictu
 
 
 def test_the_content_weight_changes_the_step_and_the_card_records_it(setup, tmp_path):
-    _, start, _ = setup
-    runs = [distill(config(setup, tmp_path / name, steps=1, init=str(start), feature_weight=0.0,
-                           content_weight=weight), log=lambda *_: None)
-            for name, weight in (("plain", 0.0), ("held", 5.0))]
-    plain, held = (load_model(path) for path in runs)
-    gaps = [float((a.float() - b.float()).abs().max()) for a, b in zip(plain.net.state_dict().values(),
-                                                                       held.net.state_dict().values())]
-    assert max(gaps) > 0                   # same data, same start: only the content term differs
+    plain, held, gap = one_step_without_and_with(setup, tmp_path, "content_weight")
+    assert gap > 0                         # same data, same start: only the content term differs
     assert held.card.trained["distilled"]["content_weight"] == 5.0
     assert plain.card.trained["distilled"]["content_weight"] == 0.0
     with pytest.raises(ConfigError, match="--content-weight"):
