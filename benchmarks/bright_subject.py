@@ -20,12 +20,18 @@ import common  # noqa: F401  (puts this checkout's vidstyle first on the path)
 
 
 def luma(image: np.ndarray) -> np.ndarray:
-    image = image.astype(np.float32) / 255.0
-    return image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
+    """uint8 RGB -> Rec. 601 luma in [0, 1], as the metrics take it."""
+    from vidstyle.evaluate.metrics import luma, to_unit
+
+    return luma(to_unit(image))
 
 
 def contrast(images: list[np.ndarray], masks: list[np.ndarray]) -> float:
-    return float(np.mean([luma(a)[m].mean() - luma(a)[~m].mean() for a, m in zip(images, masks)]))
+    gaps = []
+    for image, mask in zip(images, masks):
+        y = luma(image)
+        gaps.append(y[mask].mean() - y[~mask].mean())
+    return float(np.mean(gaps))
 
 
 def main() -> None:
