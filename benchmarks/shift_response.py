@@ -37,19 +37,30 @@ def result(net: torch.nn.Module, frame: np.ndarray) -> np.ndarray:
     return out[0].permute(1, 2, 0).numpy() * 255.0
 
 
-def shift_change(net: torch.nn.Module, frame: np.ndarray, shift: int, width: int) -> float:
-    """Mean absolute difference between the results of two windows ``shift`` pixels apart, aligned."""
+def shift_changes(net: torch.nn.Module, frame: np.ndarray, shifts: list[int]) -> list[float]:
+    """For each shift s: mean absolute difference between the results of two windows s pixels apart,
+    aligned (the windows are as wide as the largest shift allows)."""
+    width = frame.shape[1] - max(shifts)
     base = result(net, frame[:, :width])
-    moved = result(net, frame[:, shift:shift + width])   # moved[:, x] shows base's column x + shift
     m = MARGIN
-    return float(np.abs(moved[m:-m, m:width - shift - m] - base[m:-m, shift + m:width - m]).mean())
+    changes = []
+    for s in shifts:
+        moved = result(net, frame[:, s:s + width])   # moved[:, x] shows base's column x + s
+        changes.append(float(np.abs(moved[m:-m, m:width - s - m] - base[m:-m, s + m:width - m]).mean()))
+    return changes
 
 
-def noise_change(net: torch.nn.Module, frame: np.ndarray, spread: float, rng: np.random.Generator) -> float:
-    """Mean absolute difference between the results of the frame and of the frame with noise."""
-    noisy = np.clip(frame + rng.normal(0.0, spread / 255.0, frame.shape).astype(np.float32), 0.0, 1.0)
+def noise_changes(net: torch.nn.Module, frame: np.ndarray, spreads: list[float],
+                  rng: np.random.Generator) -> list[float]:
+    """For each spread (grey levels): mean absolute difference between the results of the frame and
+    of the frame with Gaussian noise of that spread."""
+    clean = result(net, frame)
     m = MARGIN
-    return float(np.abs(result(net, noisy) - result(net, frame))[m:-m, m:-m].mean())
+    changes = []
+    for spread in spreads:
+        noisy = np.clip(frame + rng.normal(0.0, spread / 255.0, frame.shape).astype(np.float32), 0.0, 1.0)
+        changes.append(float(np.abs(result(net, noisy) - clean)[m:-m, m:-m].mean()))
+    return changes
 
 
 def main() -> None:
@@ -60,6 +71,8 @@ def main() -> None:
     parser.add_argument("--noise", nargs="+", type=float, default=[0.5, 1.0, 2.0, 4.0])
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if min(args.shifts) < 1 or min(args.noise) <= 0:
+        parser.error("shifts must be at least 1 pixel and noise spreads above 0")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -80,10 +93,8 @@ def main() -> None:
     print("|---|---|" + "---:|" * (len(args.shifts) + len(args.noise)))
     for name, net in nets.items():
         for clip, frame in frames.items():
-            width = frame.shape[1] - max(args.shifts)
-            rng = np.random.default_rng(0)
-            shifts = [shift_change(net, frame, s, width) for s in args.shifts]
-            noise = [noise_change(net, frame, n, rng) for n in args.noise]
+            shifts = shift_changes(net, frame, args.shifts)
+            noise = noise_changes(net, frame, args.noise, np.random.default_rng(0))
             print(f"| {name} | {clip} | " + " | ".join(f"{v:.2f}" for v in shifts + noise) + " |")
 
 
