@@ -54,6 +54,9 @@ def register(sub) -> None:
                    help="largest random shift of the stability term, pixels (default: {default})")
     p.add_argument("--compound-noise", type=float, metavar="SD", default=_S,
                    help="pixel noise of the stability term, RGB 0-1 (default: {default})")
+    p.add_argument("--shift-weight", type=float, metavar="W", default=_S,
+                   help="the exact-shift stability term: the result of the frame moved by 0-3 whole "
+                        "pixels must move with it, nothing resampled; 0 = off (default: {default})")
     p.add_argument("--luminance-temporal", action=argparse.BooleanOptionalAction, default=_S,
                    help="ReCoNet's luminance-aware temporal term: the input's own change of light "
                         "between the frames is not counted as flicker (default: off)")

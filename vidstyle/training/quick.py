@@ -186,8 +186,9 @@ def quick_terms(net: torch.nn.Module, loss_fn: HybridLoss, batch: dict[str, torc
     flow = random_smooth_flow(n, height, width, shift, device=out_t.device)
     terms["compound"] = compound_loss(net, batch["frame_t"], out_t, flow, noise) if weight > 0 \
         else torch.zeros((), device=out_t.device)
-    terms["feature_temporal"] = torch.zeros((), device=out_t.device)    # not a quick run's term
-    weights = {**loss_fn.weights.as_dict(), "compound": weight, "feature_temporal": 0.0}
+    terms["feature_temporal"] = torch.zeros((), device=out_t.device)    # not a quick run's terms
+    terms["shift"] = torch.zeros((), device=out_t.device)
+    weights = {**loss_fn.weights.as_dict(), "compound": weight, "feature_temporal": 0.0, "shift": 0.0}
     terms["total"] = sum(weights[k] * terms[k] for k in TRAIN_TERMS)
     return terms
 

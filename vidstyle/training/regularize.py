@@ -12,6 +12,15 @@ texture is a function of the scene commutes with the warp and ignores the noise,
 texture re-drawn from pixel noise, or anchored to the image grid instead of the surfaces ("boiling"),
 makes it large. With ``noise_std = 0`` it is pure motion equivariance; with ``max_shift = 0`` pure
 noise robustness. RGB in [0, 1], so its scale is that of the temporal loss.
+
+At a fractional shift the warp resamples ``net(I)`` bilinearly, which blurs it: the compound term
+then also charges sharp strokes that do follow the motion. The exact-shift term has no resampling:
+
+shift     mean over (N, C, H', W') of (net(I[y:, x:] + n) - net(I)[y:, x:])^2
+
+for a window of the frame moved by whole pixels (y, x) in 0..SUBGRID_SHIFT each, not both 0, compared
+away from the window's border. Moves smaller than the 4-pixel grid of the networks' two halving
+stages are where their strokes are redrawn (benchmarks/shift_response.py).
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from torch.nn import functional as F
 from vidstyle.training.losses import warp
 
 _DEFORMATION_GRID = 4   # the local deformation is bicubic over a grid of this many control points a side
+SUBGRID_SHIFT = 3       # the exact-shift term's largest move, pixels: under the networks' 4-pixel grid
+SHIFT_MARGIN = 8        # pixels left out at the border of the shifted window (its padding differs)
 
 
 def random_smooth_flow(n: int, height: int, width: int, max_shift: float, *,
@@ -60,3 +71,24 @@ def compound_loss(net: nn.Module, frames: torch.Tensor, outputs: torch.Tensor, f
         moved = (moved + noise_std * noise).clamp(0.0, 1.0)
     diff = net(moved).float() - warp(outputs, flow).float()
     return (inside_mask(flow) * diff.square()).mean()
+
+
+def shift_loss(net: nn.Module, frames: torch.Tensor, outputs: torch.Tensor, noise_std: float = 0.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """The exact-shift term of the module docstring for N frames (one move for the batch).
+
+    frames, outputs: as for :func:`compound_loss`; frames must be larger than
+    SUBGRID_SHIFT + 2 * SHIFT_MARGIN on both sides."""
+    _, _, height, width = frames.shape
+    window_h, window_w = height - SUBGRID_SHIFT, width - SUBGRID_SHIFT
+    if min(window_h, window_w) <= 2 * SHIFT_MARGIN:
+        raise ValueError(f"frames of {height}x{width} are too small for the exact-shift term")
+    move = torch.randint(1, (SUBGRID_SHIFT + 1) ** 2, (), generator=generator).item()   # never (0, 0)
+    y, x = divmod(move, SUBGRID_SHIFT + 1)
+    moved = frames[:, :, y:y + window_h, x:x + window_w]
+    if noise_std > 0:
+        noise = torch.randn(moved.shape, generator=generator).to(moved.device, moved.dtype)
+        moved = (moved + noise_std * noise).clamp(0.0, 1.0)
+    diff = net(moved).float() - outputs[:, :, y:y + window_h, x:x + window_w].float()
+    m = SHIFT_MARGIN
+    return diff[:, :, m:window_h - m, m:window_w - m].square().mean()

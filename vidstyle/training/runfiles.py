@@ -34,7 +34,7 @@ from vidstyle.training.losses import TERMS
 from vidstyle.training.trainconfig import TrainConfig
 
 CHECKPOINT_FORMAT = "vidstyle-train-checkpoint/1"
-TRAIN_TERMS = (*TERMS, "compound", "feature_temporal")
+TRAIN_TERMS = (*TERMS, "compound", "feature_temporal", "shift")
 CSV_FIELDS = ("step", "total", *TRAIN_TERMS, "lr", "seconds")
 # A write that failed for want of room (or a file-size limit, or a read-only disk): said in one line.
 _STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)

@@ -42,7 +42,7 @@ from vidstyle.io.images import load_style_image, to_image, to_tensor, write_imag
 from vidstyle.models.net import NETS, build_net, count_parameters
 from vidstyle.training.data import DrawSampler, PairDataset
 from vidstyle.training.losses import HybridLoss, feature_temporal_loss
-from vidstyle.training.regularize import compound_loss, random_smooth_flow
+from vidstyle.training.regularize import compound_loss, random_smooth_flow, shift_loss
 from vidstyle.training.runfiles import TRAIN_TERMS, RunFiles, load_checkpoint, save_checkpoint
 from vidstyle.training.setup import Setup, setup_device
 from vidstyle.training.trainconfig import TrainConfig, check_same_run
@@ -280,8 +280,9 @@ def pair_loss(model: torch.nn.Module, loss_fn: HybridLoss, batch: dict[str, torc
               amp: bool, config: TrainConfig | None = None) -> dict[str, torch.Tensor]:
     """Stylize frames t and t+1 of N pairs in one batch and return the loss terms (see HybridLoss),
     plus the compound stability term of :mod:`vidstyle.training.regularize` on frames t (weighted into
-    ``total`` when ``config.compound_weight`` > 0; 0 without a config) and ReCoNet's feature temporal
-    term on the bottleneck features of the pair (when ``config.feature_temporal_weight`` > 0).
+    ``total`` when ``config.compound_weight`` > 0; 0 without a config), its exact-shift term (when
+    ``config.shift_weight`` > 0) and ReCoNet's feature temporal term on the bottleneck features of the
+    pair (when ``config.feature_temporal_weight`` > 0).
 
     batch: the PairDataset item dict with a leading N axis, already on ``setup.device``.
     """
@@ -301,6 +302,10 @@ def pair_loss(model: torch.nn.Module, loss_fn: HybridLoss, batch: dict[str, torc
             flow = random_smooth_flow(n, height, width, config.compound_shift, device=out_t.device)
             terms["compound"] = compound_loss(model, batch["frame_t"], out_t, flow, config.compound_noise)
             terms["total"] = terms["total"] + config.compound_weight * terms["compound"]
+        terms["shift"] = torch.zeros((), device=out_t.device)
+        if config is not None and config.shift_weight > 0:
+            terms["shift"] = shift_loss(model, batch["frame_t"], out_t, config.compound_noise)
+            terms["total"] = terms["total"] + config.shift_weight * terms["shift"]
     return terms
 
 

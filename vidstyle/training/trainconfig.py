@@ -66,6 +66,7 @@ class TrainConfig:
     compound_weight: float = 3.0e7
     compound_shift: float = 4.0
     compound_noise: float = 0.02
+    shift_weight: float = 0.0             # the exact-shift term (regularize.shift_loss); 0 = off
     luminance_temporal: bool = False      # the temporal term luminance-aware (ReCoNet)
     feature_temporal_weight: float = 0.0  # the temporal term on the bottleneck features (ReCoNet)
     tone: float = 0.25
@@ -124,15 +125,18 @@ class TrainConfig:
         if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
             raise ConfigError(f"--max-minutes {self.max_minutes}: give a positive number of minutes")
         for key in ("lr", "content_weight", "style_weight", "tv_weight", "temporal_weight", "compound_weight",
-                    "compound_shift", "compound_noise", "feature_temporal_weight", "tone", "photo_fraction"):
+                    "compound_shift", "compound_noise", "shift_weight", "feature_temporal_weight", "tone",
+                    "photo_fraction"):
             value = getattr(self, key)
             if value is not None and not math.isfinite(value):
                 raise ConfigError(f"--{key.replace('_', '-')} {value}: give a finite number")
         if min(self.content_weight, self.style_weight, self.tv_weight, self.temporal_weight,
-               self.compound_weight, self.feature_temporal_weight) < 0:
+               self.compound_weight, self.shift_weight, self.feature_temporal_weight) < 0:
             raise ConfigError("loss weights must not be negative")
         if not (0 <= self.compound_shift <= self.size / 4 and 0 <= self.compound_noise <= 1):
             raise ConfigError("--compound-shift must be in [0, size/4] pixels and --compound-noise in [0, 1]")
+        if self.shift_weight > 0 and self.size < 32:
+            raise ConfigError("--shift-weight needs a --size of at least 32 pixels")
         if not 0 <= self.tone <= 1:
             raise ConfigError(f"--tone must be in [0, 1], got {self.tone}")
         if not self.lr > 0:
