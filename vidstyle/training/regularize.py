@@ -57,6 +57,14 @@ def inside_mask(flow: torch.Tensor) -> torch.Tensor:
     return inside.unsqueeze(1).float()
 
 
+def _add_noise(images: torch.Tensor, noise_std: float, generator: torch.Generator | None) -> torch.Tensor:
+    """``images`` plus Gaussian pixel noise of ``noise_std`` (drawn on the CPU), clamped to [0, 1]."""
+    if noise_std <= 0:
+        return images
+    noise = torch.randn(images.shape, generator=generator).to(images.device, images.dtype)
+    return (images + noise_std * noise).clamp(0.0, 1.0)
+
+
 def compound_loss(net: nn.Module, frames: torch.Tensor, outputs: torch.Tensor, flow: torch.Tensor,
                   noise_std: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """The compound term of the module docstring for N frames.
@@ -65,10 +73,7 @@ def compound_loss(net: nn.Module, frames: torch.Tensor, outputs: torch.Tensor, f
     through both sides); flow: (N, 2, H, W) pixels; noise_std: standard deviation of the Gaussian
     pixel noise added to the warped frames (RGB [0, 1] units; the noisy frames are clamped to [0, 1]).
     """
-    moved = warp(frames, flow)
-    if noise_std > 0:
-        noise = torch.randn(moved.shape, generator=generator).to(moved.device, moved.dtype)
-        moved = (moved + noise_std * noise).clamp(0.0, 1.0)
+    moved = _add_noise(warp(frames, flow), noise_std, generator)
     diff = net(moved).float() - warp(outputs, flow).float()
     return (inside_mask(flow) * diff.square()).mean()
 
@@ -85,10 +90,7 @@ def shift_loss(net: nn.Module, frames: torch.Tensor, outputs: torch.Tensor, nois
         raise ValueError(f"frames of {height}x{width} are too small for the exact-shift term")
     move = torch.randint(1, (SUBGRID_SHIFT + 1) ** 2, (), generator=generator).item()   # never (0, 0)
     y, x = divmod(move, SUBGRID_SHIFT + 1)
-    moved = frames[:, :, y:y + window_h, x:x + window_w]
-    if noise_std > 0:
-        noise = torch.randn(moved.shape, generator=generator).to(moved.device, moved.dtype)
-        moved = (moved + noise_std * noise).clamp(0.0, 1.0)
+    moved = _add_noise(frames[:, :, y:y + window_h, x:x + window_w], noise_std, generator)
     diff = net(moved).float() - outputs[:, :, y:y + window_h, x:x + window_w].float()
     m = SHIFT_MARGIN
     return diff[:, :, m:window_h - m, m:window_w - m].square().mean()
