@@ -43,7 +43,9 @@ def test_cli_takes_the_weight_and_refuses_a_negative_one_or_a_tiny_crop(data, tm
               "--device", "cpu", "--threads", "1"]
     assert main([*common, "--size", "32", "--name", "bad", "--shift-weight", "-1"]) == 2
     assert "must not be negative" in capsys.readouterr().err
-    assert main([*common, "--size", "24", "--name", "tiny", "--shift-weight", "1"]) == 2
-    assert "--size of at least 32" in capsys.readouterr().err
+    assert main([*common, "--size", "19", "--name", "tiny", "--shift-weight", "1"]) == 2
+    assert "--size of at least 20" in capsys.readouterr().err
+    # the smallest crop the term takes trains with it
+    assert main([*common, "--size", "20", "--name", "smallest", "--shift-weight", "1"]) == 0
     assert main([*common, "--size", "32", "--name", "ok", "--shift-weight", "5"]) == 0
     assert json.loads((tmp_path / "ok" / "config.json").read_text())["shift_weight"] == 5.0

@@ -34,6 +34,7 @@ from vidstyle.training.losses import warp
 _DEFORMATION_GRID = 4   # the local deformation is bicubic over a grid of this many control points a side
 SUBGRID_SHIFT = 3       # the exact-shift term's largest move, pixels: under the networks' 4-pixel grid
 SHIFT_MARGIN = 8        # pixels left out at the border of the shifted window (its padding differs)
+SHIFT_MIN_SIZE = SUBGRID_SHIFT + 2 * SHIFT_MARGIN + 1   # the smallest frame side the exact-shift term takes
 
 
 def random_smooth_flow(n: int, height: int, width: int, max_shift: float, *,
@@ -82,11 +83,10 @@ def shift_loss(net: nn.Module, frames: torch.Tensor, outputs: torch.Tensor, nois
                generator: torch.Generator | None = None) -> torch.Tensor:
     """The exact-shift term of the module docstring for N frames (one move for the batch).
 
-    frames, outputs: as for :func:`compound_loss`; frames must be larger than
-    SUBGRID_SHIFT + 2 * SHIFT_MARGIN on both sides."""
+    frames, outputs: as for :func:`compound_loss`; frames at least SHIFT_MIN_SIZE on both sides."""
     _, _, height, width = frames.shape
     window_h, window_w = height - SUBGRID_SHIFT, width - SUBGRID_SHIFT
-    if min(window_h, window_w) <= 2 * SHIFT_MARGIN:
+    if min(height, width) < SHIFT_MIN_SIZE:
         raise ValueError(f"frames of {height}x{width} are too small for the exact-shift term")
     move = torch.randint(1, (SUBGRID_SHIFT + 1) ** 2, (), generator=generator).item()   # never (0, 0)
     y, x = divmod(move, SUBGRID_SHIFT + 1)

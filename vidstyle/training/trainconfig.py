@@ -22,6 +22,7 @@ import cv2
 from vidstyle.errors import ConfigError
 from vidstyle.models.net import NETS
 from vidstyle.training.losses import CONTENT_LAYERS, STYLE_LAYERS, LossWeights
+from vidstyle.training.regularize import SHIFT_MIN_SIZE
 from vidstyle.training.vgg import LAYERS
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -135,8 +136,8 @@ class TrainConfig:
             raise ConfigError("loss weights must not be negative")
         if not (0 <= self.compound_shift <= self.size / 4 and 0 <= self.compound_noise <= 1):
             raise ConfigError("--compound-shift must be in [0, size/4] pixels and --compound-noise in [0, 1]")
-        if self.shift_weight > 0 and self.size < 32:
-            raise ConfigError("--shift-weight needs a --size of at least 32 pixels")
+        if self.shift_weight > 0 and self.size < SHIFT_MIN_SIZE:
+            raise ConfigError(f"--shift-weight needs a --size of at least {SHIFT_MIN_SIZE} pixels")
         if not 0 <= self.tone <= 1:
             raise ConfigError(f"--tone must be in [0, 1], got {self.tone}")
         if not self.lr > 0:
