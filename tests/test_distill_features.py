@@ -1,7 +1,8 @@
 """Distillation's extra terms: the feature term (the teacher's VGG-19 Gram matrices on the student's
 output), the style term (the style image's), the content term (the teacher's feature maps), the
-temporal term (the student's warping error over the teacher's), and --init (a run that continues a
-shipped student instead of starting from random weights)."""
+layout term (the teacher's output averaged over blocks), the temporal term (the student's warping
+error over the teacher's), and --init (a run that continues a shipped student instead of starting
+from random weights)."""
 
 import json
 
@@ -20,6 +21,7 @@ from vidstyle.training.distill import (
     distill,
     feature_loss,
     gram_error,
+    layout_error,
     target_grams,
     temporal_ratio,
 )
@@ -277,3 +279,25 @@ def test_the_content_weight_changes_the_step_and_the_card_records_it(setup, tmp_
     assert plain.card.trained["distilled"]["content_weight"] == 0.0
     with pytest.raises(ConfigError, match="--content-weight"):
         config(setup, tmp_path, content_weight=-1.0).check()
+
+
+def test_layout_error_holds_light_and_colour_place_by_place_but_not_the_texture_within_a_block():
+    here = blob(8)
+    shifted = torch.roll(stripes(2), 1, dims=-1)          # the texture moved by one pixel: each
+    shifted[..., 20:44, 8:32] = 1.0                        # 8x8 block's mean is the same
+    assert float(layout_error(here, here)) == pytest.approx(0.0, abs=1e-7)
+    assert float(layout_error(shifted, here)) == pytest.approx(0.0, abs=1e-6)
+    assert float((shifted - here).abs().mean()) > 0.3      # while the pixels differ nearly everywhere
+    moved = blob(32)                                       # the square elsewhere: the blocks see it
+    assert float(layout_error(moved, here)) > 0.1
+    darker = here * 0.8                                    # a subject drawn darker: the blocks see it
+    assert float(layout_error(darker, here)) == pytest.approx(0.2 * float(here.mean()), rel=1e-4)
+
+
+def test_the_layout_weight_changes_the_step_and_the_card_records_it(setup, tmp_path):
+    plain, held, gap = one_step_without_and_with(setup, tmp_path, "layout_weight")
+    assert gap > 0
+    assert held.card.trained["distilled"]["layout_weight"] == 5.0
+    assert plain.card.trained["distilled"]["layout_weight"] == 0.0
+    with pytest.raises(ConfigError, match="--layout-weight"):
+        config(setup, tmp_path, layout_weight=-1.0).check()

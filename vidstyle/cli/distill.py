@@ -46,6 +46,10 @@ def register(sub) -> None:
     p.add_argument("--content-weight", type=float, default=_S,
                    help="weight of the VGG-19 feature-map match to the teacher's output (relu4_2): keeps "
                         f"what the teacher draws where it draws it (default {_D.content_weight:g}: none)")
+    p.add_argument("--layout-weight", type=float, default=_S,
+                   help="weight of the match to the teacher's output averaged over 8x8 blocks: its "
+                        "light and colour place by place, the texture left free "
+                        f"(default {_D.layout_weight:g}: none)")
     p.add_argument("--blur", type=float, default=_S, metavar="SHARE",
                    help="share of frame pairs blurred (a random motion streak or Gaussian, the same for "
                         f"teacher and student), to keep texture on shaken frames (default {_D.blur:g})")

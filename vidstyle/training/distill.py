@@ -15,11 +15,12 @@ started from a ``lite`` network (``init``) begins as that network with its extra
 (:func:`vidstyle.models.netlite.fold_norms`); a student with wider stages (``channels``) than its
 ``init`` begins as the init widened, computing the same picture (:func:`vidstyle.models.netlite.widen`).
 The student takes over
-the teacher's tone gate. Four optional terms join it: ``feature_weight`` x the relative error of the
+the teacher's tone gate. Five optional terms join it: ``feature_weight`` x the relative error of the
 student's VGG-19 Gram matrices against the teacher's output's (:func:`feature_loss`), ``style_weight``
 x their relative error against the style image's (:func:`gram_error`; the teacher's own painting by
 default), ``content_weight`` x the relative error of the student's relu4_2 feature maps against the
-teacher's (:func:`content_error`), and ``temporal_weight`` x the student's masked warping error over
+teacher's (:func:`content_error`), ``layout_weight`` x the L1 error of the two outputs averaged over
+8 x 8 blocks (:func:`layout_error`), and ``temporal_weight`` x the student's masked warping error over
 the teacher's on the same pairs (:func:`temporal_ratio`). With ``blur``, that share of the pairs is
 blurred first, both frames by one random motion streak or Gaussian (:func:`blur_kernel`), for
 teacher and student alike: the student learns to paint texture on a shaken frame as its teacher does.
@@ -50,6 +51,7 @@ from vidstyle.training.runfiles import RunFiles, load_checkpoint, restore_genera
 from vidstyle.training.trainconfig import check_same_run
 
 LOG_FIELDS = ("step", "loss", "seconds")
+LAYOUT_BLOCK = 8   # the layout term's block side in pixels (crops are multiples of it)
 
 
 def _gradients(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,6 +93,16 @@ def content_error(features: dict[str, torch.Tensor], target: dict[str, torch.Ten
         error = (f - f_t).square().sum((1, 2, 3)) / f_t.square().sum((1, 2, 3)).clamp_min(1e-12)
         total = total + error.mean()
     return total
+
+
+def layout_error(student_out: torch.Tensor, teacher_out: torch.Tensor,
+                 block: int = LAYOUT_BLOCK) -> torch.Tensor:
+    """Mean absolute difference of the two outputs averaged over ``block`` x ``block`` blocks: the
+    teacher's light and colour place by place, at 1/``block`` of the resolution, with the texture
+    inside each block left to the Gram terms. The pixel term asks for the same at full resolution,
+    but beside Gram terms weighted in the tens it carries too little to keep a white subject as
+    light as the teacher draws it."""
+    return (F.avg_pool2d(student_out, block) - F.avg_pool2d(teacher_out, block)).abs().mean()
 
 
 def feature_loss(vgg: torch.nn.Module, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
@@ -306,6 +318,8 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
             target = teacher.net.forward_ungated(frames)
         out = student.forward_ungated(_noisy(frames, config.noise, generators["noise"]))
         loss = distill_loss(out, target)
+        if config.layout_weight > 0:
+            loss = loss + config.layout_weight * layout_error(out, target)
         if vgg is not None:  # on the clean first frames of the pairs only: VGG is most of a step's time
             clean = slice(0, config.batch)
             features = vgg(out[clean], STYLE_LAYERS)
@@ -365,6 +379,7 @@ def _write_model(student: torch.nn.Module, teacher: Any, config: DistillConfig, 
                                 "blur": config.blur, "photo_fraction": config.photo_fraction,
                                 "style_weight": config.style_weight,
                                 "content_weight": config.content_weight,
+                                "layout_weight": config.layout_weight,
                                 "style": Path(config.style).name if config.style else None,
                                 "lr": config.lr, "seconds": round(seconds, 1), "hardware": hardware}
     if before is not None:

@@ -47,6 +47,11 @@ class DistillConfig:
     # Gram terms say nothing of where things are: this one asks the student to draw what the teacher
     # draws where the teacher draws it (a white dog on a lawn, not the lawn's texture over it).
     content_weight: float = 0.0
+    # Weight of the layout term (the mean absolute error of the student's output against the
+    # teacher's, both averaged over 8 x 8 blocks; vidstyle.training.distill.layout_error); 0 leaves
+    # it out. Beside Gram terms weighted in the tens the pixel term carries little: this asks for the
+    # teacher's light and colour place by place, and leaves the texture within each block free.
+    layout_weight: float = 0.0
     # The share of frame pairs blurred, both frames by the same random motion streak or Gaussian,
     # for the teacher and the student alike: a small student followed the blur of a shaken frame
     # where its teacher kept painting texture (the_wave_lite on davis_dog; docs/fast-networks.md).
@@ -84,7 +89,8 @@ class DistillConfig:
         if not self.lr > 0 or not 0 <= self.noise < 1:
             raise ConfigError(f"--lr must be > 0 and --noise in [0, 1), got {self.lr:g} and {self.noise:g}")
         weights = (("feature-weight", self.feature_weight), ("temporal-weight", self.temporal_weight),
-                   ("style-weight", self.style_weight), ("content-weight", self.content_weight))
+                   ("style-weight", self.style_weight), ("content-weight", self.content_weight),
+                   ("layout-weight", self.layout_weight))
         for option, value in weights:
             if not value >= 0:
                 raise ConfigError(f"--{option} must be >= 0, got {value:g}")
