@@ -51,7 +51,8 @@ from vidstyle.training.runfiles import RunFiles, load_checkpoint, restore_genera
 from vidstyle.training.trainconfig import check_same_run
 
 LOG_FIELDS = ("step", "loss", "seconds")
-LAYOUT_BLOCK = 8   # the layout term's block side in pixels (crops are multiples of it)
+# The layout term's block side in pixels; rows and columns past the last whole block are left out.
+LAYOUT_BLOCK = 8
 
 
 def _gradients(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
