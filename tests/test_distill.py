@@ -141,6 +141,25 @@ def test_without_channels_the_student_takes_its_inits_widths_and_keeps_them(setu
     assert load_model(path).card.net["channels"] == [16, 24, 64]
 
 
+def test_without_net_the_student_is_its_inits_kind_and_resumes_as_it(setup, tmp_path, capsys):
+    init = lite2_model(tmp_path)   # a shipped fast network is lite2: continuing it needs no --net
+    code, _, err = run_cli_distill(capsys, setup[0], "--name", "student", "--init", init, "--flows", setup[1],
+                                   "--steps", "1", "--batch", "1", "--size", "32", "--feature-weight", "0",
+                                   "--runs-dir", tmp_path / "runs", "--threads", "1")
+    assert code == 0, err
+    path = tmp_path / "runs" / "student" / "student.safetensors"
+    assert load_model(path).card.net["name"] == "lite2"
+    code, out, err = run_cli_distill(capsys, "--name", "student", "--resume", "--steps", "2", "--runs-dir",
+                                     tmp_path / "runs")
+    assert code == 0 and "into lite2" in out, err
+    assert load_model(path).card.net["name"] == "lite2"
+
+
+def test_without_net_or_init_the_student_is_lite(setup, tmp_path):
+    path = distill(config(setup, tmp_path, steps=1, feature_weight=0), log=lambda *_: None)
+    assert load_model(path).card.net["name"] == "lite"
+
+
 def test_a_student_narrower_than_its_init_is_refused_in_one_line(setup, tmp_path):
     init = lite2_model(tmp_path, channels=(16, 32, 64))
     cfg = config(setup, tmp_path, net="lite2", init=str(init), channels=[8, 24, 64], steps=1)

@@ -27,7 +27,8 @@ def register(sub) -> None:
     p.add_argument("--photos", nargs="+", default=_S, metavar="DIR", help="folders of photos")
     p.add_argument("--photo-fraction", type=float, default=_S, metavar="F",
                    help="share of photo pairs when mixing with --flows (default: by count)")
-    p.add_argument("--net", default=_S, help=f"student network (default {_D.net})")
+    p.add_argument("--net", default=_S, help="student network: lite or lite2, or huang (default: the --init "
+                        "model's when it is lite or lite2, else lite)")
     p.add_argument("--steps", type=int, default=_S, help=f"optimizer steps (default {_D.steps})")
     p.add_argument("--batch", type=int, default=_S, help=f"frame pairs per step (default {_D.batch})")
     p.add_argument("--size", type=int, default=_S, help=f"crop side in pixels (default {_D.size})")

@@ -51,6 +51,7 @@ from vidstyle.training.runfiles import RunFiles, load_checkpoint, restore_genera
 from vidstyle.training.trainconfig import check_same_run
 
 LOG_FIELDS = ("step", "loss", "seconds")
+LITE_NETS = ("lite", "lite2")   # the students --channels and --init's widths apply to
 # The layout term's block side in pixels; rows and columns past the last whole block are left out.
 LAYOUT_BLOCK = 8
 
@@ -225,7 +226,7 @@ def _start_from(init: torch.nn.Module, student: torch.nn.Module, config: Distill
 
     if config.net == "lite2" and init.config["name"] == "lite":
         init = _folded(init, dataset, config.batch)
-    same_kind = init.config["name"] == config.net and config.net in ("lite", "lite2")
+    same_kind = init.config["name"] == config.net and config.net in LITE_NETS
     if same_kind and init.config["channels"] != student.config["channels"]:
         try:
             init = widen(init, student.config["channels"], seed=config.seed)
@@ -263,6 +264,8 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
 
     files.check_start(resume, overwrite)
     state = load_checkpoint(files.checkpoint) if resume else None
+    if state and config.net is None:
+        config.net = state["config"].get("net")
     if state:
         check_same_run(state["config"], config)
     if config.threads:
@@ -275,7 +278,9 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
                           crop=config.size, seed=config.seed)
     torch.manual_seed(config.seed)   # the student's first weights: a run is a function of its config
     init = load_model(config.init).net if config.init and not resume else None
-    if init is not None and config.channels is None and config.net in ("lite", "lite2"):
+    if config.net is None:   # saved with the run: --resume builds the same
+        config.net = init.config["name"] if init is not None and init.config["name"] in LITE_NETS else "lite"
+    if init is not None and config.channels is None and config.net in LITE_NETS:
         config.channels = list(init.config["channels"])   # saved with the run: --resume builds the same
     widths = {"channels": config.channels} if config.channels is not None else {}
     student = build_net(config.net, tone=tone, **widths).to(device)

@@ -23,7 +23,9 @@ class DistillConfig:
     # to their counts (vidstyle.training.data.PairDataset). A small folder of chosen frames (bright,
     # flat ones, say) weighs little beside thousands of video pairs unless this is set.
     photo_fraction: float | None = None
-    net: str = "lite"
+    # The student network; None: the --init model's when it is a lite or lite2 network (a shipped fast
+    # network continued as it is), else lite. Resolved when the run starts and saved with it.
+    net: str | None = None
     steps: int = 3000
     batch: int = 4
     size: int = 256
@@ -79,7 +81,7 @@ class DistillConfig:
         from vidstyle.models.net import NET_DEFAULTS
         from vidstyle.training.trainconfig import check_name, check_seed
 
-        if self.net not in NET_DEFAULTS:
+        if self.net is not None and self.net not in NET_DEFAULTS:
             raise ConfigError(f"--net {self.net!r}: choose from {', '.join(sorted(NET_DEFAULTS))}")
         for option, value in (("steps", self.steps), ("batch", self.batch), ("size", self.size)):
             if value < 1:
@@ -97,7 +99,7 @@ class DistillConfig:
         if self.channels is not None:
             if len(self.channels) != 3 or min(self.channels) < 1:
                 raise ConfigError(f"--channels must be three positive widths C1,C2,C3, got {self.channels}")
-            if self.net not in ("lite", "lite2"):
+            if self.net not in (None, "lite", "lite2"):
                 raise ConfigError(f"--channels is for the lite and lite2 students, not {self.net!r}")
         if self.photo_fraction is not None and not 0 <= self.photo_fraction <= 1:
             raise ConfigError(f"--photo-fraction must be a share in [0, 1], got {self.photo_fraction:g}")
