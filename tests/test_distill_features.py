@@ -134,8 +134,11 @@ def test_a_lite2_student_starts_from_a_lite_model_with_its_norms_folded(setup, t
 
 def test_init_from_another_network_is_a_one_line_error(setup, tmp_path):
     teacher, _, _ = setup
-    with pytest.raises(ConfigError, match="--init .*not a lite network"):
+    refused = r"--init .*: a huang network, and the student is lite \(--net huang"
+    with pytest.raises(ConfigError, match=refused):
         distill(config(setup, tmp_path, init=str(teacher)), log=lambda *_: None)
+    with pytest.raises(ConfigError, match="--init .*: a huang network, and the student is lite2"):
+        distill(config(setup, tmp_path, init=str(teacher), net="lite2"), log=lambda *_: None)
 
 
 def test_a_negative_feature_weight_is_refused(setup, tmp_path):

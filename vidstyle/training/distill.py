@@ -232,6 +232,9 @@ def _start_from(init: torch.nn.Module, student: torch.nn.Module, config: Distill
             init = widen(init, student.config["channels"], seed=config.seed)
         except (ValueError, KeyError):
             pass   # narrower or another depth: refused below, as any other misfit
+    if init.config["name"] != config.net:
+        raise ConfigError(f"--init {config.init}: a {init.config['name']} network, and the student is "
+                          f"{config.net} (--net {init.config['name']} continues it as it is)")
     try:
         student.load_state_dict(init.state_dict())
     except RuntimeError:
