@@ -281,7 +281,7 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
                           crop=config.size, seed=config.seed)
     torch.manual_seed(config.seed)   # the student's first weights: a run is a function of its config
     init = load_model(config.init).net if config.init and not resume else None
-    if config.net is None:   # saved with the run: --resume builds the same
+    if config.net is None:   # the init's kind, resolved once and saved with the run
         config.net = init.config["name"] if init is not None and init.config["name"] in LITE_NETS else "lite"
     if init is not None and config.channels is None and config.net in LITE_NETS:
         config.channels = list(init.config["channels"])   # saved with the run: --resume builds the same
