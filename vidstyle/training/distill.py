@@ -45,13 +45,12 @@ from torch.nn import functional as F
 from vidstyle.errors import ConfigError
 from vidstyle.models.net import build_net, count_parameters
 from vidstyle.training.data import PairDataset
-from vidstyle.training.distillconfig import DistillConfig
+from vidstyle.training.distillconfig import LITE_NETS, DistillConfig
 from vidstyle.training.losses import CONTENT_LAYERS, STYLE_LAYERS, gram, temporal_loss
 from vidstyle.training.runfiles import RunFiles, load_checkpoint, restore_generators, save_checkpoint
 from vidstyle.training.trainconfig import check_same_run
 
 LOG_FIELDS = ("step", "loss", "seconds")
-LITE_NETS = ("lite", "lite2")   # the students --channels and --init's widths apply to
 # The layout term's block side in pixels; rows and columns past the last whole block are left out.
 LAYOUT_BLOCK = 8
 

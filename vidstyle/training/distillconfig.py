@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 from vidstyle.errors import ConfigError
 
+LITE_NETS = ("lite", "lite2")   # the students --channels and --init's widths apply to
+
 
 @dataclass
 class DistillConfig:
@@ -99,7 +101,7 @@ class DistillConfig:
         if self.channels is not None:
             if len(self.channels) != 3 or min(self.channels) < 1:
                 raise ConfigError(f"--channels must be three positive widths C1,C2,C3, got {self.channels}")
-            if self.net not in (None, "lite", "lite2"):
+            if self.net is not None and self.net not in LITE_NETS:
                 raise ConfigError(f"--channels is for the lite and lite2 students, not {self.net!r}")
         if self.photo_fraction is not None and not 0 <= self.photo_fraction <= 1:
             raise ConfigError(f"--photo-fraction must be a share in [0, 1], got {self.photo_fraction:g}")
