@@ -225,15 +225,14 @@ def _start_from(init: torch.nn.Module, student: torch.nn.Module, config: Distill
 
     if config.net == "lite2" and init.config["name"] == "lite":
         init = _folded(init, dataset, config.batch)
-    same_kind = init.config["name"] == config.net and config.net in LITE_NETS
-    if same_kind and init.config["channels"] != student.config["channels"]:
+    if init.config["name"] != config.net:
+        raise ConfigError(f"--init {config.init}: a {init.config['name']} network, and the student is "
+                          f"{config.net} (--net {init.config['name']} continues it as it is)")
+    if config.net in LITE_NETS and init.config["channels"] != student.config["channels"]:
         try:
             init = widen(init, student.config["channels"], seed=config.seed)
         except (ValueError, KeyError):
             pass   # narrower or another depth: refused below, as any other misfit
-    if init.config["name"] != config.net:
-        raise ConfigError(f"--init {config.init}: a {init.config['name']} network, and the student is "
-                          f"{config.net} (--net {init.config['name']} continues it as it is)")
     try:
         student.load_state_dict(init.state_dict())
     except RuntimeError:
@@ -266,9 +265,9 @@ def _distill(config: DistillConfig, files: RunFiles, resume: bool, overwrite: bo
 
     files.check_start(resume, overwrite)
     state = load_checkpoint(files.checkpoint) if resume else None
-    if state and config.net is None:
-        config.net = state["config"].get("net")
     if state:
+        if config.net is None:   # the run's own student, as saved
+            config.net = state["config"].get("net")
         check_same_run(state["config"], config)
     if config.threads:
         torch.set_num_threads(cap_threads(config.threads))
