@@ -184,6 +184,17 @@ def test_a_video_named_like_a_photo_is_still_a_video(client, media):
     assert job["kind"] == "video" and job["state"] == "done" and job["frames_done"] == FRAMES
 
 
+def test_an_animated_gif_is_a_video_job_with_every_frame(client, tmp_path):
+    frames = [Image.fromarray(frame) for frame in distinct_frames(6, width=48, height=32)]
+    gif = tmp_path / "dance.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=80, loop=0)
+    job = wait(client, post_job(client, gif).json()["id"])
+    assert job["kind"] == "video" and job["state"] == "done" and job["frames_done"] == 6, job
+    out = tmp_path / "result.mp4"
+    out.write_bytes(client.get(job["result"]).content)
+    assert (probe(out).num_frames, probe(out).size) == (6, (48, 32))
+
+
 @pytest.mark.parametrize("fields, word", [({"strength": 2}, "strength"), ({"stabilize": 1}, "stabilize"),
                                          ({"strength": "lots"}, "strength"), ({"max_size": 3}, "max_size"),
                                          ({"preserve_color": "maybe"}, "preserve_color")])

@@ -7,7 +7,8 @@
 
 What an argument becomes:
 
-- a file: one input, a photo if its suffix is an image's (.jpg, .png, .webp, ...), else a video;
+- a file: one input, a photo if its suffix is a still image's (.jpg, .png, .webp, .avif, ...),
+  else a video (an animated GIF, WebP, PNG or AVIF too);
 - a folder of numbered frames: one video, as ``vidstyle flows precompute`` decides (its longest
   numbered image sequence is at least half its images and it holds no video), provided the frames
   share one size and the first carries no camera EXIF tags: numbered photos from a camera
@@ -38,7 +39,7 @@ from vidstyle.errors import ConfigError, VidstyleError
 from vidstyle.infer.engines import StylizerPool
 from vidstyle.infer.inferconfig import InferOptions
 from vidstyle.infer.job import MAX_OUTPUT_NAME, default_output, job_size, stylize_video
-from vidstyle.infer.photo import default_photo_output, is_photo, stylize_photo
+from vidstyle.infer.photo import PHOTO_EXTENSIONS, default_photo_output, is_photo, stylize_photo
 from vidstyle.io.encode import partial_path
 from vidstyle.io.framefolder import IMAGE_EXTENSIONS, numbered_images
 from vidstyle.io.video import VIDEO_EXTENSIONS, is_clip, probe
@@ -127,7 +128,7 @@ def find_inputs(arguments: Sequence[str | os.PathLike], model_name: str | None =
                     ignored.append(entry)
                 elif entry.is_dir():
                     items.append(Item(relative, entry, "video"))
-                elif entry.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_EXTENSIONS:
+                elif entry.suffix.lower() in VIDEO_EXTENSIONS | PHOTO_EXTENSIONS:
                     items.append(Item(relative, entry, _kind(entry)))
                 else:
                     ignored.append(entry)

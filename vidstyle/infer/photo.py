@@ -25,6 +25,7 @@ from vidstyle.fsutil import atomic_output, unique_temp
 from vidstyle.infer.engine import FrameEngine
 from vidstyle.infer.inferconfig import InferOptions
 from vidstyle.infer.job import derived_output, fit_size
+from vidstyle.io.animation import ANIMATED_SUFFIXES, is_animation
 from vidstyle.io.framefolder import IMAGE_EXTENSIONS
 
 # Output suffix -> Pillow format and save options. JPEG and WebP at quality 95: the network's fine
@@ -36,6 +37,9 @@ PHOTO_FORMATS = {
     ".webp": ("WEBP", {"quality": 95}),
 }
 DEFAULT_PHOTO_SUFFIX = ".png"
+# Inputs read as photos (by Pillow): a frame folder's formats, and still pictures of others.
+PHOTO_EXTENSIONS = IMAGE_EXTENSIONS | {".gif", ".apng", ".avif", ".jp2", ".j2k", ".ppm", ".pgm", ".pbm",
+                                       ".pnm", ".tga", ".jfif"}
 # Photos with more pixels are refused (one line) before they are decoded: Pillow's own warning
 # level, ~89 megapixels (9450x9450), where one RGB copy takes 270 MB.
 MAX_PHOTO_PIXELS = Image.MAX_IMAGE_PIXELS
@@ -63,9 +67,13 @@ class PhotoResult:
 
 
 def is_photo(path: str | os.PathLike) -> bool:
-    """True for a file named like an image (IMAGE_EXTENSIONS), whether or not it exists."""
+    """True for a file named like a still image (PHOTO_EXTENSIONS), whether or not it exists; an
+    animated GIF, WebP, PNG or AVIF is a clip (vidstyle.io.animation), not a photo."""
     path = Path(path)
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.is_dir()
+    suffix = path.suffix.lower()
+    if suffix not in PHOTO_EXTENSIONS or path.is_dir():
+        return False
+    return suffix not in ANIMATED_SUFFIXES or not is_animation(path)
 
 
 def default_photo_output(input_path: str | os.PathLike, model_name: str) -> Path:

@@ -2,7 +2,8 @@
 
 Nothing in the inference or training path needs it (they stream with :func:`vidstyle.io.video.iter_frames`
 or read the HDF5 clip files); it serves scripts that pick frames here and there. Video files are read
-with decord, an optional dependency (``pip install "vidstyle[decord]"``); frame folders need nothing.
+with decord, an optional dependency (``pip install "vidstyle[decord]"``); frame folders and animated
+images need nothing.
 Whether decord pays against PyAV: docs/benchmarks.md, "Random access to frames"
 (benchmarks/random_access_bench.py).
 """
@@ -46,6 +47,8 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray,
     if info.is_frame_folder:
         files = numbered_images(Path(path))
         frames = [upright_resized(read_image(files[i]), 0, size) for i in wanted]
+    elif info.is_animation:     # Pillow composes each frame from those before it: read in order
+        frames = _read_by_decoding(path, wanted, size)
     else:
         frames = _read_with_decord(path, info, wanted, size) or _read_by_decoding(path, wanted, size)
     return np.stack(frames)

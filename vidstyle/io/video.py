@@ -1,7 +1,8 @@
 """Video input: probe clips, stream their frames (writing is vidstyle.io.encode).
 
-A clip is a video file (read with PyAV) or a folder of numbered images (:mod:`vidstyle.io.framefolder`);
-random access is :mod:`vidstyle.io.random_access`. Frames are numpy uint8 RGB (H, W, 3), upright: a
+A clip is a video file (read with PyAV), an animated image (:mod:`vidstyle.io.animation`) or a
+folder of numbered images (:mod:`vidstyle.io.framefolder`); random access is
+:mod:`vidstyle.io.random_access`. Frames are numpy uint8 RGB (H, W, 3), upright: a
 rotation stored in the file (display matrix) is applied, and sizes are (width, height) as displayed.
 Every failure reaches the caller as ``VideoError`` (bad sizes and rates as ``ConfigError``) with the
 path in its message; PyAV and OpenCV exceptions never escape.
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 
 from vidstyle.errors import ConfigError, VideoError
+from vidstyle.io.animation import ANIMATED_SUFFIXES, frame_durations, is_animation, iter_animation_frames
 from vidstyle.io.framefolder import FOLDER_FPS, IMAGE_EXTENSIONS, iter_images, numbered_images, read_image
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg",
@@ -40,6 +42,7 @@ class VideoInfo:
     counted by demuxing). fps: frames per second (a frame folder gets FOLDER_FPS). width, height:
     pixels as displayed, after ``rotation``. duration: seconds. rotation: degrees counterclockwise
     (0, 90, 180, 270) the stored picture is turned for display; every reader here applies it.
+    is_animation: an animated GIF, WebP, PNG or AVIF, read with Pillow.
     """
 
     path: str
@@ -51,6 +54,7 @@ class VideoInfo:
     has_audio: bool
     rotation: int
     is_frame_folder: bool
+    is_animation: bool = False
 
     @property
     def size(self) -> tuple[int, int]:
@@ -104,6 +108,13 @@ def _probe_folder(folder: Path) -> VideoInfo:
     height, width = read_image(files[0]).shape[:2]
     return VideoInfo(str(folder), len(files), FOLDER_FPS, width, height, len(files) / FOLDER_FPS,
                      has_audio=False, rotation=0, is_frame_folder=True)
+
+
+def _probe_animation(path) -> VideoInfo:
+    (width, height), durations = frame_durations(path)
+    duration = float(durations.sum())
+    return VideoInfo(str(path), len(durations), len(durations) / duration, width, height, duration,
+                     has_audio=False, rotation=0, is_frame_folder=False, is_animation=True)
 
 
 # --- probing files ------------------------------------------------------------------------------
@@ -212,6 +223,9 @@ def _probe_file(path) -> tuple[VideoInfo, int]:
 
 @functools.lru_cache(maxsize=64)
 def _probe_cached(path: str, _mtime_ns: int, _size: int) -> tuple[VideoInfo, int]:
+    if is_animation(path):
+        info = _probe_animation(path)
+        return info, info.num_frames
     return _probe_file(path)
 
 
@@ -224,7 +238,8 @@ def _probe_with_expected(path) -> tuple[VideoInfo, int]:
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """Frame count, rate, size, duration, audio and rotation of a video file or frame folder.
+    """Frame count, rate, size, duration, audio and rotation of a video file, animated image or
+    frame folder.
 
     For .mp4/.mov files the count comes from the container (free); for other formats the video
     packets are counted by demuxing, which reads the file but decodes nothing. Results are cached
@@ -237,11 +252,16 @@ def variable_rate(path: str | os.PathLike) -> bool:
     """Whether a clip's frames stray from even spacing: some frame's time is more than a quarter of
     a frame away from t / fps (phones and screen recorders write such files).
 
-    Reads the packet times by demuxing (no decoding). A frame folder is evenly spaced.
+    Reads the packet times by demuxing (no decoding), an animation's frame durations. A frame
+    folder is evenly spaced.
     """
     info = probe(path)
     if info.is_frame_folder or info.num_frames < 2:
         return False
+    if info.is_animation:
+        _, durations = frame_durations(path)
+        times = np.concatenate([[0.0], np.cumsum(durations)[:-1]])
+        return bool(np.max(np.abs(times - np.arange(len(times)) / info.fps)) > 0.25 / info.fps)
     with _open_input(path) as container, _library_errors(path, "read video"):
         stream = _video_stream(container, path)
         stamps = []
@@ -256,8 +276,9 @@ def variable_rate(path: str | os.PathLike) -> bool:
 
 
 def is_clip(path: str | os.PathLike) -> bool:
-    """True for a path with a video extension (VIDEO_EXTENSIONS, whether or not it exists yet) and
-    for a frame folder. Hidden names (".x.mp4") are never clips.
+    """True for a path with a video extension (VIDEO_EXTENSIONS, whether or not it exists yet), for
+    an animated image (GIF, WebP, PNG or AVIF of more than one frame) and for a frame folder.
+    Hidden names (".x.mp4") are never clips.
 
     A frame folder holds no video file, and its longest numbered sequence of images (at least 2) is
     at least half of its images: a folder of videos beside a few numbered pictures, or of photos that
@@ -267,7 +288,8 @@ def is_clip(path: str | os.PathLike) -> bool:
     if path.name.startswith("."):
         return False
     if not path.is_dir():
-        return path.suffix.lower() in VIDEO_EXTENSIONS
+        suffix = path.suffix.lower()
+        return suffix in VIDEO_EXTENSIONS or (suffix in ANIMATED_SUFFIXES and is_animation(path))
     try:
         names = os.listdir(path)
         frames = numbered_images(path)
@@ -352,13 +374,15 @@ def iter_timed_frames(path: str | os.PathLike, size: tuple[int, int] | None = No
 
     Seconds are the times stored in the file, counted from the stream's start time (the first
     frame is at 0 unless the coder delays it, as AVI does), so a variable frame rate shows; frame
-    t of a folder is at t / FOLDER_FPS.
+    t of a folder is at t / FOLDER_FPS, an animation's frame where the durations before it end.
     """
     size = check_size(size)
     info, expected = _probe_with_expected(path)
     first, stop = _frame_window(info, expected, max_frames, start, duration)
     if info.is_frame_folder:
         return _iter_folder(Path(path), size, first, stop)
+    if info.is_animation:
+        return _iter_animation(path, size, start, duration, max_frames)
     return _iter_file(path, info, expected, size, first, stop)
 
 
@@ -366,6 +390,21 @@ def _iter_folder(folder: Path, size, first: int, stop: int) -> Iterator[tuple[fl
     frames = iter_images(folder, first, stop, same_size=size is None)
     for index, frame in enumerate(frames, start=first):
         yield index / FOLDER_FPS, upright_resized(frame, 0, size)
+
+
+def _iter_animation(path, size, start: float, duration: float | None, max_frames: int | None
+                    ) -> Iterator[tuple[float, np.ndarray]]:
+    """An animation's frames that start in [start, start + duration), by their own times (its
+    frames may last unevenly), at most ``max_frames`` of them."""
+    _, durations = frame_durations(path)
+    starts = np.concatenate([[0.0], np.cumsum(durations)[:-1]])
+    end = math.inf if duration is None else start + duration
+    chosen = np.flatnonzero((starts >= start - 1e-9) & (starts < end - 1e-9))[:max_frames]
+    if len(chosen) == 0:    # a window between two frames' starts: the frame showing then
+        chosen = np.searchsorted(starts, start, side="right") - 1 + np.zeros(1, int)
+    frames = iter_animation_frames(path, int(chosen[0]), int(chosen[-1]) + 1)
+    for index, frame in zip(range(int(chosen[0]), int(chosen[-1]) + 1), frames, strict=False):
+        yield float(starts[index]), upright_resized(frame, 0, size)
 
 
 def _iter_file(path, info: VideoInfo, expected: int, size, first: int, stop: int

@@ -21,8 +21,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from vidstyle.errors import VideoError
-from vidstyle.infer.photo import read_photo
-from vidstyle.io.framefolder import IMAGE_EXTENSIONS
+from vidstyle.infer.photo import PHOTO_EXTENSIONS, read_photo
+from vidstyle.io.animation import ANIMATED_SUFFIXES, is_animation
 from vidstyle.io.video import VIDEO_EXTENSIONS, iter_frames, probe
 
 FIELD_LIMIT = 64 * 1024          # bytes of one text field (a model name, a number)
@@ -160,13 +160,15 @@ async def receive_form(request: Request, path: Path, max_bytes: int) -> Received
 
 
 def detect_kind(path: Path) -> str:
-    """"photo" or "video", decided by decoding the file (its first frame), never by its name.
+    """"photo" or "video", decided by decoding the file (its first frame), never by its name; an
+    animated GIF, WebP, PNG or AVIF is a video.
 
     VideoError (one line) for a file that is neither.
     """
     try:
-        read_photo(path)    # Pillow, by content: a video is refused from its first bytes
-        return "photo"
+        if not is_animation(path):
+            read_photo(path)    # Pillow, by content: a video is refused from its first bytes
+            return "photo"
     except (VideoError, Image.DecompressionBombError):
         pass
     try:
@@ -197,5 +199,5 @@ def input_suffix(filename: str | None, kind: str) -> str:
     """A suffix for the stored upload: the client's when it is a known one of its kind (readers
     and browsers like one), else a neutral default."""
     suffix = Path(display_name(filename)).suffix.lower()
-    known = IMAGE_EXTENSIONS if kind == "photo" else VIDEO_EXTENSIONS
+    known = PHOTO_EXTENSIONS if kind == "photo" else VIDEO_EXTENSIONS | ANIMATED_SUFFIXES
     return suffix if suffix in known else (".png" if kind == "photo" else ".mp4")
