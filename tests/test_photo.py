@@ -1,5 +1,8 @@
 """Photos through infer: upright (EXIF), same size, PNG/JPEG/WebP by suffix, atomic, bad input."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -116,3 +119,29 @@ def test_failed_write_leaves_no_file_under_the_final_name(tmp_path, monkeypatch)
     with pytest.raises(Exception, match="disk full"):
         write_photo(tmp_path / "x.png", _picture())
     assert list(tmp_path.iterdir()) == []
+
+
+# --- HEIC/HEIF (phones' photos), read with the optional pillow-heif ---------------------------------
+
+def test_heic_photo_gives_a_png_of_the_same_size_and_its_picture(capsys, tmp_path, model):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    stored = _picture(24, 40)
+    pillow_heif.from_pillow(Image.fromarray(stored)).save(tmp_path / "phone.HEIC", quality=-1)
+    assert np.abs(read_photo(tmp_path / "phone.HEIC").astype(int) - stored).mean() < 4
+    code, out, err = run_cli(capsys, "infer", tmp_path / "phone.HEIC", "--model", model)
+    assert code == 0, err
+    with Image.open(tmp_path / "phone.testnet.png") as image:
+        assert (image.format, image.size) == ("PNG", (40, 24))
+
+
+def test_heic_without_pillow_heif_is_one_line_naming_the_extra(tmp_path, model):
+    photo = tmp_path / "IMG_0001.heic"     # a HEIF header is all the check reads
+    photo.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    script = ("import sys; sys.modules['pillow_heif'] = None\n"   # as if it were not installed
+              "from vidstyle.cli import main\n"
+              f"sys.exit(main(['infer', {str(photo)!r}, '--model', {str(model)!r}, '-q']))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f'vidstyle: error: {photo}: reading HEIC/HEIF photos needs pillow-heif: pip install "vidstyle[heic]"']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["IMG_0001.heic"]

@@ -195,6 +195,14 @@ def test_an_animated_gif_is_a_video_job_with_every_frame(client, tmp_path):
     assert (probe(out).num_frames, probe(out).size) == (6, (48, 32))
 
 
+def test_a_phones_heic_photo_is_a_photo_job(client, tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.from_pillow(Image.new("RGB", (40, 24), (200, 120, 40))).save(tmp_path / "IMG.HEIC")
+    job = wait(client, post_job(client, tmp_path / "IMG.HEIC").json()["id"])
+    assert job["kind"] == "photo" and job["state"] == "done", job
+    assert Image.open(io.BytesIO(client.get(job["result"]).content)).size == (40, 24)
+
+
 @pytest.mark.parametrize("fields, word", [({"strength": 2}, "strength"), ({"stabilize": 1}, "stabilize"),
                                          ({"strength": "lots"}, "strength"), ({"max_size": 3}, "max_size"),
                                          ({"preserve_color": "maybe"}, "preserve_color")])

@@ -9,6 +9,7 @@ turning the pixels.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -37,9 +38,14 @@ PHOTO_FORMATS = {
     ".webp": ("WEBP", {"quality": 95}),
 }
 DEFAULT_PHOTO_SUFFIX = ".png"
+# HEIF/HEIC, phones' photos, are read by pillow-heif where it is installed (the "heic" extra).
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})
+HEIF_EXTRA = 'reading HEIC/HEIF photos needs pillow-heif: pip install "vidstyle[heic]"'
+# Major brands of HEIF files (ISO 23008-12); AVIF's own brand ("avif") Pillow reads by itself.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 # Inputs read as photos (by Pillow): a frame folder's formats, and still pictures of others.
-PHOTO_EXTENSIONS = IMAGE_EXTENSIONS | {".gif", ".apng", ".avif", ".jp2", ".j2k", ".ppm", ".pgm", ".pbm",
-                                       ".pnm", ".tga", ".jfif"}
+PHOTO_EXTENSIONS = IMAGE_EXTENSIONS | HEIF_SUFFIXES | {
+    ".gif", ".apng", ".avif", ".jp2", ".j2k", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jfif"}
 # Photos with more pixels are refused (one line) before they are decoded: Pillow's own warning
 # level, ~89 megapixels (9450x9450), where one RGB copy takes 270 MB.
 MAX_PHOTO_PIXELS = Image.MAX_IMAGE_PIXELS
@@ -76,6 +82,28 @@ def is_photo(path: str | os.PathLike) -> bool:
     return suffix not in ANIMATED_SUFFIXES or not is_animation(path)
 
 
+def is_heif(path: str | os.PathLike) -> bool:
+    """True for a file whose content is HEIF (an ISO file of a HEIF major brand), whatever its name."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError:
+        return False
+    return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+
+
+@functools.cache
+def heif_support() -> bool:
+    """Whether HEIF photos can be read: pillow-heif is installed (its opener is then registered
+    with Pillow, once)."""
+    try:
+        import pillow_heif  # noqa: PLC0415  (optional: the "heic" extra)
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
 def default_photo_output(input_path: str | os.PathLike, model_name: str) -> Path:
     """``INPUT_STEM.MODEL.png`` beside the input (PNG: lossless, whatever the input's format)."""
     path = Path(input_path)
@@ -84,6 +112,7 @@ def default_photo_output(input_path: str | os.PathLike, model_name: str) -> Path
 
 def read_photo(path: str | os.PathLike) -> np.ndarray:
     """uint8 RGB (H, W, 3) as displayed: EXIF orientation applied, alpha and palettes dropped.
+    HEIF/HEIC needs pillow-heif (HEIF_EXTRA otherwise).
 
     Grey levels of 16 bits and floats (0..1) are scaled to 8 bits; a photo of more than
     MAX_PHOTO_PIXELS is refused before it is decoded.
@@ -91,6 +120,8 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"photo not found: {path}" if not path.exists() else f"{path} is not a file")
+    if is_heif(path) and not heif_support():
+        raise VideoError(f"{path}: {HEIF_EXTRA}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower

@@ -21,7 +21,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from vidstyle.errors import VideoError
-from vidstyle.infer.photo import PHOTO_EXTENSIONS, read_photo
+from vidstyle.infer.photo import PHOTO_EXTENSIONS, is_heif, read_photo
 from vidstyle.io.animation import ANIMATED_SUFFIXES, is_animation
 from vidstyle.io.video import VIDEO_EXTENSIONS, iter_frames, probe
 
@@ -165,6 +165,9 @@ def detect_kind(path: Path) -> str:
 
     VideoError (one line) for a file that is neither.
     """
+    if is_heif(path):
+        read_photo(path)        # a phone's photo, or one line saying what reads it
+        return "photo"
     try:
         if not is_animation(path):
             read_photo(path)    # Pillow, by content: a video is refused from its first bytes
