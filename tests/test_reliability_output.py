@@ -160,7 +160,7 @@ def test_impossible_start_or_duration_is_one_line_and_exit_2(capsys, tmp_path, c
 
 
 @pytest.mark.parametrize("name,message", [("out", "extension"), ("out.png", "extension"),
-                                          ("out.webm", "extension"),
+                                          ("out.gif", "extension"),
                                           ("file.txt/out.mp4", "does not exist")])
 def test_unusable_output_name_is_refused_before_any_frame_is_stylized(capsys, tmp_path, clip, model,
                                                                       monkeypatch, name, message):

@@ -35,7 +35,7 @@ def register(sub) -> None:
                    help="video file, photo, folder of numbered frames, or folder of these")
     p.add_argument("--model", "-m", required=True, help="model name or path to a .safetensors file")
     p.add_argument("-o", "--output",
-                   help="output file (.mp4/.mov/.mkv for a video, .png/.jpg/.webp for a photo), or a "
+                   help="output file (.mp4/.mov/.mkv/.webm for a video, .png/.jpg/.webp for a photo), or a "
                         "folder for several inputs (default: beside each input)")
     p.add_argument("--device", default=_ENGINE.device,
                    help="auto (CUDA if available), cpu, cuda or cuda:N (default %(default)s)")
@@ -46,7 +46,7 @@ def register(sub) -> None:
     p.add_argument("--lossless", action="store_true", default=_OPTIONS.lossless,
                    help="store the network's exact pixels (large files; libx264rgb, or ffv1 for .mkv)")
     p.add_argument("--crf", type=int, default=_OPTIONS.crf,
-                   help="H.264 quality, lower is better (default %(default)s)")
+                   help="H.264 quality, lower is better (default %(default)s; .webm: VP9 at this + 8)")
     p.add_argument("--preset", default=_OPTIONS.preset,
                    help="x264 speed preset, ultrafast..veryslow: faster is larger (default %(default)s)")
     p.add_argument("--start", type=float, default=_OPTIONS.start, metavar="S", help="start at S seconds")

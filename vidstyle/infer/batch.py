@@ -224,8 +224,8 @@ def run_item(item: Item, pool: StylizerPool, options: InferOptions, progress: bo
                           device=photo.device, backend=stylizer.plan.backend, model=pool.model.name,
                           network=pool.model.network)
     if item.output.suffix.lower() in IMAGE_EXTENSIONS:
-        raise ConfigError(f"{item.path} is a video: its output needs a video extension (.mp4, .mov "
-                          f"or .mkv), not {item.output.name}")
+        raise ConfigError(f"{item.path} is a video: its output needs a video extension (.mp4, .webm, "
+                          f".mov or .mkv), not {item.output.name}")
     job = job_size(probe(item.path), options)
     made_by = {"model": pool.model.look, "model_file": pool.model.name,
                "network": str(pool.model.network), "vidstyle": __version__}

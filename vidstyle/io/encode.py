@@ -2,12 +2,12 @@
 
 The reading side (probe, decode) is :mod:`vidstyle.io.video`; this module uses it only to copy the
 source's audio. Encoding: H.264 crf 18 yuv420p by default (the preset infer uses, and why:
-:class:`vidstyle.infer.inferconfig.InferOptions`). Lossless: ffv1 for .mkv/.avi, libx264rgb qp 0 for
-.mp4/.mov; both are exact, and ffv1 is chosen wherever the container takes it because its files are
-smaller and faster to write. Odd width or height: 4:2:0 and 4:2:2 cannot hold them, so such frames
-are encoded yuv444p (High 4:4:4 profile, which in our measurement cost no more bytes or time than
-padding to even) and keep their exact size. Some players (browsers, QuickTime) do not play 4:4:4;
-give an even size where that matters.
+:class:`vidstyle.infer.inferconfig.InferOptions`); VP9 for .webm, with Opus audio. Lossless: ffv1
+for .mkv/.avi, libx264rgb qp 0 for .mp4/.mov; both are exact, and ffv1 is chosen wherever the
+container takes it because its files are smaller and faster to write. Odd width or height: 4:2:0
+and 4:2:2 cannot hold them, so such frames are encoded yuv444p (High 4:4:4 profile, which in our
+measurement cost no more bytes or time than padding to even) and keep their exact size. Some
+players (browsers, QuickTime) do not play 4:4:4; give an even size where that matters.
 
 Frame times: by default frame t is stamped t / fps. A writer given a ``time_base`` stamps each frame
 with the time passed to :meth:`VideoWriter.write` instead, which keeps a variable frame rate; AVI
@@ -31,10 +31,15 @@ from vidstyle.errors import ConfigError, VideoError
 from vidstyle.fsutil import unique_temp
 from vidstyle.io.video import VIDEO_EXTENSIONS, _library_errors, _open_input, _reason
 
-# Containers that take the default H.264 stream (.webm takes only VP8/VP9/AV1); lossless output
-# needs one of LOSSLESS_EXTENSIONS.
-OUTPUT_EXTENSIONS = tuple(sorted(VIDEO_EXTENSIONS - {".webm"}))
+# Containers the writer fills: H.264 in all but .webm, which takes VP9 (WEBM_OPTIONS); lossless
+# output needs one of LOSSLESS_EXTENSIONS.
+OUTPUT_EXTENSIONS = tuple(sorted(VIDEO_EXTENSIONS))
 LOSSLESS_EXTENSIONS = (".avi", ".mkv", ".mov", ".mp4")
+# VP9 for .webm: libvpx's realtime speed 8 with row threads encodes a 640x360 frame faster than x264
+# veryfast does here; at crf + WEBM_CRF_OFFSET on VP9's 0..63 scale two stylized clips kept at least
+# x264's PSNR at infer's crf 18, in 0.90-1.34x the bytes (benchmarks/results/default_cpu/output_codecs.md).
+WEBM_OPTIONS = {"b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
+WEBM_CRF_OFFSET = 8
 # Formats whose frames are evenly spaced by design: no per-frame times.
 _CONSTANT_RATE_SUFFIXES = (".avi",)
 
@@ -106,6 +111,9 @@ def _encoding(suffix: str, width: int, height: int, lossless: bool, crf: int, pr
         if suffix.lower() in (".mkv", ".avi"):
             return "ffv1", "bgr0", {}
         return "libx264rgb", "rgb24", {"qp": "0", "preset": preset}
+    if suffix.lower() == ".webm" and codec == "libx264":
+        return "libvpx-vp9", _pixel_format_for(pix_fmt, width, height), {
+            "crf": str(min(crf + WEBM_CRF_OFFSET, 63)), **WEBM_OPTIONS}
     options = {"crf": str(crf), "preset": preset} if codec in ("libx264", "libx265") else {}
     return codec, _pixel_format_for(pix_fmt, width, height), options
 
@@ -121,8 +129,9 @@ def read_made_by(path: str | os.PathLike) -> dict[str, str] | None:
     if Path(path).is_dir():
         return None
     try:
-        with av.open(str(path)) as container:
-            text = container.metadata.get(MADE_BY_KEY, "")
+        with av.open(str(path)) as container:    # Matroska gives its tags' names in capitals
+            tags = {key.lower(): value for key, value in container.metadata.items()}
+        text = tags.get(MADE_BY_KEY, "")
     except (av.FFmpegError, OSError, ValueError):
         return None
     if not text.startswith(MADE_BY_PREFIX):
@@ -147,12 +156,13 @@ class VideoWriter:
     frame t is stamped t / fps in a 1/fps time base. With ``time_base`` (a Fraction of a second)
     each frame is stamped with the seconds given to :meth:`write` instead (a variable rate; fps is
     then the average, for the encoder's rate control). Defaults: H.264 (libx264) crf 18 yuv420p, MP4
-    index at the front; odd sizes switch to yuv444p (see the module notes). ``lossless=True``
-    stores the exact pixels: ffv1 in .mkv/.avi, libx264rgb qp 0 elsewhere. ``crf``/``preset`` apply
-    to libx264/libx265. ``audio_from``: copy that file's audio streams, from ``audio_start``
-    seconds on and as long as the video, without re-encoding when the output format takes the
-    codec (else re-encoded to AAC, or the format's own audio codec). A source with no audio adds
-    none. ``made_by`` (text fields) goes into the container's metadata; :func:`read_made_by` reads it.
+    index at the front, VP9 in .webm (WEBM_OPTIONS); odd sizes switch to yuv444p (see the module
+    notes). ``lossless=True`` stores the exact pixels: ffv1 in .mkv/.avi, libx264rgb qp 0 elsewhere.
+    ``crf`` applies to libx264/libx265 (and VP9, offset), ``preset`` to libx264/libx265.
+    ``audio_from``: copy that file's audio streams, from ``audio_start`` seconds on and as long as
+    the video, without re-encoding when the output format takes the codec (else re-encoded to AAC,
+    Opus in .webm). A source with no audio adds none. ``made_by`` (text fields) goes into the
+    container's metadata; :func:`read_made_by` reads it.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | Fraction, *, lossless: bool = False,
@@ -298,6 +308,16 @@ def _takes_copy(format_name: str, stream) -> bool:
         return False
 
 
+def _audio_rate(codec: str, rate: int | None) -> int:
+    """``rate`` where the encoder takes it, else the lowest it takes above (Opus: 48 kHz for 44.1)."""
+    rates = sorted(av.codec.Codec(codec, "w").audio_rates or ())
+    if not rate:
+        return 48000 if not rates or 48000 in rates else rates[-1]
+    if not rates or rate in rates:
+        return rate
+    return next((r for r in rates if r >= rate), rates[-1])
+
+
 class _AudioCopy:
     """Audio streams of ``source`` carried into ``out`` in step with the video being written.
 
@@ -308,14 +328,15 @@ class _AudioCopy:
     def __init__(self, source, out, start: float):
         self._source = _open_input(source)
         streams = list(self._source.streams.audio)
-        target = "aac" if "aac" in out.supported_codecs else out.default_audio_codec
+        target = next((codec for codec in ("aac", "libopus") if codec in out.supported_codecs),
+                      out.default_audio_codec)
         self._outputs = {}
         with _library_errors(source, "take audio from"):
             for stream in streams:
                 if _takes_copy(out.format.name, stream):
                     self._outputs[stream.index] = (out.add_stream_from_template(stream), False)
                 else:
-                    encoded = out.add_stream(target, rate=stream.rate or 48000,
+                    encoded = out.add_stream(target, rate=_audio_rate(target, stream.rate),
                                              layout=stream.layout.name)
                     self._outputs[stream.index] = (encoded, True)
         self._out, self._path = out, source
