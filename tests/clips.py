@@ -43,7 +43,7 @@ def distinct_frames(num_frames: int, width: int = 64, height: int = 48) -> np.nd
 
 def write_test_clip(path: str | os.PathLike, frames: Sequence[np.ndarray] | np.ndarray,
                     fps: float | Fraction = 24, audio: bool = False, lossless: bool = False,
-                    rotation: int = 0) -> Path:
+                    rotation: int = 0, interlaced: bool = False) -> Path:
     """Encode uint8 RGB frames (H, W, 3) to ``path`` and return it as a Path.
 
     H.264 (libx264, crf 18, yuv420p; yuv444p when a side is odd) by default; ``lossless=True`` stores
@@ -51,6 +51,8 @@ def write_test_clip(path: str | os.PathLike, frames: Sequence[np.ndarray] | np.n
     first (faststart), so a truncated copy still opens and decodes up to the cut. ``audio=True`` adds
     a 440 Hz sine track (AAC, 48 kHz mono; Opus for .webm) as long as the video. ``rotation``
     (degrees counterclockwise) is stored as a display matrix: players show the frames turned.
+    ``interlaced=True`` codes the H.264 frames as two fields each, top field first, as a camcorder or a
+    broadcast does (the frames given should hold two moments, one on the even lines, one on the odd).
     """
     path = Path(path)
     frames = [np.ascontiguousarray(f) for f in frames]
@@ -66,7 +68,9 @@ def write_test_clip(path: str | os.PathLike, frames: Sequence[np.ndarray] | np.n
             video = out.add_stream("libvpx-vp9", rate=rate, options={"crf": "30", "b": "0"})
             video.pix_fmt = "yuv420p"
         else:
-            video = out.add_stream("libx264", rate=rate, options={"crf": "18", "preset": "ultrafast"})
+            fields = {"flags": "+ildct+ilme", "x264-params": "tff=1"} if interlaced else {}
+            video = out.add_stream("libx264", rate=rate,
+                                   options={"crf": "18", "preset": "ultrafast", **fields})
             video.pix_fmt = "yuv444p" if width % 2 or height % 2 else "yuv420p"
         video.width, video.height = width, height
         if rotation:

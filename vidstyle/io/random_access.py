@@ -30,8 +30,8 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray,
     """Frames at ``indices`` (in that order, repeats allowed): uint8 RGB (N, H, W, 3), upright,
     resized like iter_frames. Random access: decord for files, one image read each for folders.
 
-    Files decord cannot read, rotated files, and files whose count decord disagrees with probe on
-    (mp4 edit lists) are decoded with PyAV from the first frame up to the last index instead:
+    Files decord cannot read, rotated and interlaced files, and files whose count decord disagrees
+    with probe on (mp4 edit lists) are decoded with PyAV from the first frame up to the last index instead:
     correct, but O(last index) per call. Indices outside [0, num_frames) raise VideoError; an
     unrotated video file without decord installed raises ConfigError naming the extra.
     """
@@ -47,7 +47,7 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray,
     if info.is_frame_folder:
         files = numbered_images(Path(path))
         frames = [upright_resized(read_image(files[i]), 0, size) for i in wanted]
-    elif info.is_animation:     # Pillow composes each frame from those before it: read in order
+    elif info.is_animation or info.interlaced:  # frames made from those around them: read in order
         frames = _read_by_decoding(path, wanted, size)
     else:
         frames = _read_with_decord(path, info, wanted, size) or _read_by_decoding(path, wanted, size)

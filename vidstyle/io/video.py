@@ -29,6 +29,11 @@ from vidstyle.io.framefolder import FOLDER_FPS, IMAGE_EXTENSIONS, iter_images, n
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg",
                               ".wmv", ".flv"})
+# AVCodecContext.field_order values of interlaced streams (TT, BB, TB, BT); 0 unknown, 1 progressive.
+_INTERLACED_ORDERS = (2, 3, 4, 5)
+# Interlaced frames become whole frames through FFmpeg's bwdif, one frame out per frame in (so frame
+# counts and times are kept); frames not flagged interlaced pass through unchanged.
+_DEINTERLACE = "mode=send_frame:parity=auto:deint=interlaced"
 # Formats whose headers state the stream's duration, so a short stream means a cut file. MPEG
 # program/transport streams are left out: their duration is only estimated from the bit rate.
 _DURATION_IN_HEADER = ("matroska", "avi", "asf", "flv")
@@ -42,7 +47,9 @@ class VideoInfo:
     counted by demuxing). fps: frames per second (a frame folder gets FOLDER_FPS). width, height:
     pixels as displayed, after ``rotation``. duration: seconds. rotation: degrees counterclockwise
     (0, 90, 180, 270) the stored picture is turned for display; every reader here applies it.
-    is_animation: an animated GIF, WebP, PNG or AVIF, read with Pillow.
+    is_animation: an animated GIF, WebP, PNG or AVIF, read with Pillow. interlaced: a video file
+    whose frames are stored as two fields (its stream's field order, or its first frame's flag);
+    its readers here deinterlace them (:func:`iter_timed_frames`).
     """
 
     path: str
@@ -55,6 +62,7 @@ class VideoInfo:
     rotation: int
     is_frame_folder: bool
     is_animation: bool = False
+    interlaced: bool = False
 
     @property
     def size(self) -> tuple[int, int]:
@@ -125,6 +133,7 @@ class _Scan:
     first: float | None   # seconds: earliest packet time
     end: float | None     # seconds: latest packet time plus its duration
     rotation: int         # of the first decoded frame, degrees counterclockwise
+    interlaced: bool      # the first decoded frame is flagged interlaced
 
 
 def _scan(container, stream, path, count: bool) -> _Scan:
@@ -133,7 +142,7 @@ def _scan(container, stream, path, count: bool) -> _Scan:
     Without ``count`` it stops at the first frame. A demux or decode error ends the count there,
     which is what a reader will meet too.
     """
-    packets, first, end, rotation = 0, None, None, None
+    packets, first, end, rotation, interlaced = 0, None, None, None, False
     try:
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_discard:
@@ -147,6 +156,7 @@ def _scan(container, stream, path, count: bool) -> _Scan:
             if rotation is None:
                 frames = packet.decode()
                 rotation = _quarter_turns(frames[0].rotation) * 90 if frames else None
+                interlaced = bool(frames and frames[0].interlaced_frame)
                 if rotation is not None and not count:
                     break
     except av.FFmpegError:
@@ -155,7 +165,7 @@ def _scan(container, stream, path, count: bool) -> _Scan:
         rotation = _first_rotation_after_flush(stream)
     if rotation is None:
         raise VideoError(f"{path}: no video frame could be decoded")
-    return _Scan(packets, first, end, rotation)
+    return _Scan(packets, first, end, rotation, interlaced)
 
 
 def _first_rotation_after_flush(stream) -> int | None:
@@ -215,9 +225,10 @@ def _probe_file(path) -> tuple[VideoInfo, int]:
         width, height = stream.codec_context.width, stream.codec_context.height
         if scan.rotation in (90, 270):
             width, height = height, width
+        interlaced = scan.interlaced or (stream.codec_context.field_order or 0) in _INTERLACED_ORDERS
         info = VideoInfo(str(path), frames, fps, width, height, duration,
                          has_audio=bool(container.streams.audio), rotation=scan.rotation,
-                         is_frame_folder=False)
+                         is_frame_folder=False, interlaced=interlaced)
     return info, expected
 
 
@@ -407,6 +418,51 @@ def _iter_animation(path, size, start: float, duration: float | None, max_frames
         yield float(starts[index]), upright_resized(frame, 0, size)
 
 
+def _decoded_frames(container, stream, deinterlace: bool) -> Iterator[av.VideoFrame]:
+    """The stream's frames in order; with ``deinterlace`` each interlaced one made whole by bwdif
+    (_DEINTERLACE). A decoding error is raised after every frame before it, held ones included."""
+    graph = _deinterlacer(stream) if deinterlace else None
+    if graph is None:
+        for packet in container.demux(stream):
+            yield from packet.decode()
+        return
+    failure = None
+    try:
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                yield from _through(graph, frame)
+    except av.FFmpegError as error:
+        failure = error
+    yield from _through(graph, None)    # the frame bwdif holds until it sees the next one
+    if failure is not None:
+        raise failure
+
+
+def _deinterlacer(stream) -> av.filter.Graph | None:
+    """A bwdif graph for the stream's frames; None where FFmpeg cannot build one (frames too small)."""
+    try:
+        graph = av.filter.Graph()
+        source = graph.add_buffer(template=stream)
+        bwdif = graph.add("bwdif", _DEINTERLACE)
+        sink = graph.add("buffersink")
+        source.link_to(bwdif)
+        bwdif.link_to(sink)
+        graph.configure()
+    except (av.FFmpegError, ValueError):
+        return None
+    return graph
+
+
+def _through(graph: av.filter.Graph, frame: av.VideoFrame | None) -> Iterator[av.VideoFrame]:
+    """Push one frame (None: the end) into ``graph`` and yield what comes out."""
+    graph.vpush(frame)
+    while True:
+        try:
+            yield graph.vpull()
+        except (av.BlockingIOError, av.EOFError):
+            return
+
+
 def _iter_file(path, info: VideoInfo, expected: int, size, first: int, stop: int
                ) -> Iterator[tuple[float, np.ndarray]]:
     container = _open_input(path)
@@ -420,17 +476,16 @@ def _iter_file(path, info: VideoInfo, expected: int, size, first: int, stop: int
                 container.seek(target, stream=stream)
         index, failure = (0 if first == 0 else None), None
         try:
-            for packet in container.demux(stream):
-                for frame in packet.decode():
-                    seconds = frame.time - origin if frame.time is not None else None
-                    if index is None:  # after a seek, place the first frame by its time
-                        index = round((seconds or 0.0) * info.fps)
-                    if index >= first:
-                        yield (index / info.fps if seconds is None else seconds,
-                               upright_resized(frame.to_ndarray(format="rgb24"), info.rotation, size))
-                    index += 1
-                    if index >= stop:
-                        return
+            for frame in _decoded_frames(container, stream, info.interlaced):
+                seconds = frame.time - origin if frame.time is not None else None
+                if index is None:  # after a seek, place the first frame by its time
+                    index = round((seconds or 0.0) * info.fps)
+                if index >= first:
+                    yield (index / info.fps if seconds is None else seconds,
+                           upright_resized(frame.to_ndarray(format="rgb24"), info.rotation, size))
+                index += 1
+                if index >= stop:
+                    return
         except av.FFmpegError as error:
             failure = error
         reached = index or 0
