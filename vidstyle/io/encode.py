@@ -29,11 +29,11 @@ import numpy as np
 
 from vidstyle.errors import ConfigError, VideoError
 from vidstyle.fsutil import unique_temp
-from vidstyle.io.video import VIDEO_EXTENSIONS, _library_errors, _open_input, _reason
+from vidstyle.io.video import _library_errors, _open_input, _reason
 
 # Containers the writer fills: H.264 in all but .webm, which takes VP9 (WEBM_OPTIONS); lossless
 # output needs one of LOSSLESS_EXTENSIONS.
-OUTPUT_EXTENSIONS = tuple(sorted(VIDEO_EXTENSIONS))
+OUTPUT_EXTENSIONS = (".avi", ".flv", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm", ".wmv")
 LOSSLESS_EXTENSIONS = (".avi", ".mkv", ".mov", ".mp4")
 # VP9 for .webm: libvpx's realtime speed 8 with row threads encodes a 640x360 frame faster than x264
 # veryfast does here; at crf + WEBM_CRF_OFFSET on VP9's 0..63 scale two stylized clips kept at least
@@ -318,10 +318,20 @@ def _audio_rate(codec: str, rate: int | None) -> int:
     return next((r for r in rates if r >= rate), rates[-1])
 
 
+def _video_origin(container) -> float:
+    """Seconds at which the source's video begins: output time 0, where the readers count a frame's
+    time from (vidstyle.io.video). Sound that begins earlier or later keeps its distance from it."""
+    for stream in container.streams.video:
+        if stream.start_time is not None and not stream.disposition & av.stream.Disposition.attached_pic:
+            return float(stream.start_time * stream.time_base)
+    return (container.start_time or 0) / av.time_base
+
+
 class _AudioCopy:
     """Audio streams of ``source`` carried into ``out`` in step with the video being written.
 
-    Keeps packets inside [start, start + video duration) of the source, shifted to begin at 0.
+    Keeps packets inside [start, start + video duration) of the source's video time (seconds from
+    its first frame), shifted so that the video's time 0 is the output's.
     Packets are copied when the output format takes their codec, else decoded and re-encoded.
     """
 
@@ -341,7 +351,7 @@ class _AudioCopy:
                     self._outputs[stream.index] = (encoded, True)
         self._out, self._path = out, source
         self._packets = self._source.demux(*streams) if streams else iter(())
-        self._offset = start + (self._source.start_time or 0) / av.time_base
+        self._offset = start + _video_origin(self._source)
         self._held = None
 
     def copy_until(self, seconds: float) -> None:

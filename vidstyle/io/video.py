@@ -28,7 +28,11 @@ from vidstyle.io.animation import ANIMATED_SUFFIXES, frame_durations, is_animati
 from vidstyle.io.framefolder import FOLDER_FPS, IMAGE_EXTENSIONS, iter_images, numbered_images, read_image
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg",
-                              ".wmv", ".flv"})
+                              ".wmv", ".flv",
+                              # read, not written: camcorders' and broadcasts' (AVCHD, HDV, DV, DVD),
+                              # phones' of old, and others FFmpeg reads
+                              ".ts", ".mts", ".m2ts", ".m2t", ".dv", ".vob", ".3gp", ".3g2", ".mxf",
+                              ".ogv", ".asf"})
 # AVCodecContext.field_order values of interlaced streams (TT, BB, TB, BT); 0 unknown, 1 progressive.
 _INTERLACED_ORDERS = (2, 3, 4, 5)
 # Interlaced frames become whole frames through FFmpeg's bwdif, one frame out per frame in (so frame
@@ -463,23 +467,41 @@ def _through(graph: av.filter.Graph, frame: av.VideoFrame | None) -> Iterator[av
             return
 
 
+class _LandedLate(Exception):
+    """A seek from which the first frame decoded is past the one asked for, or none decodes at all:
+    formats without an index (MPEG transport streams) land on a frame that needs an earlier one."""
+
+
 def _iter_file(path, info: VideoInfo, expected: int, size, first: int, stop: int
+               ) -> Iterator[tuple[float, np.ndarray]]:
+    if first > 0:
+        try:
+            yield from _iter_from(path, info, expected, size, first, stop, seek=True)
+            return
+        except _LandedLate:
+            pass    # nothing was yielded: decode from the first frame instead
+    yield from _iter_from(path, info, expected, size, first, stop, seek=False)
+
+
+def _iter_from(path, info: VideoInfo, expected: int, size, first: int, stop: int, seek: bool
                ) -> Iterator[tuple[float, np.ndarray]]:
     container = _open_input(path)
     try:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-        if first > 0:
+        if seek:
             with _library_errors(path, "seek in"):
                 target = (stream.start_time or 0) + int(first / info.fps / stream.time_base)
                 container.seek(target, stream=stream)
-        index, failure = (0 if first == 0 else None), None
+        index, failure = (None if seek else 0), None
         try:
             for frame in _decoded_frames(container, stream, info.interlaced):
                 seconds = frame.time - origin if frame.time is not None else None
                 if index is None:  # after a seek, place the first frame by its time
                     index = round((seconds or 0.0) * info.fps)
+                    if index > first:
+                        raise _LandedLate
                 if index >= first:
                     yield (index / info.fps if seconds is None else seconds,
                            upright_resized(frame.to_ndarray(format="rgb24"), info.rotation, size))
@@ -488,9 +510,10 @@ def _iter_file(path, info: VideoInfo, expected: int, size, first: int, stop: int
                     return
         except av.FFmpegError as error:
             failure = error
-        reached = index or 0
-        if failure is not None or reached < min(stop, expected):
+        if index is None:   # after a seek, nothing decoded: the reading from the start tells why
+            raise _LandedLate
+        if failure is not None or index < min(stop, expected):
             reason = f" ({_reason(failure)})" if failure is not None else ""
-            raise VideoError(f"{path} is truncated: decoded {reached} frames of {expected}{reason}")
+            raise VideoError(f"{path} is truncated: decoded {index} frames of {expected}{reason}")
     finally:
         container.close()
