@@ -416,7 +416,7 @@ def _iter_animation(path, size, start: float, duration: float | None, max_frames
     end = math.inf if duration is None else start + duration
     chosen = np.flatnonzero((starts >= start - 1e-9) & (starts < end - 1e-9))[:max_frames]
     if len(chosen) == 0:    # a window between two frames' starts: the frame showing then
-        chosen = np.searchsorted(starts, start, side="right") - 1 + np.zeros(1, int)
+        chosen = np.array([max(int(np.searchsorted(starts, start, side="right")) - 1, 0)])
     frames = iter_animation_frames(path, int(chosen[0]), int(chosen[-1]) + 1)
     for index, frame in zip(range(int(chosen[0]), int(chosen[-1]) + 1), frames, strict=False):
         yield float(starts[index]), upright_resized(frame, 0, size)
