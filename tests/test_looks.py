@@ -129,3 +129,18 @@ def test_the_export_notice_comes_once_for_the_first_export(tmp_path, monkeypatch
     again = StylizerPool(model, EngineConfig(device="cpu", backend="onnx", threads=1), notify=notes.append)
     again.get(100)
     assert len(notes) == 1 and "exporting ink" in notes[0] and "once" in notes[0]
+
+
+def test_an_unchecked_student_in_the_users_runs_leaves_the_checked_fast_network_in_place(tmp_path):
+    shipped, runs = tmp_path / "weights", tmp_path / "runs" / "my_student"
+    shipped.mkdir()
+    runs.mkdir(parents=True)
+    _save(shipped, "ink", "huang")
+    _save(shipped, "ink_lite", "lite", teacher="ink", check=KEEPS)
+    _save(runs, "my_student", "lite", teacher="ink")  # `vidstyle distill ink --name my_student`: unchecked
+    folders = {"runs_dir": tmp_path / "runs", "weights_dir": shipped, "env": {}}     # runs come first
+    assert choose("ink", "auto", "cpu", **folders).entry.name == "ink_lite"
+    assert choose("ink", "fast", "cpu", **folders).entry.name == "ink_lite"
+    assert choose("my_student", "auto", "cpu", **folders).entry.name == "my_student"   # named: runs
+    networks = next(r for r in looks(**folders) if r["name"] == "ink")["networks"]
+    assert {n["model"] for n in networks} == {"ink", "ink_lite", "my_student"}

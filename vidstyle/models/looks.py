@@ -5,6 +5,7 @@ and the listings of ``vidstyle models`` (styles, model files, JSON records).
 
 - ``quality="full"``: the full model (the teacher, when the name given is a fast network's);
 - ``quality="fast"``: the fast network distilled from it, if there is one (else the full model);
+  of several, the first whose card keeps the look (:func:`fast_network`);
 - ``quality="auto"`` (the default): on a GPU the full model; on a CPU the fast network when its card
   shows it keeps the full model's look (:func:`keeps_the_look`), else the full model. A fast network
   named directly (``--model starwars_blue_lite``) runs as named, and its outputs carry that name.
@@ -75,11 +76,16 @@ def _cards(**folders_kw: Any) -> list[tuple[ModelEntry, ModelCard]]:
 
 
 def fast_network(look: str, **folders_kw: Any) -> tuple[ModelEntry, ModelCard] | None:
-    """The first fast network distilled from ``look``, in lookup order, or None."""
-    for entry, card in _cards(**folders_kw):
-        if teacher_of(card) == look and entry.name != look:
-            return entry, card
-    return None
+    """The fast network that runs ``look``: the first, in lookup order, of those distilled from it
+    whose card keeps the look, else the first of them; None when there is none.
+
+    A student distilled from a shipped look and not (yet) checked, in the user's runs, so neither
+    takes the shipped fast network's place nor sends ``--model LOOK`` to the full network.
+    """
+    students = [(entry, card) for entry, card in _cards(**folders_kw)
+                if teacher_of(card) == look and entry.name != look]
+    keeping = [(entry, card) for entry, card in students if keeps_the_look(card)]
+    return (keeping or students or [None])[0]
 
 
 def choose(spec: str | os.PathLike, quality: str = "auto", device_type: str = "cpu",
